@@ -1,0 +1,57 @@
+"""ggquant: quantize neural-network weights to GGUF and MLX formats, bit-identical to the
+reference implementations, from Python.
+
+Example:
+    >>> import numpy as np, ggquant
+    >>> w = np.random.default_rng(0).standard_normal((8, 256), dtype=np.float32)
+    >>> blocks = ggquant.quantize(w, "q4_0")          # uint8 ggml blocks
+    >>> w2 = ggquant.dequantize(blocks, "q4_0")       # float32, shape (8, 256)
+    >>> w2.shape
+    (8, 256)
+"""
+
+from __future__ import annotations
+
+from .config import config, get_num_threads, get_simd_level, set_num_threads, set_simd_level, show_config
+from .errors import (
+    FormatError,
+    GGQuantError,
+    GGQuantIOError,
+    GGUFError,
+    NonFiniteError,
+    SafetensorsError,
+    ShapeError,
+    UnsupportedTypeError,
+)
+from .qtypes import GGMLType, TypeInfo, all_types, resolve_type, type_info
+from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
+
+__version__: str = config()["version"]
+
+__all__ = [
+    "__version__",
+    "quantize",
+    "dequantize",
+    "row_size",
+    "quant_shape_to_byte_shape",
+    "quant_shape_from_byte_shape",
+    "GGMLType",
+    "TypeInfo",
+    "type_info",
+    "resolve_type",
+    "all_types",
+    "config",
+    "show_config",
+    "get_num_threads",
+    "set_num_threads",
+    "get_simd_level",
+    "set_simd_level",
+    "GGQuantError",
+    "ShapeError",
+    "NonFiniteError",
+    "UnsupportedTypeError",
+    "FormatError",
+    "GGUFError",
+    "SafetensorsError",
+    "GGQuantIOError",
+]

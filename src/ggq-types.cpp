@@ -1,0 +1,139 @@
+#include "ggq-types.h"
+
+#include "ggq-common.h"
+#include "ggq-error.h"
+#include "quants-legacy.h"
+
+#include <array>
+#include <limits>
+#include <string>
+
+namespace ggq {
+
+namespace {
+
+constexpr type_traits plain(const char * name, size_t size) {
+    type_traits t;
+    t.name = name;
+    t.blck_size = 1;
+    t.type_size = size;
+    return t;
+}
+
+constexpr type_traits blocks(const char * name, int64_t blck, size_t size) {
+    type_traits t;
+    t.name = name;
+    t.blck_size = blck;
+    t.type_size = size;
+    t.is_quantized = true;
+    return t;
+}
+
+// Kernel columns: to_float, from_float_ref, and the chunk quantizer per SIMD level
+// {generic (reference), avx2, avx512}.
+constexpr type_traits with(type_traits t, to_float_fn to, from_float_fn from, quantize_fn q_generic,
+                           quantize_fn q_avx2 = nullptr, quantize_fn q_avx512 = nullptr) {
+    t.to_float = to;
+    t.from_float_ref = from;
+    t.quantize[GGQ_SIMD_GENERIC] = q_generic;
+    t.quantize[GGQ_SIMD_AVX2] = q_avx2;
+    t.quantize[GGQ_SIMD_AVX512] = q_avx512;
+    return t;
+}
+
+#if defined(GGQUANT_X86_SIMD)
+#define GGQ_X86(fn) fn
+#else
+#define GGQ_X86(fn) nullptr
+#endif
+
+constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
+    std::array<type_traits, GGQ_TYPE_COUNT> t{};  // unset rows stay retired placeholders
+    t[GGQ_TYPE_F32]     = with(plain("f32", 4), dequantize_row_f32, quantize_row_f32_ref, quantize_f32);
+    t[GGQ_TYPE_F16]     = with(plain("f16", 2), dequantize_row_f16, quantize_row_f16_ref, quantize_f16);
+    t[GGQ_TYPE_BF16]    = with(plain("bf16", 2), dequantize_row_bf16, quantize_row_bf16_ref, quantize_bf16);
+    t[GGQ_TYPE_Q4_0]    = with(blocks("q4_0", QK4_0, sizeof(block_q4_0)), dequantize_row_q4_0, quantize_row_q4_0_ref, quantize_q4_0,
+                               GGQ_X86(quantize_q4_0_avx2), GGQ_X86(quantize_q4_0_avx512));
+    t[GGQ_TYPE_Q4_1]    = with(blocks("q4_1", QK4_1, sizeof(block_q4_1)), dequantize_row_q4_1, quantize_row_q4_1_ref, quantize_q4_1);
+    t[GGQ_TYPE_Q5_0]    = with(blocks("q5_0", QK5_0, sizeof(block_q5_0)), dequantize_row_q5_0, quantize_row_q5_0_ref, quantize_q5_0);
+    t[GGQ_TYPE_Q5_1]    = with(blocks("q5_1", QK5_1, sizeof(block_q5_1)), dequantize_row_q5_1, quantize_row_q5_1_ref, quantize_q5_1);
+    t[GGQ_TYPE_Q8_0]    = with(blocks("q8_0", QK8_0, sizeof(block_q8_0)), dequantize_row_q8_0, quantize_row_q8_0_ref, quantize_q8_0,
+                               GGQ_X86(quantize_q8_0_avx2), GGQ_X86(quantize_q8_0_avx512));
+    t[GGQ_TYPE_Q8_1]    = blocks("q8_1", QK8_1, sizeof(block_q8_1));
+    t[GGQ_TYPE_Q2_K]    = blocks("q2_K", QK_K, sizeof(block_q2_K));
+    t[GGQ_TYPE_Q3_K]    = blocks("q3_K", QK_K, sizeof(block_q3_K));
+    t[GGQ_TYPE_Q4_K]    = blocks("q4_K", QK_K, sizeof(block_q4_K));
+    t[GGQ_TYPE_Q5_K]    = blocks("q5_K", QK_K, sizeof(block_q5_K));
+    t[GGQ_TYPE_Q6_K]    = blocks("q6_K", QK_K, sizeof(block_q6_K));
+    t[GGQ_TYPE_Q8_K]    = blocks("q8_K", QK_K, sizeof(block_q8_K));
+    t[GGQ_TYPE_IQ2_XXS] = blocks("iq2_xxs", QK_K, 66);
+    t[GGQ_TYPE_IQ2_XS]  = blocks("iq2_xs", QK_K, 74);
+    t[GGQ_TYPE_IQ3_XXS] = blocks("iq3_xxs", QK_K, 98);
+    t[GGQ_TYPE_IQ1_S]   = blocks("iq1_s", QK_K, 50);
+    t[GGQ_TYPE_IQ4_NL]  = blocks("iq4_nl", QK4_NL, sizeof(block_iq4_nl));
+    t[GGQ_TYPE_IQ3_S]   = blocks("iq3_s", QK_K, 110);
+    t[GGQ_TYPE_IQ2_S]   = blocks("iq2_s", QK_K, 82);
+    t[GGQ_TYPE_IQ4_XS]  = blocks("iq4_xs", QK_K, sizeof(block_iq4_xs));
+    t[GGQ_TYPE_I8]      = plain("i8", 1);
+    t[GGQ_TYPE_I16]     = plain("i16", 2);
+    t[GGQ_TYPE_I32]     = plain("i32", 4);
+    t[GGQ_TYPE_I64]     = plain("i64", 8);
+    t[GGQ_TYPE_F64]     = plain("f64", 8);
+    t[GGQ_TYPE_IQ1_M]   = blocks("iq1_m", QK_K, 56);
+    t[GGQ_TYPE_TQ1_0]   = blocks("tq1_0", QK_K, 54);
+    t[GGQ_TYPE_TQ2_0]   = blocks("tq2_0", QK_K, 66);
+    t[GGQ_TYPE_MXFP4]   = blocks("mxfp4", QK_MXFP4, 17);
+    t[GGQ_TYPE_NVFP4]   = blocks("nvfp4", 64, 36);
+    t[GGQ_TYPE_Q1_0]    = blocks("q1_0", 128, 18);
+    t[GGQ_TYPE_Q2_0]    = blocks("q2_0", 64, 18);
+    t[GGQ_TYPE_IQ2_XXS].requires_imatrix = true;
+    t[GGQ_TYPE_IQ2_XS].requires_imatrix = true;
+    t[GGQ_TYPE_IQ1_S].requires_imatrix = true;
+    t[GGQ_TYPE_IQ1_M].requires_imatrix = true;
+    return t;
+}
+
+constexpr std::array<type_traits, GGQ_TYPE_COUNT> k_type_traits = make_table();
+
+}  // namespace
+
+bool type_is_valid(int32_t type) { return type >= 0 && type < GGQ_TYPE_COUNT && k_type_traits[type].blck_size != 0; }
+
+const type_traits & get_type_traits(int32_t type) {
+    if (type < 0 || type >= GGQ_TYPE_COUNT) {
+        fail(error_kind::type, "get_type_traits", "type id " + std::to_string(type) + " is outside 0.." + std::to_string(GGQ_TYPE_COUNT - 1));
+    }
+    return k_type_traits[type];
+}
+
+const type_traits & checked_type_traits(int32_t type, const char * fn) {
+    if (!type_is_valid(type)) {
+        fail(error_kind::type, fn, "type id " + std::to_string(type) + " is not a valid ggml type (unknown or retired)");
+    }
+    return k_type_traits[type];
+}
+
+size_t row_size(int32_t type, int64_t n) {
+    const type_traits & t = checked_type_traits(type, "row_size");
+    if (n < 0 || n % t.blck_size != 0) {
+        fail(error_kind::shape, "row_size", std::string("row length ") + std::to_string(n) + " is not a multiple of the " +
+                                                t.name + " block size " + std::to_string(t.blck_size));
+    }
+    const uint64_t nblocks = (uint64_t)(n / t.blck_size);
+    if (nblocks > std::numeric_limits<size_t>::max() / t.type_size) {
+        fail(error_kind::shape, "row_size", "row of " + std::to_string(n) + " values overflows the byte count");
+    }
+    return (size_t)nblocks * t.type_size;
+}
+
+quantize_fn select_quantizer(int32_t type, simd_level level) {
+    const type_traits & t = checked_type_traits(type, "select_quantizer");
+    for (int l = level; l > GGQ_SIMD_GENERIC; --l) {
+        if (t.quantize[l] != nullptr) {
+            return t.quantize[l];
+        }
+    }
+    return t.quantize[GGQ_SIMD_GENERIC];
+}
+
+}  // namespace ggq

@@ -1,0 +1,317 @@
+// ===== F32 / F16 / BF16 and the legacy block-of-32 formats: scalar reference kernels.
+// The arithmetic follows ggml's reference quantizers operation by operation (this file is built
+// with -ffp-contract=off so that no multiply-add is fused), which is what makes the bytes equal.
+#include "quants-legacy.h"
+
+#include "ggq-error.h"
+#include "ggq-fp16.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+namespace ggq {
+
+namespace {
+
+// Row size helper for the fixed-layout types of this file.
+template <typename Block, int QK>
+size_t rows_bytes(int64_t nrows, int64_t n_per_row) {
+    return (size_t)nrows * (size_t)(n_per_row / QK) * sizeof(Block);
+}
+
+// Legacy quantizers in ggml take no importance weights here unless a weighted variant exists;
+// the weighted variants of q4_0..q5_1 live with the K-quant search code.
+void reject_imatrix(const float * imatrix, const char * fn) {
+    if (imatrix != nullptr) {
+        fail(error_kind::type, fn, "importance weights are not supported for this type yet");
+    }
+}
+
+}  // namespace
+
+// ===== F32 / F16 / BF16
+
+void quantize_row_f32_ref(const float * x, void * y, int64_t k) { std::memcpy(y, x, (size_t)k * sizeof(float)); }
+
+void quantize_row_f16_ref(const float * x, void * y, int64_t k) {
+    auto * out = static_cast<ggml_half *>(y);
+    for (int64_t i = 0; i < k; ++i) {
+        out[i] = fp32_to_fp16(x[i]);
+    }
+}
+
+void quantize_row_bf16_ref(const float * x, void * y, int64_t k) {
+    auto * out = static_cast<ggml_bf16 *>(y);
+    for (int64_t i = 0; i < k; ++i) {
+        out[i] = fp32_to_bf16(x[i]);
+    }
+}
+
+void dequantize_row_f32(const void * x, float * y, int64_t k) { std::memcpy(y, x, (size_t)k * sizeof(float)); }
+
+void dequantize_row_f16(const void * x, float * y, int64_t k) {
+    const auto * in = static_cast<const ggml_half *>(x);
+    for (int64_t i = 0; i < k; ++i) {
+        y[i] = fp16_to_fp32(in[i]);
+    }
+}
+
+void dequantize_row_bf16(const void * x, float * y, int64_t k) {
+    const auto * in = static_cast<const ggml_bf16 *>(x);
+    for (int64_t i = 0; i < k; ++i) {
+        y[i] = bf16_to_fp32(in[i]);
+    }
+}
+
+size_t quantize_f32(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
+    quantize_row_f32_ref(src, dst, nrows * n_per_row);
+    return (size_t)(nrows * n_per_row) * sizeof(float);
+}
+
+size_t quantize_f16(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
+    quantize_row_f16_ref(src, dst, nrows * n_per_row);
+    return (size_t)(nrows * n_per_row) * sizeof(ggml_half);
+}
+
+size_t quantize_bf16(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
+    quantize_row_bf16_ref(src, dst, nrows * n_per_row);
+    return (size_t)(nrows * n_per_row) * sizeof(ggml_bf16);
+}
+
+// ===== Q4_0: d = max / -8, q = x/d + 8 (the signed value of largest magnitude maps to -8)
+
+void quantize_row_q4_0_ref(const float * x, void * vy, int64_t k) {
+    auto * y = static_cast<block_q4_0 *>(vy);
+    const int64_t nb = k / QK4_0;
+    for (int64_t i = 0; i < nb; ++i, x += QK4_0) {
+        float amax = 0.0f;
+        float max = 0.0f;
+        for (int j = 0; j < QK4_0; ++j) {
+            if (amax < std::fabs(x[j])) {  // first of equal magnitudes wins
+                amax = std::fabs(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -8;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; ++j) {
+            const float x0 = x[j] * id;
+            const float x1 = x[QK4_0 / 2 + j] * id;
+            const uint8_t q0 = (uint8_t)std::min<int>(15, (int8_t)(x0 + 8.5f));
+            const uint8_t q1 = (uint8_t)std::min<int>(15, (int8_t)(x1 + 8.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void dequantize_row_q4_0(const void * vx, float * y, int64_t k) {
+    const auto * x = static_cast<const block_q4_0 *>(vx);
+    const int64_t nb = k / QK4_0;
+    for (int64_t i = 0; i < nb; ++i, y += QK4_0) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int j = 0; j < QK4_0 / 2; ++j) {
+            y[j] = (float)((x[i].qs[j] & 0x0F) - 8) * d;
+            y[QK4_0 / 2 + j] = (float)((x[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+size_t quantize_q4_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    reject_imatrix(imatrix, "quantize_q4_0");
+    quantize_row_q4_0_ref(src, dst, nrows * n_per_row);
+    return rows_bytes<block_q4_0, QK4_0>(nrows, n_per_row);
+}
+
+// ===== Q4_1: d = (max - min) / 15, m = min, q = (x - min)/d
+
+void quantize_row_q4_1_ref(const float * x, void * vy, int64_t k) {
+    auto * y = static_cast<block_q4_1 *>(vy);
+    const int64_t nb = k / QK4_1;
+    for (int64_t i = 0; i < nb; ++i, x += QK4_1) {
+        float min = FLT_MAX;
+        float max = -FLT_MAX;
+        for (int j = 0; j < QK4_1; ++j) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 15;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        y[i].m = fp32_to_fp16(min);
+        for (int j = 0; j < QK4_1 / 2; ++j) {
+            const float x0 = (x[j] - min) * id;
+            const float x1 = (x[QK4_1 / 2 + j] - min) * id;
+            const uint8_t q0 = (uint8_t)std::min<int>(15, (int8_t)(x0 + 0.5f));
+            const uint8_t q1 = (uint8_t)std::min<int>(15, (int8_t)(x1 + 0.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void dequantize_row_q4_1(const void * vx, float * y, int64_t k) {
+    const auto * x = static_cast<const block_q4_1 *>(vx);
+    const int64_t nb = k / QK4_1;
+    for (int64_t i = 0; i < nb; ++i, y += QK4_1) {
+        const float d = fp16_to_fp32(x[i].d);
+        const float m = fp16_to_fp32(x[i].m);
+        for (int j = 0; j < QK4_1 / 2; ++j) {
+            y[j] = (float)(x[i].qs[j] & 0x0F) * d + m;
+            y[QK4_1 / 2 + j] = (float)(x[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+size_t quantize_q4_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    reject_imatrix(imatrix, "quantize_q4_1");
+    quantize_row_q4_1_ref(src, dst, nrows * n_per_row);
+    return rows_bytes<block_q4_1, QK4_1>(nrows, n_per_row);
+}
+
+// ===== Q5_0: d = max / -16, q = x/d + 16; the fifth bits go to qh
+
+void quantize_row_q5_0_ref(const float * x, void * vy, int64_t k) {
+    auto * y = static_cast<block_q5_0 *>(vy);
+    const int64_t nb = k / QK5_0;
+    for (int64_t i = 0; i < nb; ++i, x += QK5_0) {
+        float amax = 0.0f;
+        float max = 0.0f;
+        for (int j = 0; j < QK5_0; ++j) {
+            if (amax < std::fabs(x[j])) {
+                amax = std::fabs(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -16;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < QK5_0 / 2; ++j) {
+            const float x0 = x[j] * id;
+            const float x1 = x[QK5_0 / 2 + j] * id;
+            const uint8_t q0 = (uint8_t)std::min<int>(31, (int8_t)(x0 + 16.5f));
+            const uint8_t q1 = (uint8_t)std::min<int>(31, (int8_t)(x1 + 16.5f));
+            y[i].qs[j] = (uint8_t)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+            qh |= ((q0 & 0x10u) >> 4) << j;
+            qh |= ((q1 & 0x10u) >> 4) << (j + QK5_0 / 2);
+        }
+        std::memcpy(y[i].qh, &qh, sizeof qh);
+    }
+}
+
+void dequantize_row_q5_0(const void * vx, float * y, int64_t k) {
+    const auto * x = static_cast<const block_q5_0 *>(vx);
+    const int64_t nb = k / QK5_0;
+    for (int64_t i = 0; i < nb; ++i, y += QK5_0) {
+        const float d = fp16_to_fp32(x[i].d);
+        uint32_t qh;
+        std::memcpy(&qh, x[i].qh, sizeof qh);
+        for (int j = 0; j < QK5_0 / 2; ++j) {
+            const int h0 = (int)((qh >> j) << 4) & 0x10;
+            const int h1 = (int)(qh >> (j + 12)) & 0x10;
+            y[j] = (float)(((x[i].qs[j] & 0x0F) | h0) - 16) * d;
+            y[QK5_0 / 2 + j] = (float)(((x[i].qs[j] >> 4) | h1) - 16) * d;
+        }
+    }
+}
+
+size_t quantize_q5_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    reject_imatrix(imatrix, "quantize_q5_0");
+    quantize_row_q5_0_ref(src, dst, nrows * n_per_row);
+    return rows_bytes<block_q5_0, QK5_0>(nrows, n_per_row);
+}
+
+// ===== Q5_1: d = (max - min) / 31, m = min
+
+void quantize_row_q5_1_ref(const float * x, void * vy, int64_t k) {
+    auto * y = static_cast<block_q5_1 *>(vy);
+    const int64_t nb = k / QK5_1;
+    for (int64_t i = 0; i < nb; ++i, x += QK5_1) {
+        float min = FLT_MAX;
+        float max = -FLT_MAX;
+        for (int j = 0; j < QK5_1; ++j) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 31;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        y[i].m = fp32_to_fp16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < QK5_1 / 2; ++j) {
+            const float x0 = (x[j] - min) * id;
+            const float x1 = (x[QK5_1 / 2 + j] - min) * id;
+            // no clamp here, as in ggml: (max - min) * id cannot round past 31.5
+            const uint8_t q0 = (uint8_t)(x0 + 0.5f);
+            const uint8_t q1 = (uint8_t)(x1 + 0.5f);
+            y[i].qs[j] = (uint8_t)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+            qh |= ((q0 & 0x10u) >> 4) << j;
+            qh |= ((q1 & 0x10u) >> 4) << (j + QK5_1 / 2);
+        }
+        std::memcpy(y[i].qh, &qh, sizeof qh);
+    }
+}
+
+void dequantize_row_q5_1(const void * vx, float * y, int64_t k) {
+    const auto * x = static_cast<const block_q5_1 *>(vx);
+    const int64_t nb = k / QK5_1;
+    for (int64_t i = 0; i < nb; ++i, y += QK5_1) {
+        const float d = fp16_to_fp32(x[i].d);
+        const float m = fp16_to_fp32(x[i].m);
+        uint32_t qh;
+        std::memcpy(&qh, x[i].qh, sizeof qh);
+        for (int j = 0; j < QK5_1 / 2; ++j) {
+            const int h0 = (int)((qh >> j) << 4) & 0x10;
+            const int h1 = (int)(qh >> (j + 12)) & 0x10;
+            y[j] = (float)((x[i].qs[j] & 0x0F) | h0) * d + m;
+            y[QK5_1 / 2 + j] = (float)((x[i].qs[j] >> 4) | h1) * d + m;
+        }
+    }
+}
+
+size_t quantize_q5_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    reject_imatrix(imatrix, "quantize_q5_1");
+    quantize_row_q5_1_ref(src, dst, nrows * n_per_row);
+    return rows_bytes<block_q5_1, QK5_1>(nrows, n_per_row);
+}
+
+// ===== Q8_0: d = amax / 127, q = roundf(x/d)
+
+void quantize_row_q8_0_ref(const float * x, void * vy, int64_t k) {
+    auto * y = static_cast<block_q8_0 *>(vy);
+    const int64_t nb = k / QK8_0;
+    for (int64_t i = 0; i < nb; ++i, x += QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; ++j) {
+            const float v = std::fabs(x[j]);
+            amax = amax > v ? amax : v;  // ggml's MAX(): a NaN propagates
+        }
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; ++j) {
+            y[i].qs[j] = (int8_t)std::round(x[j] * id);
+        }
+    }
+}
+
+void dequantize_row_q8_0(const void * vx, float * y, int64_t k) {
+    const auto * x = static_cast<const block_q8_0 *>(vx);
+    const int64_t nb = k / QK8_0;
+    for (int64_t i = 0; i < nb; ++i, y += QK8_0) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int j = 0; j < QK8_0; ++j) {
+            y[j] = (float)x[i].qs[j] * d;
+        }
+    }
+}
+
+// ggml's q8_0 has no weighted variant: importance weights are accepted and ignored.
+size_t quantize_q8_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
+    quantize_row_q8_0_ref(src, dst, nrows * n_per_row);
+    return rows_bytes<block_q8_0, QK8_0>(nrows, n_per_row);
+}
+
+}  // namespace ggq
