@@ -1,0 +1,142 @@
+#include "file-util.h"
+
+#include "ggq-error.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace ggq {
+
+namespace {
+
+[[noreturn]] void fail_os(const char * fn, const std::string & what, const std::string & path, int err) {
+    fail(error_kind::io, fn, what + " '" + path + "': " + std::strerror(err));
+}
+
+constexpr size_t k_write_buffer = size_t(4) << 20;
+
+}  // namespace
+
+mapped_file::mapped_file(const std::string & path) : path_(path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fail_os("open", "cannot open", path, errno);
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
+        ::close(fd);
+        fail_os("open", "cannot stat", path, err);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(error_kind::io, "open", "'" + path + "' is not a regular file");
+    }
+    size_ = (size_t)st.st_size;
+    if (size_ > 0) {
+        void * p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            const int err = errno;
+            ::close(fd);
+            fail_os("open", "cannot map", path, err);
+        }
+        data_ = static_cast<const uint8_t *>(p);
+    }
+    ::close(fd);  // the mapping stays valid
+}
+
+mapped_file::~mapped_file() {
+    if (data_ != nullptr) {
+        ::munmap(const_cast<uint8_t *>(data_), size_);
+    }
+}
+
+atomic_file_writer::atomic_file_writer(const std::string & path) : path_(path) {
+    static std::atomic<unsigned> counter{0};
+    tmp_path_ = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+        fail_os("write", "cannot create a temporary file for", path, errno);
+    }
+    buf_.reserve(k_write_buffer);
+}
+
+atomic_file_writer::~atomic_file_writer() { abort(); }
+
+void atomic_file_writer::flush() {
+    size_t done = 0;
+    while (done < buf_.size()) {
+        const ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_os("write", "cannot write", path_, errno);
+        }
+        done += (size_t)n;
+    }
+    buf_.clear();
+}
+
+void atomic_file_writer::write(const void * data, size_t n) {
+    if (fd_ < 0) {
+        fail(error_kind::io, "write", "'" + path_ + "' is already closed");
+    }
+    const char * p = static_cast<const char *>(data);
+    if (buf_.size() + n > k_write_buffer) {
+        flush();
+        if (n >= k_write_buffer) {  // large payloads go straight to the file
+            buf_.assign(p, n);
+            flush();
+            offset_ += n;
+            return;
+        }
+    }
+    buf_.append(p, n);
+    offset_ += n;
+}
+
+void atomic_file_writer::write_zeros(size_t n) {
+    static const char zeros[256] = {};
+    while (n > 0) {
+        const size_t k = n < sizeof zeros ? n : sizeof zeros;
+        write(zeros, k);
+        n -= k;
+    }
+}
+
+void atomic_file_writer::commit() {
+    if (fd_ < 0) {
+        fail(error_kind::io, "write", "'" + path_ + "' is already closed");
+    }
+    flush();
+    if (::close(fd_) != 0) {
+        fd_ = -1;
+        fail_os("write", "cannot close", path_, errno);
+    }
+    fd_ = -1;
+    if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp_path_.c_str());
+        fail_os("write", "cannot rename the finished file onto", path_, err);
+    }
+    tmp_path_.clear();
+}
+
+void atomic_file_writer::abort() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+    if (!tmp_path_.empty()) {
+        ::unlink(tmp_path_.c_str());
+        tmp_path_.clear();
+    }
+}
+
+}  // namespace ggq
