@@ -70,16 +70,20 @@ atomic_file_writer::atomic_file_writer(const std::string & path) : path_(path) {
 
 atomic_file_writer::~atomic_file_writer() { abort(); }
 
-void atomic_file_writer::flush() {
+void atomic_file_writer::write_all(const char * p, size_t len) {
     size_t done = 0;
-    while (done < buf_.size()) {
-        const ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+    while (done < len) {
+        const ssize_t n = ::write(fd_, p + done, len - done);
         if (n < 0) {
             if (errno == EINTR) continue;
             fail_os("write", "cannot write", path_, errno);
         }
         done += (size_t)n;
     }
+}
+
+void atomic_file_writer::flush() {
+    write_all(buf_.data(), buf_.size());
     buf_.clear();
 }
 
@@ -90,9 +94,8 @@ void atomic_file_writer::write(const void * data, size_t n) {
     const char * p = static_cast<const char *>(data);
     if (buf_.size() + n > k_write_buffer) {
         flush();
-        if (n >= k_write_buffer) {  // large payloads go straight to the file
-            buf_.assign(p, n);
-            flush();
+        if (n >= k_write_buffer) {  // large payloads go straight to the file, uncopied
+            write_all(p, n);
             offset_ += n;
             return;
         }

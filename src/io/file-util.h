@@ -46,6 +46,7 @@ public:
 
 private:
     void flush();
+    void write_all(const char * p, size_t n);
 
     std::string path_;
     std::string tmp_path_;
