@@ -30,11 +30,18 @@ inline __m256 round_away_ps(__m256 x) {
     return _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
 }
 
-// 32 int32 lanes (in order) -> 32 int8.
-inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
-    const __m256i ab = _mm256_packs_epi32(a, b);
-    const __m256i cd = _mm256_packs_epi32(c, d);
-    const __m256i abcd = _mm256_packs_epi16(ab, cd);
+// The scalar code converts float -> int32 (cvttss2si; 0x80000000 for NaN/Inf and out-of-range
+// values) and keeps the low byte. Same here: low bytes of the int32 lanes, no saturation.
+inline __m256i low_byte(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi32(0xFF)); }
+
+// Sign-extends the low byte: the value of a C cast (int8_t)(int32 lane).
+inline __m256i as_int8(__m256i v) { return _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24); }
+
+// 32 int32 lanes (in order) -> their 32 low bytes.
+inline __m256i pack_low_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_packus_epi32(low_byte(a), low_byte(b));
+    const __m256i cd = _mm256_packus_epi32(low_byte(c), low_byte(d));
+    const __m256i abcd = _mm256_packus_epi16(ab, cd);
     // packs work per 128-bit lane: restore the element order
     return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
@@ -55,10 +62,10 @@ size_t quantize_q8_0_avx2(const float * src, void * dst, int64_t nrows, int64_t 
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = to_half(d);
         const __m256 vid = _mm256_set1_ps(id);
-        const __m256i q = pack_i32_to_i8(_mm256_cvtps_epi32(round_away_ps(_mm256_mul_ps(v0, vid))),
-                                         _mm256_cvtps_epi32(round_away_ps(_mm256_mul_ps(v1, vid))),
-                                         _mm256_cvtps_epi32(round_away_ps(_mm256_mul_ps(v2, vid))),
-                                         _mm256_cvtps_epi32(round_away_ps(_mm256_mul_ps(v3, vid))));
+        const __m256i q = pack_low_bytes(_mm256_cvttps_epi32(round_away_ps(_mm256_mul_ps(v0, vid))),
+                                         _mm256_cvttps_epi32(round_away_ps(_mm256_mul_ps(v1, vid))),
+                                         _mm256_cvttps_epi32(round_away_ps(_mm256_mul_ps(v2, vid))),
+                                         _mm256_cvttps_epi32(round_away_ps(_mm256_mul_ps(v3, vid))));
         _mm256_storeu_si256((__m256i *)y[i].qs, q);
     }
     return (size_t)nb * sizeof(block_q8_0);
@@ -93,13 +100,14 @@ size_t quantize_q4_0_avx2(const float * src, void * dst, int64_t nrows, int64_t 
         const __m256 vid = _mm256_set1_ps(id);
         const __m256 bias = _mm256_set1_ps(8.5f);
         const __m256i fifteen = _mm256_set1_epi32(15);
+        // MIN(15, (int8_t)(x*id + 8.5f)) as in the reference, then the byte lo | hi << 4
         auto q = [&](__m256 v) {
-            return _mm256_min_epi32(fifteen, _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(v, vid), bias)));
+            return _mm256_min_epi32(fifteen, as_int8(_mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(v, vid), bias))));
         };
         const __m256i lo0 = q(v0), lo1 = q(v1);
         const __m256i hi0 = _mm256_slli_epi32(q(v2), 4), hi1 = _mm256_slli_epi32(q(v3), 4);
-        const __m256i p0 = _mm256_or_si256(lo0, hi0);
-        const __m256i p1 = _mm256_or_si256(lo1, hi1);
+        const __m256i p0 = low_byte(_mm256_or_si256(lo0, hi0));
+        const __m256i p1 = low_byte(_mm256_or_si256(lo1, hi1));
         // 16 int32 in 0..255 -> 16 bytes
         const __m256i w = _mm256_packus_epi32(p0, p1);               // u16, lanes interleaved
         const __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));

@@ -35,8 +35,9 @@ size_t quantize_q8_0_avx512(const float * src, void * dst, int64_t nrows, int64_
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = to_half(d);
         const __m512 vid = _mm512_set1_ps(id);
-        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(round_away_ps(_mm512_mul_ps(v0, vid)))));
-        _mm_storeu_si128((__m128i *)(y[i].qs + 16), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(round_away_ps(_mm512_mul_ps(v1, vid)))));
+        // float -> int32 as cvttss2si does (0x80000000 for NaN/Inf), then the low byte, as the scalar cast
+        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(round_away_ps(_mm512_mul_ps(v0, vid)))));
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(round_away_ps(_mm512_mul_ps(v1, vid)))));
     }
     return (size_t)nb * sizeof(block_q8_0);
 }
@@ -66,8 +67,13 @@ size_t quantize_q4_0_avx512(const float * src, void * dst, int64_t nrows, int64_
         const __m512 vid = _mm512_set1_ps(id);
         const __m512 bias = _mm512_set1_ps(8.5f);
         const __m512i fifteen = _mm512_set1_epi32(15);
-        const __m512i lo = _mm512_min_epi32(fifteen, _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(v0, vid), bias)));
-        const __m512i hi = _mm512_min_epi32(fifteen, _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(v1, vid), bias)));
+        // MIN(15, (int8_t)(x*id + 8.5f)) as in the reference: sign-extend the low byte, then clamp
+        auto q = [&](__m512 v) {
+            const __m512i i32 = _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(v, vid), bias));
+            return _mm512_min_epi32(fifteen, _mm512_srai_epi32(_mm512_slli_epi32(i32, 24), 24));
+        };
+        const __m512i lo = q(v0);
+        const __m512i hi = q(v1);
         _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtepi32_epi8(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4))));
     }
     return (size_t)nb * sizeof(block_q4_0);
