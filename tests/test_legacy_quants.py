@@ -14,6 +14,15 @@ from gguf import GGMLQuantizationType as GT
 
 import ggquant
 
+try:
+    from oracle import ggml_oracle  # tests/oracle/ggml_oracle.py: ctypes bridge to ggml's C code
+
+    ORACLE = ggml_oracle.get_oracle()
+    ORACLE_WHY = ggml_oracle.unavailable_reason() or ""
+except ImportError as e:  # pragma: no cover
+    ORACLE, ORACLE_WHY = None, str(e)
+needs_oracle = pytest.mark.skipif(ORACLE is None, reason=f"ggml oracle unavailable: {ORACLE_WHY} (tests/oracle/build_oracle.sh)")
+
 TYPES = ["f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"]
 LEVELS = ggquant.config()["simd_available"]
 
@@ -50,6 +59,23 @@ def test_quantize_matches_gguf_py(t, rng):
             ours = ggquant.quantize(x, t, simd=level)
             assert ours.shape == ref.shape
             assert_blocks_equal(ours, ref, info.type_size, f"{t} {case} simd={level}")
+
+
+@needs_oracle
+@pytest.mark.parametrize("t", TYPES)
+def test_quantize_matches_ggml(t, rng):
+    """Against ggml's own ggml_quantize_chunk, including blocks where gguf-py's port differs."""
+    info = ggquant.type_info(t)
+    all_cases = cases(rng)
+    negzero = np.zeros((3, 64), np.float32)
+    negzero[1] = -0.0
+    all_cases["negative_zero"] = negzero
+    for case, x in all_cases.items():
+        ref = ORACLE.quantize_chunk(int(info.type), x, None)
+        for level in LEVELS:
+            assert_blocks_equal(ggquant.quantize(x, t, simd=level), ref, info.type_size, f"{t} {case} simd={level} vs ggml")
+        assert_floats_bitwise_equal(ggquant.dequantize(ref, t), ORACLE.dequantize(int(info.type), ref, x.shape[1]),
+                                    info.block_size, f"{t} {case} dequantize vs ggml")
 
 
 @pytest.mark.parametrize("t", ["q4_0", "q5_0"])
