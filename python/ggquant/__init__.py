@@ -24,6 +24,16 @@ from .errors import (
     UnsupportedTypeError,
 )
 from .qtypes import GGMLType, TypeInfo, all_types, resolve_type, type_info
+from .safetensors import (
+    SafetensorsCheckpoint,
+    SafetensorsFile,
+    SafetensorsWriter,
+    load_checkpoint,
+    load_file,
+    safe_open,
+    save_file,
+    save_sharded,
+)
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
 
 __version__: str = config()["version"]
@@ -54,4 +64,12 @@ __all__ = [
     "GGUFError",
     "SafetensorsError",
     "GGQuantIOError",
+    "safe_open",
+    "SafetensorsFile",
+    "SafetensorsWriter",
+    "SafetensorsCheckpoint",
+    "save_file",
+    "load_file",
+    "save_sharded",
+    "load_checkpoint",
 ]
