@@ -111,6 +111,24 @@ void init_safetensors(py::module_ & m) {
             },
             py::arg("name"), py::arg("nthreads") = 0);
 
+    // Validates a whole file image held in memory (tests and fuzzing); returns the tensor infos.
+    m.def(
+        "_safetensors_parse",
+        [](const py::bytes & image) {
+            const std::string_view v = image;
+            ggq::st_header h;
+            {
+                py::gil_scoped_release nogil;
+                h = ggq::parse_safetensors(reinterpret_cast<const uint8_t *>(v.data()), v.size());
+            }
+            py::list out;
+            for (const auto & t : h.tensors) {
+                out.append(py::make_tuple(py::str(t.name), ggq::st_dtype_name(t.dtype), shape_tuple(t.shape), t.begin, t.end));
+            }
+            return out;
+        },
+        py::arg("image"));
+
     using ggq::safetensors_writer;
     py::class_<safetensors_writer>(m, "_SafetensorsWriter")
         .def(py::init([](const std::string & path, const std::vector<std::tuple<std::string, std::string, std::vector<uint64_t>>> & specs,
