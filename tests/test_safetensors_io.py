@@ -446,3 +446,29 @@ def test_parse_size():
         gst.parse_size("5 parsecs")
     with pytest.raises(ggquant.SafetensorsError, match="positive"):
         gst.parse_size(0)
+
+
+def test_float32_conversion_releases_the_gil(tmp_path):
+    """Two Python threads converting at the same time: their call windows overlap."""
+    import threading
+    import time
+
+    p = tmp_path / "big.safetensors"
+    ggquant.save_file({"x": np.ones(2**23, ml_dtypes.bfloat16)}, p)
+    f = ggquant.safe_open(p)
+    f.get_float32("x")  # warm up (page in)
+    windows = []
+
+    def work():
+        t0 = time.perf_counter()
+        for _ in range(3):
+            f._file().to_float32("x", 1)
+        windows.append((t0, time.perf_counter()))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (a0, a1), (b0, b1) = windows
+    assert max(a0, b0) < min(a1, b1), f"calls did not overlap: {windows}"
