@@ -187,6 +187,21 @@ def test_deep_nesting_is_bounded(check):
     check(file_bytes(header), r"nesting deeper than")
 
 
+def test_valid_but_unrepresentable_shape(tmp_path):
+    # zero elements, so the file is valid; NumPy cannot hold a dimension of 2^63 or more
+    for shape in ([0, 2**63 + 5], [2**40, 0, 2**40]):
+        image = file_bytes(json.dumps({"a": info("F32", shape, 0, 0)}))
+        assert not reference_rejects(image)
+        p = tmp_path / "z.safetensors"
+        p.write_bytes(image)
+        with ggquant.safe_open(p) as f:
+            assert f.shape("a") == tuple(shape)
+            with pytest.raises(ggquant.SafetensorsError, match="not representable in NumPy"):
+                f.get("a")
+            with pytest.raises(ggquant.SafetensorsError, match="not representable in NumPy"):
+                f.get_float32("a")
+
+
 # ---- what the reference accepts, ggquant accepts identically
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .errors import SafetensorsError
+from .errors import GGQuantError, SafetensorsError
 
 try:  # optional: NumPy dtypes for BF16 and the F8 family
     import ml_dtypes as _ml_dtypes
@@ -247,7 +247,10 @@ class SafetensorsFile(Mapping):
         raw = self._file().raw(name)
         if st_dtype in _PACKED_DTYPES:
             return raw
-        return raw.view(numpy_dtype(st_dtype)).reshape(shape)
+        try:
+            return raw.view(numpy_dtype(st_dtype)).reshape(shape)
+        except ValueError as e:  # e.g. a zero-size tensor with a dimension past 2^63
+            raise SafetensorsError(f"[safetensors_get] tensor {name!r} of shape {shape} is not representable in NumPy: {e}") from None
 
     def get_float32(self, name: str) -> np.ndarray:
         """Tensor ``name`` converted to a new float32 array (any float, integer or bool dtype).
@@ -262,8 +265,13 @@ class SafetensorsFile(Mapping):
             >>> ggquant.safe_open(p).get_float32("a")
             array([ 1.5, -2. ], dtype=float32)
         """
-        self._info(name)
-        return self._file().to_float32(name)
+        _, shape, _, _ = self._info(name)
+        try:
+            return self._file().to_float32(name)
+        except GGQuantError:
+            raise
+        except ValueError as e:  # NumPy refused the shape
+            raise SafetensorsError(f"[safetensors_get] tensor {name!r} of shape {shape} is not representable in NumPy: {e}") from None
 
     def close(self) -> None:
         """Drops this object's reference to the mapping (views already returned stay valid)."""
