@@ -416,6 +416,12 @@ def test_index_must_agree_with_shards(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"a": "s1.safetensors", "a": "s1.safetensors"}}')
     with pytest.raises(ggquant.SafetensorsError, match="duplicate key 'a'"):
         ggquant.load_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_bytes(b'{"weight_map": {"\xff": "s1.safetensors"}}')
+    with pytest.raises(ggquant.SafetensorsError, match="not valid UTF-8"):
+        ggquant.load_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"a": NaN}}')
+    with pytest.raises(ggquant.SafetensorsError, match="NaN is not valid JSON"):
+        ggquant.load_checkpoint(tmp_path)
     (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": [')
     with pytest.raises(ggquant.SafetensorsError, match="not valid JSON"):
         ggquant.load_checkpoint(tmp_path)

@@ -612,8 +612,13 @@ def load_checkpoint(path: str | os.PathLike) -> SafetensorsCheckpoint:
         name = os.path.basename(p)
         return SafetensorsCheckpoint({name: f}, {k: name for k in f.keys()}, f.metadata())
 
-    with open(p, encoding="utf-8") as fh:
-        index = _strict_json(fh.read(), p)
+    with open(p, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SafetensorsError(f"[safetensors_index] {p} is not valid UTF-8: {e}") from None
+    index = _strict_json(text, p)
     if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
         raise SafetensorsError(f"[safetensors_index] {p}: expected an object with a 'weight_map' object")
     metadata = index.get("metadata")
