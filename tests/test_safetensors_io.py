@@ -106,10 +106,16 @@ def test_writer_rejects_bad_input(tmp_path):
         ggquant.save_file([np.zeros(1)], p)
     with pytest.raises(ggquant.SafetensorsError, match="no safetensors equivalent"):
         ggquant.save_file({"a": np.zeros(1, np.complex128)}, p)
-    with pytest.raises(ggquant.GGQuantError, match="__metadata__"):
+    with pytest.raises(ggquant.SafetensorsError, match="__metadata__"):
         ggquant.save_file({"__metadata__": np.zeros(1)}, p)
-    with pytest.raises(ggquant.GGQuantError, match="metadata keys and values must be str"):
+    with pytest.raises(ggquant.SafetensorsError, match="metadata keys and values must be str"):
         ggquant.save_file({"a": np.zeros(1)}, p, metadata={"k": 1})
+    with pytest.raises(ggquant.SafetensorsError, match=r"\[safetensors_write\] tensor 'q': misaligned"):
+        ggquant.SafetensorsWriter(p, {"q": ("F4", (3,))})
+    with pytest.raises(ggquant.SafetensorsError, match=r"\[safetensors_write\] tensor 'q': validation overflow"):
+        ggquant.SafetensorsWriter(p, {"q": ("F32", (2**62, 8))})
+    with pytest.raises(ggquant.SafetensorsError, match="header too large"):
+        ggquant.save_file({"a": np.zeros(1)}, p, metadata={"big": "x" * 100_000_000})
     assert not p.exists()
     assert os.listdir(tmp_path) == []
 
@@ -323,7 +329,7 @@ def test_streaming_writer_checks_declarations(tmp_path):
     w.write("a", np.zeros(2, np.float32))
     with pytest.raises(ggquant.SafetensorsError, match="already written"):
         w.write("a", np.zeros(2, np.float32))
-    with pytest.raises(ggquant.GGQuantError, match=r"1 tensor\(s\) not written, next is 'b'"):
+    with pytest.raises(ggquant.SafetensorsError, match=r"1 tensor\(s\) not written, next is 'b'"):
         w.commit()
     assert not p.exists()
     w.write("b", np.zeros(1, np.uint16))  # raw BF16 bits are accepted

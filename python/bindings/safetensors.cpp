@@ -40,7 +40,7 @@ ggq::st_dtype dtype_from(const std::string & s) {
 }
 
 const void * contiguous_data(const py::array & a, const char * fn) {
-    if (!(a.flags() & py::array::c_style)) ggq::fail(ggq::error_kind::value, fn, "tensor data must be C-contiguous");
+    if (!(a.flags() & py::array::c_style)) ggq::fail(ggq::error_kind::safetensors, fn, "tensor data must be C-contiguous");
     return a.data();
 }
 
@@ -141,7 +141,7 @@ void init_safetensors(py::module_ & m) {
                  if (has_md) {
                      for (const auto & kv : metadata.cast<py::dict>()) {
                          if (!py::isinstance<py::str>(kv.first) || !py::isinstance<py::str>(kv.second)) {
-                             ggq::fail(ggq::error_kind::value, "safetensors_write", "metadata keys and values must be str");
+                             ggq::fail(ggq::error_kind::safetensors, "safetensors_write", "metadata keys and values must be str");
                          }
                          md.emplace_back(kv.first.cast<std::string>(), kv.second.cast<std::string>());
                      }

@@ -41,7 +41,7 @@ class GGUFError(FormatError):
 
 
 class SafetensorsError(FormatError):
-    """A malformed safetensors file or index."""
+    """A malformed safetensors file or index, or tensors or metadata that cannot be written as safetensors."""
 
 
 class GGQuantIOError(GGQuantError):

@@ -97,19 +97,19 @@ bool st_dtype_from_name(std::string_view name, st_dtype * out) {
     return false;
 }
 
-uint64_t st_tensor_nbytes(st_dtype dtype, const std::vector<uint64_t> & shape, const std::string & name) {
+uint64_t st_tensor_nbytes(st_dtype dtype, const std::vector<uint64_t> & shape, const std::string & name, const char * fn) {
     uint64_t n = 1;
     for (const uint64_t d : shape) {
         if (!checked_mul(n, d, &n)) {
-            fail(error_kind::safetensors, k_read, "tensor " + quoted(name) + ": validation overflow: the shape's element count does not fit 64 bits");
+            fail(error_kind::safetensors, fn, "tensor " + quoted(name) + ": validation overflow: the shape's element count does not fit 64 bits");
         }
     }
     uint64_t bits;
     if (!checked_mul(n, st_dtype_bits(dtype), &bits)) {
-        fail(error_kind::safetensors, k_read, "tensor " + quoted(name) + ": validation overflow: the bit count does not fit 64 bits");
+        fail(error_kind::safetensors, fn, "tensor " + quoted(name) + ": validation overflow: the bit count does not fit 64 bits");
     }
     if (bits % 8 != 0) {
-        fail(error_kind::safetensors, k_read, "tensor " + quoted(name) + ": misaligned slice: " + std::to_string(n) + " elements of " +
+        fail(error_kind::safetensors, fn, "tensor " + quoted(name) + ": misaligned slice: " + std::to_string(n) + " elements of " +
                                                   st_dtype_name(dtype) + " do not end at a byte boundary");
     }
     return bits / 8;
@@ -332,16 +332,16 @@ std::string st_build_header(const std::vector<st_tensor_spec> & specs, const std
     });
     for (size_t k = 1; k < idx.size(); ++k) {
         if (specs[idx[k]].name == specs[idx[k - 1]].name) {
-            fail(error_kind::value, k_write, "duplicate tensor name " + quoted(specs[idx[k]].name));
+            fail(error_kind::safetensors, k_write, "duplicate tensor name " + quoted(specs[idx[k]].name));
         }
     }
     // equal names sort together only within one dtype: check across dtypes as well
     {
         std::unordered_set<std::string_view> seen;
         for (const st_tensor_spec & s : specs) {
-            if (s.name == "__metadata__") fail(error_kind::value, k_write, "a tensor cannot be named '__metadata__'");
-            if (!seen.insert(s.name).second) fail(error_kind::value, k_write, "duplicate tensor name " + quoted(s.name));
-            if ((size_t)s.dtype >= (size_t)st_dtype::COUNT) fail(error_kind::value, k_write, "bad dtype for " + quoted(s.name));
+            if (s.name == "__metadata__") fail(error_kind::safetensors, k_write, "a tensor cannot be named '__metadata__'");
+            if (!seen.insert(s.name).second) fail(error_kind::safetensors, k_write, "duplicate tensor name " + quoted(s.name));
+            if ((size_t)s.dtype >= (size_t)st_dtype::COUNT) fail(error_kind::safetensors, k_write, "bad dtype for " + quoted(s.name));
         }
     }
     std::string h = "{";
@@ -359,12 +359,7 @@ std::string st_build_header(const std::vector<st_tensor_spec> & specs, const std
     uint64_t off = 0;
     for (size_t k = 0; k < idx.size(); ++k) {
         const st_tensor_spec & s = specs[idx[k]];
-        uint64_t nbytes;
-        try {
-            nbytes = st_tensor_nbytes(s.dtype, s.shape, s.name);
-        } catch (const error & e) {
-            fail(error_kind::value, k_write, e.what());
-        }
+        const uint64_t nbytes = st_tensor_nbytes(s.dtype, s.shape, s.name, k_write);
         if (k > 0 || metadata != nullptr) h += ',';
         json_append_string(h, s.name);
         h += ":{\"dtype\":\"";
@@ -376,14 +371,14 @@ std::string st_build_header(const std::vector<st_tensor_spec> & specs, const std
         }
         (*offsets)[idx[k]] = off;
         h += "],\"data_offsets\":[" + std::to_string(off) + ",";
-        if (!checked_add(off, nbytes, &off)) fail(error_kind::value, k_write, "total data size does not fit 64 bits");
+        if (!checked_add(off, nbytes, &off)) fail(error_kind::safetensors, k_write, "total data size does not fit 64 bits");
         h += std::to_string(off) + "]}";
         if (h.size() > k_safetensors_max_header) break;
     }
     h += '}';
     h.append((8 - h.size() % 8) % 8, ' ');
     if (h.size() > k_safetensors_max_header) {
-        fail(error_kind::value, k_write, "header too large: over the limit of " + std::to_string(k_safetensors_max_header) + " bytes");
+        fail(error_kind::safetensors, k_write, "header too large: over the limit of " + std::to_string(k_safetensors_max_header) + " bytes");
     }
     *order = std::move(idx);
     return h;
@@ -398,7 +393,7 @@ safetensors_writer::safetensors_writer(const std::string & path, std::vector<st_
           return path;
       }()) {
     nbytes_.resize(specs_.size());
-    for (size_t i = 0; i < specs_.size(); ++i) nbytes_[i] = st_tensor_nbytes(specs_[i].dtype, specs_[i].shape, specs_[i].name);
+    for (size_t i = 0; i < specs_.size(); ++i) nbytes_[i] = st_tensor_nbytes(specs_[i].dtype, specs_[i].shape, specs_[i].name, k_write);
     uint8_t len[8];
     uint64_t n = header_.size();
     for (int i = 0; i < 8; ++i) {
@@ -413,14 +408,14 @@ safetensors_writer::safetensors_writer(const std::string & path, std::vector<st_
 
 void safetensors_writer::write_tensor(std::string_view name, const void * data, size_t nbytes) {
     if (next_ >= order_.size()) {
-        fail(error_kind::value, k_write, "all tensors are written; unexpected " + quoted(name));
+        fail(error_kind::safetensors, k_write, "all tensors are written; unexpected " + quoted(name));
     }
     const size_t i = order_[next_];
     if (name != specs_[i].name) {
-        fail(error_kind::value, k_write, "expected tensor " + quoted(specs_[i].name) + " next (reference layout order), got " + quoted(name));
+        fail(error_kind::safetensors, k_write, "expected tensor " + quoted(specs_[i].name) + " next (reference layout order), got " + quoted(name));
     }
     if (nbytes != nbytes_[i]) {
-        fail(error_kind::value, k_write, "tensor " + quoted(name) + " has " + std::to_string(nbytes) + " bytes, expected " +
+        fail(error_kind::safetensors, k_write, "tensor " + quoted(name) + " has " + std::to_string(nbytes) + " bytes, expected " +
                                              std::to_string(nbytes_[i]));
     }
     out_.write(data, nbytes);
@@ -429,7 +424,7 @@ void safetensors_writer::write_tensor(std::string_view name, const void * data, 
 
 void safetensors_writer::commit() {
     if (next_ != order_.size()) {
-        fail(error_kind::value, k_write, std::to_string(order_.size() - next_) + " tensor(s) not written, next is " +
+        fail(error_kind::safetensors, k_write, std::to_string(order_.size() - next_) + " tensor(s) not written, next is " +
                                              quoted(specs_[order_[next_]].name));
     }
     out_.commit();

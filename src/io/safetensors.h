@@ -54,7 +54,8 @@ struct st_header {
 st_header parse_safetensors(const uint8_t * data, size_t size);
 
 // Byte count of a tensor, or fails with ValidationOverflow / sub-byte misalignment.
-uint64_t st_tensor_nbytes(st_dtype dtype, const std::vector<uint64_t> & shape, const std::string & name);
+uint64_t st_tensor_nbytes(st_dtype dtype, const std::vector<uint64_t> & shape, const std::string & name,
+                          const char * fn = "safetensors_read");
 
 class safetensors_file {
 public:
