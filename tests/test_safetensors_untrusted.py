@@ -181,10 +181,27 @@ def test_bad_string_escapes(check):
     check(file_bytes(b'{"a\x01":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}'), r"control character")
 
 
+def with_extra_field(value: str) -> bytes:
+    return file_bytes('{"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":' + value + "}}")
+
+
 def test_deep_nesting_is_bounded(check):
-    deep = "[" * 100_000 + "]" * 100_000
-    header = '{"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":' + deep + "}}"
-    check(file_bytes(header), r"nesting deeper than")
+    check(with_extra_field("[" * 100_000 + "]" * 100_000), r"nesting deeper than 127")
+    # the reference's parser (serde_json) allows 127 nested containers: so does ggquant
+    check(with_extra_field("[" * 126 + "]" * 126), r"nesting deeper than 127")
+    image = with_extra_field("[" * 125 + "]" * 125)
+    assert not reference_rejects(image)
+    assert _core._safetensors_parse(image)[0][0] == "a"
+
+
+def test_number_out_of_double_range(check):
+    # serde_json rejects numbers that overflow a double, even in ignored fields; underflow is fine
+    for value in ("1e999", "-1e999", "1.8e308", "0.1e310", "1" * 310):
+        check(with_extra_field(value), r"out of range")
+    for value in ("1e-999", "1.7976931348623157e308", "0.1e309", "0.0e99999", "1" * 308):
+        image = with_extra_field(value)
+        assert not reference_rejects(image)
+        assert _core._safetensors_parse(image)[0][0] == "a"
 
 
 def test_valid_but_unrepresentable_shape(tmp_path):

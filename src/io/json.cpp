@@ -244,6 +244,58 @@ void json_reader::parse_string(std::string * out) {
     }
 }
 
+// False when a number read as a double would overflow to infinity (serde_json rejects those as
+// "number out of range"; underflow to zero is fine). Only the decimal exponent matters: the
+// position of the first significant digit plus the exponent part.
+static bool fits_double(std::string_view num) {
+    size_t i = (!num.empty() && num[0] == '-') ? 1 : 0;
+    int64_t int_digits = 0, lead_frac_zeros = 0;
+    bool seen_nonzero = false;
+    for (; i < num.size() && num[i] >= '0' && num[i] <= '9'; ++i) {
+        if (num[i] != '0') seen_nonzero = true;
+        if (seen_nonzero) ++int_digits;
+    }
+    if (i < num.size() && num[i] == '.') {
+        for (++i; i < num.size() && num[i] >= '0' && num[i] <= '9'; ++i) {
+            if (num[i] != '0') seen_nonzero = true;
+            if (!seen_nonzero) ++lead_frac_zeros;
+        }
+    }
+    if (!seen_nonzero) return true;  // zero
+    int64_t exp = 0;
+    bool neg_exp = false;
+    if (i < num.size() && (num[i] == 'e' || num[i] == 'E')) {
+        ++i;
+        if (i < num.size() && (num[i] == '+' || num[i] == '-')) neg_exp = num[i++] == '-';
+        for (; i < num.size(); ++i) {
+            if (exp < 1000000) exp = exp * 10 + (num[i] - '0');  // saturates far beyond any double
+        }
+    }
+    if (neg_exp) exp = -exp;
+    // value = 0.d1d2... * 10^mag
+    const int64_t mag = (int_digits > 0 ? int_digits : -lead_frac_zeros) + exp;
+    if (mag < 309) return true;
+    if (mag > 309) return false;
+    // 10^308 <= value < 10^309: finite iff below 2^1024 - 2^970, the midpoint between DBL_MAX and
+    // 2^1024 (from there round-to-nearest-even gives infinity). Compare the significant digits.
+    static constexpr std::string_view k_limit =
+        "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207"
+        "096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764"
+        "475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177"
+        "904174497792";
+    std::string digits;
+    for (const char c : num) {
+        if (c == 'e' || c == 'E') break;
+        if (c >= '0' && c <= '9' && !(digits.empty() && c == '0')) digits += c;
+    }
+    for (size_t k = 0; k < digits.size() || k < k_limit.size(); ++k) {
+        const char a = k < digits.size() ? digits[k] : '0';
+        const char b = k < k_limit.size() ? k_limit[k] : '0';
+        if (a != b) return a < b;
+    }
+    return false;  // exactly the midpoint: rounds to infinity
+}
+
 void json_reader::parse_number(std::string_view * out) {
     const size_t start = pos_;
     auto digit = [this]() { return pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9'; };
@@ -265,7 +317,12 @@ void json_reader::parse_number(std::string_view * out) {
         if (!digit()) fail_at("bad number: no digit in the exponent");
         while (digit()) ++pos_;
     }
-    if (out != nullptr) *out = text_.substr(start, pos_ - start);
+    const std::string_view num = text_.substr(start, pos_ - start);
+    if (!fits_double(num)) {
+        pos_ = start;
+        fail_at("number " + std::string(num.substr(0, 40)) + " out of range");
+    }
+    if (out != nullptr) *out = num;
 }
 
 std::string json_reader::read_string() {

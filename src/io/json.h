@@ -7,6 +7,7 @@
 // - duplicate keys in any object are rejected, at every depth;
 // - nesting is limited (max_depth), so no input can exhaust the stack;
 // - integers read with read_u64 must be exact non-negative integers that fit 64 bits;
+// - numbers that would overflow a double are rejected (as serde_json does), underflow is fine;
 // - only the four JSON whitespace characters, no comments, no trailing commas, no NaN.
 // Every error throws ggq::error of the kind and function name given to the constructor.
 #pragma once

@@ -138,7 +138,8 @@ st_header parse_safetensors(const uint8_t * data, size_t size) {
 
     st_header h;
     h.data_start = 8 + n;
-    json_reader r(text, error_kind::safetensors, k_read);
+    // 127 nested containers at most, as serde_json (the reference's parser) allows
+    json_reader r(text, error_kind::safetensors, k_read, 127);
     if (r.peek() != json_reader::token::object) r.fail_at("the header must be a JSON object");
     r.begin_object();
     std::string key;
