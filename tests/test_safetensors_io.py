@@ -484,3 +484,16 @@ def test_float32_conversion_releases_the_gil(tmp_path):
         t.join()
     (a0, a1), (b0, b1) = windows
     assert max(a0, b0) < min(a1, b1), f"calls did not overlap: {windows}"
+
+
+def test_without_ml_dtypes_bf16_and_f8_are_raw_bits(tmp_path, monkeypatch):
+    bf = np.array([1.5, -2.0], ml_dtypes.bfloat16)
+    f8 = np.array([0.5, 448.0], ml_dtypes.float8_e4m3fn)
+    p = tmp_path / "raw.safetensors"
+    ggquant.save_file({"bf": bf, "f8": f8}, p)
+    monkeypatch.setattr(gst, "_ml_dtypes", None)
+    with ggquant.safe_open(p) as f:
+        assert f.get("bf").dtype == np.uint16 and (f.get("bf") == bf.view(np.uint16)).all()
+        assert f.get("f8").dtype == np.uint8 and (f.get("f8") == f8.view(np.uint8)).all()
+        np.testing.assert_array_equal(f.get_float32("bf"), [1.5, -2.0])
+        np.testing.assert_array_equal(f.get_float32("f8"), [0.5, 448.0])
