@@ -283,3 +283,12 @@ def test_random_header_mutations_agree_with_reference():
             with pytest.raises(ggquant.SafetensorsError, match="duplicate key"):
                 _core._safetensors_parse(image)
     assert disagreements == []
+
+
+def test_long_names_are_clipped_in_messages(check):
+    name = "é" * 1000  # 2000 bytes; clipping must not split a character
+    header = json.dumps({name: info("U8", [1], 0, 2)}, ensure_ascii=False)
+    check(file_bytes(header, b"\0\0"), "invalid tensor info of '" + "é" * 100 + r"\.\.\.'")
+    dup = '{"' + name + '":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"' + name + '":{}}'
+    check(file_bytes(dup), 'duplicate key "' + "é" * 100 + r'\.\.\."', reference=False)
+    check(file_bytes('{"a":{"dtype":"U8","shape":[' + "9" * 300 + '],"data_offsets":[0,0]}}'), r"integer 9{40}\.\.\. does not fit")

@@ -167,7 +167,7 @@ class SafetensorsFile(Mapping):
         return name in self._infos
 
     def __repr__(self) -> str:
-        return f"SafetensorsFile({self._path!r}, {len(self)} tensors)"
+        return f"SafetensorsFile({getattr(self, '_path', '?')!r}, {len(getattr(self, '_keys', ()))} tensors)"
 
     def __enter__(self) -> SafetensorsFile:
         return self

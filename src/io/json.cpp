@@ -37,6 +37,13 @@ size_t utf8_invalid_offset(std::string_view text) {
     return n;
 }
 
+std::string utf8_clip(std::string_view s, size_t max_bytes) {
+    if (s.size() <= max_bytes) return std::string(s);
+    size_t n = max_bytes;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) --n;  // s[n] starts the part cut off
+    return std::string(s.substr(0, n)) + "...";
+}
+
 json_reader::json_reader(std::string_view text, error_kind kind, const char * fn, int max_depth)
     : text_(text), kind_(kind), fn_(fn), max_depth_(max_depth) {
     const size_t bad = utf8_invalid_offset(text);
@@ -125,7 +132,7 @@ bool json_reader::next_member(std::string & key) {
     parse_string(&key);
     if (!f.keys.insert(key).second) {
         pos_ = key_pos;
-        fail_at("duplicate key \"" + key + "\"");
+        fail_at("duplicate key \"" + utf8_clip(key) + "\"");
     }
     skip_ws();
     if (next_char() != ':') {
@@ -320,7 +327,7 @@ void json_reader::parse_number(std::string_view * out) {
     const std::string_view num = text_.substr(start, pos_ - start);
     if (!fits_double(num)) {
         pos_ = start;
-        fail_at("number " + std::string(num.substr(0, 40)) + " out of range");
+        fail_at("number " + utf8_clip(num, 40) + " out of range");
     }
     if (out != nullptr) *out = num;
 }
@@ -341,11 +348,11 @@ uint64_t json_reader::read_u64() {
     for (char c : num) {
         if (c < '0' || c > '9') {
             pos_ = start;
-            fail_at("expected a non-negative integer, got " + std::string(num));
+            fail_at("expected a non-negative integer, got " + utf8_clip(num, 40));
         }
         if (__builtin_mul_overflow(v, (uint64_t)10, &v) || __builtin_add_overflow(v, (uint64_t)(c - '0'), &v)) {
             pos_ = start;
-            fail_at("integer " + std::string(num) + " does not fit 64 bits");
+            fail_at("integer " + utf8_clip(num, 40) + " does not fit 64 bits");
         }
     }
     return v;

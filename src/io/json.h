@@ -23,6 +23,10 @@
 
 namespace ggq {
 
+// At most max_bytes of s, cut at a UTF-8 character boundary, with "..." appended when cut (for
+// error messages quoting names from untrusted files).
+std::string utf8_clip(std::string_view s, size_t max_bytes = 200);
+
 // Strict UTF-8 check; returns the byte offset of the first invalid sequence, or text.size().
 size_t utf8_invalid_offset(std::string_view text);
 

@@ -32,16 +32,7 @@ constexpr dtype_row k_dtypes[] = {
 static_assert(sizeof(k_dtypes) / sizeof(k_dtypes[0]) == (size_t)st_dtype::COUNT, "one row per dtype");
 
 // Names in error messages: a hostile name may be huge.
-std::string quoted(std::string_view name) {
-    std::string s = "'";
-    if (name.size() > 200) {
-        s.append(name.substr(0, 200));
-        s += "...";
-    } else {
-        s.append(name);
-    }
-    return s + "'";
-}
+std::string quoted(std::string_view name) { return "'" + utf8_clip(name) + "'"; }
 
 void parse_tensor_info(json_reader & r, st_tensor_info & t) {
     std::string key;
