@@ -6,6 +6,7 @@
 #include "quants-k.h"
 
 #include "ggq-fp16.h"
+#include "quants-k-internal.h"
 #include "quants-k-search.h"
 
 #include <cmath>
@@ -180,7 +181,7 @@ void finish_q5_K(const float * x, uint8_t * L, block_q5_K & b) {
 
 // Q6_K tail: from the sixteen sub-block scales, choose the block scale, store int8 scales,
 // requantize and pack. The block is all zero when every scale is negligible.
-void finish_q6_K(const float * x, int8_t * L, const float * scales, block_q6_K & b) {
+void finish_q6_K_block(const float * x, int8_t * L, const float * scales, block_q6_K & b) {
     float max_scale = 0;
     float max_abs_scale = 0;
     for (int ib = 0; ib < QK_K / 16; ++ib) {
@@ -227,168 +228,115 @@ void finish_q6_K(const float * x, int8_t * L, const float * scales, block_q6_K &
     }
 }
 
-// ----- weighted (imatrix) row quantizers: ggml's quantize_row_<t>_impl
+}  // namespace
 
-void quantize_row_q2_K_impl(const float * x, block_q2_K * y, int64_t n_per_row, const float * quant_weights) {
-    const int64_t nb = n_per_row / QK_K;
-    uint8_t L[QK_K];
-    uint8_t Laux[16];
-    float mins[QK_K / 16];
-    float scales[QK_K / 16];
-    float sw[QK_K / 16];
-    float weight[16];
+namespace kq {
+
+void finish_q6_K(const float * x, int8_t * L, const float * scales, block_q6_K & b) { finish_q6_K_block(x, L, scales, b); }
+
+float superblock_sumsq(const float * x) {
+    float s = 0;
+    for (int j = 0; j < QK_K; ++j) s += x[j] * x[j];
+    return s;
+}
+
+void finish_q2_K_ref(const float * x, uint8_t * L, const float * scales, const float * mins, block_q2_K & b) {
+    const float q4scale = 15.f;
+    float max_scale = 0;
+    float max_min = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    if (max_scale > 0) {
+        const float iscale = q4scale / max_scale;
+        for (int j = 0; j < QK_K / 16; ++j) b.scales[j] = (uint8_t)nearest_int(iscale * scales[j]);
+        b.d = fp32_to_fp16(max_scale / q4scale);
+    } else {
+        for (int j = 0; j < QK_K / 16; ++j) b.scales[j] = 0;
+        b.d = fp32_to_fp16(0.f);
+    }
+    if (max_min > 0) {
+        const float iscale = q4scale / max_min;
+        for (int j = 0; j < QK_K / 16; ++j) {
+            const int l = nearest_int(iscale * mins[j]);
+            b.scales[j] = (uint8_t)(b.scales[j] | (l << 4));
+        }
+        b.dmin = fp32_to_fp16(max_min / q4scale);
+    } else {
+        b.dmin = fp32_to_fp16(0.f);
+    }
+    const float dall = fp16_to_fp32(b.d);
+    const float mall = fp16_to_fp32(b.dmin);
+    for (int j = 0; j < QK_K / 16; ++j) {
+        const float d = dall * (float)(b.scales[j] & 0xF);
+        if (!d) continue;
+        const float dm = mall * (float)(b.scales[j] >> 4);
+        requantize_affine(x + 16 * j, L + 16 * j, 16, 3, d, dm);
+    }
+    pack_2bit(L, b.qs);
+}
+
+void finish_q2_K_impl(const float * x, uint8_t * L, const float * scales, const float * mins, const float * sw, block_q2_K & b) {
     uint8_t Ls[QK_K / 16], Lm[QK_K / 16];
-
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        float sumx2 = 0;
-        for (int j = 0; j < QK_K; ++j) sumx2 += x[j] * x[j];
-        const float sigma2 = sumx2 / QK_K;
-        for (int j = 0; j < QK_K / 16; ++j) {
-            const float * qw = quant_weights + QK_K * i + 16 * j;
-            for (int l = 0; l < 16; ++l) weight[l] = qw[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
-            float s = 0;
-            for (int l = 0; l < 16; ++l) s += weight[l];
-            sw[j] = s;
-            scales[j] = kq::make_qkx3_quants(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
-        }
-        float dm = kq::make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
-        float mm = kq::make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
-        y[i].d = fp32_to_fp16(dm);
-        y[i].dmin = fp32_to_fp16(mm);
-        dm = fp16_to_fp32(y[i].d);
-        mm = fp16_to_fp32(y[i].dmin);
-        for (int j = 0; j < QK_K / 16; ++j) y[i].scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
-        for (int j = 0; j < QK_K / 16; ++j) {
-            const float d = dm * (float)(y[i].scales[j] & 0xF);
-            if (!d) continue;
-            const float m = mm * (float)(y[i].scales[j] >> 4);
-            requantize_affine(x + 16 * j, L + 16 * j, 16, 3, d, m);
-        }
-        pack_2bit(L, y[i].qs);
+    float dm = make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
+    float mm = make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
+    b.d = fp32_to_fp16(dm);
+    b.dmin = fp32_to_fp16(mm);
+    dm = fp16_to_fp32(b.d);
+    mm = fp16_to_fp32(b.dmin);
+    for (int j = 0; j < QK_K / 16; ++j) b.scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    for (int j = 0; j < QK_K / 16; ++j) {
+        const float d = dm * (float)(b.scales[j] & 0xF);
+        if (!d) continue;
+        const float m = mm * (float)(b.scales[j] >> 4);
+        requantize_affine(x + 16 * j, L + 16 * j, 16, 3, d, m);
     }
+    pack_2bit(L, b.qs);
 }
 
-void quantize_row_q3_K_impl(const float * x, block_q3_K * y, int64_t n_per_row, const float * quant_weights) {
-    const int64_t nb = n_per_row / QK_K;
-    int8_t L[QK_K];
-    float scales[QK_K / 16];
-    float weight[16];
-    float sw[QK_K / 16];
+void finish_q3_K_ref(const float * x, int8_t * L, const float * scales, block_q3_K & b) {
+    float max_scale = 0;
+    float amax = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+        const float scale = std::fabs(scales[j]);
+        if (scale > amax) {
+            amax = scale;
+            max_scale = scales[j];
+        }
+    }
+    std::memset(b.scales, 0, 12);
+    if (max_scale) {
+        const float iscale = -32.f / max_scale;
+        for (int j = 0; j < QK_K / 16; ++j) {
+            int8_t l = (int8_t)nearest_int(iscale * scales[j]);
+            l = (int8_t)(imax(-32, imin(31, l)) + 32);
+            set_scale_q3_K(j, l, b.scales);
+        }
+        b.d = fp32_to_fp16(1 / iscale);
+    } else {
+        b.d = fp32_to_fp16(0.f);
+    }
+    finish_q3_K(x, L, b);
+}
+
+void finish_q3_K_impl(const float * x, int8_t * L, const float * scales, const float * sw, block_q3_K & b) {
     int8_t Ls[QK_K / 16];
-
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        float sumx2 = 0;
-        for (int j = 0; j < QK_K; ++j) sumx2 += x[j] * x[j];
-        const float sigma2 = 2 * sumx2 / QK_K;
-        for (int j = 0; j < QK_K / 16; ++j) {
-            if (quant_weights) {
-                const float * qw = quant_weights + QK_K * i + 16 * j;
-                for (int l = 0; l < 16; ++l) weight[l] = qw[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
-            } else {
-                for (int l = 0; l < 16; ++l) weight[l] = x[16 * j + l] * x[16 * j + l];
-            }
-            float sumw = 0;
-            for (int l = 0; l < 16; ++l) sumw += weight[l];
-            sw[j] = sumw;
-            scales[j] = kq::make_qx_quants(16, 4, x + 16 * j, L + 16 * j, 1, weight);
-        }
-        std::memset(y[i].scales, 0, 12);
-        const float d_block = kq::make_qx_quants(QK_K / 16, 32, scales, Ls, 1, sw);
-        for (int j = 0; j < QK_K / 16; ++j) set_scale_q3_K(j, Ls[j], y[i].scales);
-        y[i].d = fp32_to_fp16(d_block);
-        finish_q3_K(x, L, y[i]);
-    }
-}
-
-// Q4_K / Q5_K weighted search (they differ in nmax and in Q5_K clamping the scale codes).
-template <typename Block, int NMAX, bool CLAMP63>
-void search_q45_K_impl(const float * x, Block & b, uint8_t * L, int64_t i, const float * quant_weights) {
-    uint8_t Laux[32];
-    uint8_t Ls[QK_K / 32];
-    uint8_t Lm[QK_K / 32];
-    float weights[32];
-    float sw[QK_K / 32];
-    float mins[QK_K / 32];
-    float scales[QK_K / 32];
-
-    float sum_x2 = 0;
-    for (int l = 0; l < QK_K; ++l) sum_x2 += x[l] * x[l];
-    const float sigma2 = 2 * sum_x2 / QK_K;
-    const float av_x = std::sqrt(sigma2);
-    for (int j = 0; j < QK_K / 32; ++j) {
-        if (quant_weights) {
-            const float * qw = quant_weights + QK_K * i + 32 * j;
-            for (int l = 0; l < 32; ++l) weights[l] = qw[l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
-        } else {
-            for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-        }
-        float sumw = 0;
-        for (int l = 0; l < 32; ++l) sumw += weights[l];
-        sw[j] = sumw;
-        scales[j] = kq::make_qkx3_quants(32, NMAX, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
-    }
-    const float d_block = kq::make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
-    const float m_block = kq::make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
-    for (int j = 0; j < QK_K / 32; ++j) {
-        uint8_t ls = Ls[j];
-        uint8_t lm = Lm[j];
-        if (CLAMP63) {
-            ls = (uint8_t)imin(63, ls);
-            lm = (uint8_t)imin(63, lm);
-        }
-        set_scale_min_k4(j, ls, lm, b.scales);
-    }
+    std::memset(b.scales, 0, 12);
+    const float d_block = make_qx_quants(QK_K / 16, 32, scales, Ls, 1, sw);
+    for (int j = 0; j < QK_K / 16; ++j) set_scale_q3_K(j, Ls[j], b.scales);
     b.d = fp32_to_fp16(d_block);
-    b.dmin = fp32_to_fp16(m_block);
+    finish_q3_K(x, L, b);
 }
 
-void quantize_row_q4_K_impl(const float * x, block_q4_K * y, int64_t n_per_row, const float * quant_weights) {
-    const int64_t nb = n_per_row / QK_K;
-    uint8_t L[QK_K];
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_impl<block_q4_K, 15, false>(x, y[i], L, i, quant_weights);
-        finish_q4_K(x, L, y[i]);
-    }
-}
+namespace {
 
-void quantize_row_q5_K_impl(const float * x, block_q5_K * y, int64_t n_per_row, const float * quant_weights) {
-    const int64_t nb = n_per_row / QK_K;
-    uint8_t L[QK_K];
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_impl<block_q5_K, 31, true>(x, y[i], L, i, quant_weights);
-        finish_q5_K(x, L, y[i]);
-    }
-}
-
-void quantize_row_q6_K_impl(const float * x, block_q6_K * y, int64_t n_per_row, const float * quant_weights) {
-    const int64_t nb = n_per_row / QK_K;
-    int8_t L[QK_K];
-    float scales[QK_K / 16];
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        for (int ib = 0; ib < QK_K / 16; ++ib) {
-            const float * qw = quant_weights ? quant_weights + QK_K * i + 16 * ib : nullptr;
-            scales[ib] = kq::make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, qw);
-        }
-        finish_q6_K(x, L, scales, y[i]);
-    }
-}
-
-// Q4_K / Q5_K reference search: per sub-block make_qkx2 with weights av_x + |x|, then the largest
-// scale and min set the 6-bit grids.
-template <typename Block, int NMAX>
-void search_q45_K_ref(const float * x, Block & b, uint8_t * L, float rmin, float rdelta, int nstep) {
-    uint8_t Laux[32];
-    float weights[32];
-    float mins[QK_K / 32];
-    float scales[QK_K / 32];
+// Q4_K / Q5_K reference: the largest scale and min set the 6-bit grids.
+template <typename Block>
+void scales_q45_K_ref(const float * scales, const float * mins, Block & b) {
     float max_scale = 0;
     float max_min = 0;
     for (int j = 0; j < QK_K / 32; ++j) {
-        float sum_x2 = 0;
-        for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-        const float av_x = std::sqrt(sum_x2 / 32);
-        for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-        scales[j] = kq::make_qkx2_quants(32, NMAX, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -405,6 +353,160 @@ void search_q45_K_ref(const float * x, Block & b, uint8_t * L, float rmin, float
     b.dmin = fp32_to_fp16(max_min / 63.f);
 }
 
+// Q4_K / Q5_K weighted: scales and mins quantized by make_qp_quants (Q5_K also clamps the codes).
+template <typename Block, bool CLAMP63>
+void scales_q45_K_impl(const float * scales, const float * mins, const float * sw, Block & b) {
+    uint8_t Ls[QK_K / 32];
+    uint8_t Lm[QK_K / 32];
+    const float d_block = make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
+    const float m_block = make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
+    for (int j = 0; j < QK_K / 32; ++j) {
+        uint8_t ls = Ls[j];
+        uint8_t lm = Lm[j];
+        if (CLAMP63) {
+            ls = (uint8_t)imin(63, ls);
+            lm = (uint8_t)imin(63, lm);
+        }
+        set_scale_min_k4(j, ls, lm, b.scales);
+    }
+    b.d = fp32_to_fp16(d_block);
+    b.dmin = fp32_to_fp16(m_block);
+}
+
+}  // namespace
+
+void finish_q4_K_ref(const float * x, uint8_t * L, const float * scales, const float * mins, block_q4_K & b) {
+    scales_q45_K_ref(scales, mins, b);
+    finish_q4_K(x, L, b);
+}
+
+void finish_q4_K_impl(const float * x, uint8_t * L, const float * scales, const float * mins, const float * sw, block_q4_K & b) {
+    scales_q45_K_impl<block_q4_K, false>(scales, mins, sw, b);
+    finish_q4_K(x, L, b);
+}
+
+void finish_q5_K_ref(const float * x, uint8_t * L, const float * scales, const float * mins, block_q5_K & b) {
+    scales_q45_K_ref(scales, mins, b);
+    finish_q5_K(x, L, b);
+}
+
+void finish_q5_K_impl(const float * x, uint8_t * L, const float * scales, const float * mins, const float * sw, block_q5_K & b) {
+    scales_q45_K_impl<block_q5_K, true>(scales, mins, sw, b);
+    finish_q5_K(x, L, b);
+}
+
+}  // namespace kq
+
+namespace {
+
+// ----- weighted (imatrix) row quantizers: ggml's quantize_row_<t>_impl
+
+void quantize_row_q2_K_impl(const float * x, block_q2_K * y, int64_t n_per_row, const float * quant_weights) {
+    const int64_t nb = n_per_row / QK_K;
+    uint8_t L[QK_K];
+    uint8_t Laux[16];
+    float mins[QK_K / 16];
+    float scales[QK_K / 16];
+    float sw[QK_K / 16];
+    float weight[16];
+
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        const float sigma2 = kq::superblock_sumsq(x) / QK_K;
+        for (int j = 0; j < QK_K / 16; ++j) {
+            const float * qw = quant_weights + QK_K * i + 16 * j;
+            for (int l = 0; l < 16; ++l) weight[l] = qw[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+            float s = 0;
+            for (int l = 0; l < 16; ++l) s += weight[l];
+            sw[j] = s;
+            scales[j] = kq::make_qkx3_quants(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+        }
+        kq::finish_q2_K_impl(x, L, scales, mins, sw, y[i]);
+    }
+}
+
+void quantize_row_q3_K_impl(const float * x, block_q3_K * y, int64_t n_per_row, const float * quant_weights) {
+    const int64_t nb = n_per_row / QK_K;
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    float weight[16];
+    float sw[QK_K / 16];
+
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        const float sigma2 = 2 * kq::superblock_sumsq(x) / QK_K;
+        for (int j = 0; j < QK_K / 16; ++j) {
+            const float * qw = quant_weights + QK_K * i + 16 * j;
+            for (int l = 0; l < 16; ++l) weight[l] = qw[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+            float sumw = 0;
+            for (int l = 0; l < 16; ++l) sumw += weight[l];
+            sw[j] = sumw;
+            scales[j] = kq::make_qx_quants(16, 4, x + 16 * j, L + 16 * j, 1, weight);
+        }
+        kq::finish_q3_K_impl(x, L, scales, sw, y[i]);
+    }
+}
+
+// Q4_K / Q5_K weighted search: per sub-block make_qkx3 with weights qw * sqrt(sigma2 + x^2).
+template <int NMAX>
+void search_q45_K_impl(const float * x, uint8_t * L, float * scales, float * mins, float * sw, int64_t i, const float * quant_weights) {
+    uint8_t Laux[32];
+    float weights[32];
+    const float sigma2 = 2 * kq::superblock_sumsq(x) / QK_K;
+    for (int j = 0; j < QK_K / 32; ++j) {
+        const float * qw = quant_weights + QK_K * i + 32 * j;
+        for (int l = 0; l < 32; ++l) weights[l] = qw[l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        float sumw = 0;
+        for (int l = 0; l < 32; ++l) sumw += weights[l];
+        sw[j] = sumw;
+        scales[j] = kq::make_qkx3_quants(32, NMAX, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+    }
+}
+
+void quantize_row_q4_K_impl(const float * x, block_q4_K * y, int64_t n_per_row, const float * quant_weights) {
+    const int64_t nb = n_per_row / QK_K;
+    uint8_t L[QK_K];
+    float scales[QK_K / 32], mins[QK_K / 32], sw[QK_K / 32];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        search_q45_K_impl<15>(x, L, scales, mins, sw, i, quant_weights);
+        kq::finish_q4_K_impl(x, L, scales, mins, sw, y[i]);
+    }
+}
+
+void quantize_row_q5_K_impl(const float * x, block_q5_K * y, int64_t n_per_row, const float * quant_weights) {
+    const int64_t nb = n_per_row / QK_K;
+    uint8_t L[QK_K];
+    float scales[QK_K / 32], mins[QK_K / 32], sw[QK_K / 32];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        search_q45_K_impl<31>(x, L, scales, mins, sw, i, quant_weights);
+        kq::finish_q5_K_impl(x, L, scales, mins, sw, y[i]);
+    }
+}
+
+void quantize_row_q6_K_impl(const float * x, block_q6_K * y, int64_t n_per_row, const float * quant_weights) {
+    const int64_t nb = n_per_row / QK_K;
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        for (int ib = 0; ib < QK_K / 16; ++ib) {
+            scales[ib] = kq::make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, quant_weights + QK_K * i + 16 * ib);
+        }
+        kq::finish_q6_K(x, L, scales, y[i]);
+    }
+}
+
+// Q4_K / Q5_K reference search: per sub-block make_qkx2 with weights av_x + |x|.
+template <int NMAX>
+void search_q45_K_ref(const float * x, uint8_t * L, float * scales, float * mins, float rmin, float rdelta, int nstep) {
+    uint8_t Laux[32];
+    float weights[32];
+    for (int j = 0; j < QK_K / 32; ++j) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = std::sqrt(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+        scales[j] = kq::make_qkx2_quants(32, NMAX, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
+    }
+}
+
 }  // namespace
 
 // ===== Q2_K: 16 sub-blocks of 16, 2-bit values, 4-bit scale and min per sub-block
@@ -417,44 +519,12 @@ void quantize_row_q2_K_ref(const float * x, void * vy, int64_t k) {
     float weights[16];
     float mins[QK_K / 16];
     float scales[QK_K / 16];
-    const float q4scale = 15.f;
-
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        float max_scale = 0;
-        float max_min = 0;
         for (int j = 0; j < QK_K / 16; ++j) {
             for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
             scales[j] = kq::make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
         }
-        if (max_scale > 0) {
-            const float iscale = q4scale / max_scale;
-            for (int j = 0; j < QK_K / 16; ++j) y[i].scales[j] = (uint8_t)nearest_int(iscale * scales[j]);
-            y[i].d = fp32_to_fp16(max_scale / q4scale);
-        } else {
-            for (int j = 0; j < QK_K / 16; ++j) y[i].scales[j] = 0;
-            y[i].d = fp32_to_fp16(0.f);
-        }
-        if (max_min > 0) {
-            const float iscale = q4scale / max_min;
-            for (int j = 0; j < QK_K / 16; ++j) {
-                const int l = nearest_int(iscale * mins[j]);
-                y[i].scales[j] = (uint8_t)(y[i].scales[j] | (l << 4));
-            }
-            y[i].dmin = fp32_to_fp16(max_min / q4scale);
-        } else {
-            y[i].dmin = fp32_to_fp16(0.f);
-        }
-        const float dall = fp16_to_fp32(y[i].d);
-        const float mall = fp16_to_fp32(y[i].dmin);
-        for (int j = 0; j < QK_K / 16; ++j) {
-            const float d = dall * (float)(y[i].scales[j] & 0xF);
-            if (!d) continue;
-            const float dm = mall * (float)(y[i].scales[j] >> 4);
-            requantize_affine(x + 16 * j, L + 16 * j, 16, 3, d, dm);
-        }
-        pack_2bit(L, y[i].qs);
+        kq::finish_q2_K_ref(x, L, scales, mins, y[i]);
     }
 }
 
@@ -497,31 +567,9 @@ void quantize_row_q3_K_ref(const float * x, void * vy, int64_t k) {
     const int64_t nb = k / QK_K;
     int8_t L[QK_K];
     float scales[QK_K / 16];
-
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        float max_scale = 0;
-        float amax = 0;
-        for (int j = 0; j < QK_K / 16; ++j) {
-            scales[j] = kq::make_q3_quants(16, 4, x + 16 * j, L + 16 * j, true);
-            const float scale = std::fabs(scales[j]);
-            if (scale > amax) {
-                amax = scale;
-                max_scale = scales[j];
-            }
-        }
-        std::memset(y[i].scales, 0, 12);
-        if (max_scale) {
-            const float iscale = -32.f / max_scale;
-            for (int j = 0; j < QK_K / 16; ++j) {
-                int8_t l = (int8_t)nearest_int(iscale * scales[j]);
-                l = (int8_t)(imax(-32, imin(31, l)) + 32);
-                set_scale_q3_K(j, l, y[i].scales);
-            }
-            y[i].d = fp32_to_fp16(1 / iscale);
-        } else {
-            y[i].d = fp32_to_fp16(0.f);
-        }
-        finish_q3_K(x, L, y[i]);
+        for (int j = 0; j < QK_K / 16; ++j) scales[j] = kq::make_q3_quants(16, 4, x + 16 * j, L + 16 * j, true);
+        kq::finish_q3_K_ref(x, L, scales, y[i]);
     }
 }
 
@@ -565,9 +613,10 @@ void quantize_row_q4_K_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_q4_K *>(vy);
     const int64_t nb = k / QK_K;
     uint8_t L[QK_K];
+    float scales[QK_K / 32], mins[QK_K / 32];
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_ref<block_q4_K, 15>(x, y[i], L, -1.f, 0.1f, 20);
-        finish_q4_K(x, L, y[i]);
+        search_q45_K_ref<15>(x, L, scales, mins, -1.f, 0.1f, 20);
+        kq::finish_q4_K_ref(x, L, scales, mins, y[i]);
     }
 }
 
@@ -609,9 +658,10 @@ void quantize_row_q5_K_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_q5_K *>(vy);
     const int64_t nb = k / QK_K;
     uint8_t L[QK_K];
+    float scales[QK_K / 32], mins[QK_K / 32];
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_ref<block_q5_K, 31>(x, y[i], L, -0.5f, 0.1f, 15);
-        finish_q5_K(x, L, y[i]);
+        search_q45_K_ref<31>(x, L, scales, mins, -0.5f, 0.1f, 15);
+        kq::finish_q5_K_ref(x, L, scales, mins, y[i]);
     }
 }
 
@@ -660,7 +710,7 @@ void quantize_row_q6_K_ref(const float * x, void * vy, int64_t k) {
     float scales[QK_K / 16];
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
         for (int ib = 0; ib < QK_K / 16; ++ib) scales[ib] = kq::make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, nullptr);
-        finish_q6_K(x, L, scales, y[i]);
+        kq::finish_q6_K(x, L, scales, y[i]);
     }
 }
 
