@@ -108,17 +108,14 @@ void finish_q3_K(const float * x, int8_t * L, block_q3_K & b) {
             L[16 * j + ii] = (int8_t)(l + 4);
         }
     }
+    // the high bit of value j goes to bit j/32 of hmask[j%32] (branch-free: the bits are random)
     std::memset(b.hmask, 0, QK_K / 8);
-    int m = 0;
-    uint8_t hm = 1;
-    for (int j = 0; j < QK_K; ++j) {
-        if (L[j] > 3) {
-            b.hmask[m] |= hm;
-            L[j] = (int8_t)(L[j] - 4);
-        }
-        if (++m == QK_K / 8) {
-            m = 0;
-            hm = (uint8_t)(hm << 1);
+    for (int k = 0; k < 8; ++k) {
+        for (int m = 0; m < QK_K / 8; ++m) {
+            const int j = 32 * k + m;
+            const int hi = L[j] > 3;
+            b.hmask[m] = (uint8_t)(b.hmask[m] | (hi << k));
+            L[j] = (int8_t)(L[j] - 4 * hi);
         }
     }
     pack_2bit(reinterpret_cast<const uint8_t *>(L), b.qs);
