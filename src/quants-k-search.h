@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace ggq {
 namespace kq {
@@ -35,7 +36,8 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 // Symmetric quantization of n values to [-nmax, nmax-1] (stored +nmax in L). rmse_type 0: plain
 // rounding; 1: weighted least squares with a search over 18 nearby scales (weights qw, or x^2
 // when qw is null); negative: one refinement step only. Returns the scale.
-static inline float make_qx_quants(int n, int nmax, const float * x, int8_t * L, int rmse_type, const float * qw) {
+static inline float make_qx_quants(int n, int nmax, const float * __restrict x, int8_t * __restrict L, int rmse_type,
+                                   const float * __restrict qw) {
     float max = 0;
     float amax = 0;
     for (int i = 0; i < n; ++i) {
@@ -62,24 +64,34 @@ static inline float make_qx_quants(int n, int nmax, const float * x, int8_t * L,
         rmse_type = -rmse_type;
         return_early = true;
     }
-    auto weight = [&](int i) -> float {
-        if (qw) return qw[i];
-        switch (rmse_type) {
-            case 1: return x[i] * x[i];
-            case 2: return 1.0f;
-            case 3: return std::fabs(x[i]);
-            default: return std::sqrt(std::fabs(x[i]));
+    // the weights once, up front, as one plain array (the hot loops below then do no branching)
+    std::vector<float> wheap;
+    float wbuf[64];
+    const float * w = qw;
+    if (!w) {
+        float * wr = wbuf;
+        if (n > 64) {
+            wheap.resize((size_t)n);
+            wr = wheap.data();
         }
-    };
+        for (int i = 0; i < n; ++i) {
+            switch (rmse_type) {
+                case 1: wr[i] = x[i] * x[i]; break;
+                case 2: wr[i] = 1.0f; break;
+                case 3: wr[i] = std::fabs(x[i]); break;
+                default: wr[i] = std::sqrt(std::fabs(x[i])); break;
+            }
+        }
+        w = wr;
+    }
     float sumlx = 0;
     float suml2 = 0;
     for (int i = 0; i < n; ++i) {
         int l = nearest_int(iscale * x[i]);
         l = imax(-nmax, imin(nmax - 1, l));
         L[i] = (int8_t)(l + nmax);
-        const float w = weight(i);
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
+        sumlx += w[i] * x[i] * (float)l;
+        suml2 += w[i] * (float)l * (float)l;
     }
     float scale = suml2 ? sumlx / suml2 : 0.0f;
     if (return_early) return suml2 > 0 ? 0.5f * (scale + 1 / iscale) : 1 / iscale;
@@ -91,9 +103,8 @@ static inline float make_qx_quants(int n, int nmax, const float * x, int8_t * L,
         for (int i = 0; i < n; ++i) {
             int l = nearest_int(iscale * x[i]);
             l = imax(-nmax, imin(nmax - 1, l));
-            const float w = weight(i);
-            sumlx += w * x[i] * (float)l;
-            suml2 += w * (float)l * (float)l;
+            sumlx += w[i] * x[i] * (float)l;
+            suml2 += w[i] * (float)l * (float)l;
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; ++i) {
@@ -109,7 +120,7 @@ static inline float make_qx_quants(int n, int nmax, const float * x, int8_t * L,
 
 // Q3_K's search: rounding to [-nmax, nmax-1] then up to 5 passes of coordinate descent on the
 // x^2-weighted error (do_rmse), stored +nmax in L. Returns the scale.
-static inline float make_q3_quants(int n, int nmax, const float * x, int8_t * L, bool do_rmse) {
+static inline float make_q3_quants(int n, int nmax, const float * __restrict x, int8_t * __restrict L, bool do_rmse) {
     float max = 0;
     float amax = 0;
     for (int i = 0; i < n; ++i) {
@@ -173,8 +184,8 @@ static inline float make_q3_quants(int n, int nmax, const float * x, int8_t * L,
 // only in the zero test (qkx2: max == min; qkx3: max <= min) and in qkx3 accepting null weights
 // (then x^2). Writes L in [0, nmax] and *the_min = -min; returns the scale.
 template <bool X3>
-static inline float make_qkx_quants_impl(int n, int nmax, const float * x, const float * weights, uint8_t * L, float * the_min,
-                                         uint8_t * Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+static inline float make_qkx_quants_impl(int n, int nmax, const float * __restrict x, const float * __restrict weights,
+                                         uint8_t * __restrict L, float * __restrict the_min, uint8_t * __restrict Laux, float rmin, float rdelta, int nstep, bool use_mad) {
     auto wt = [&](int i) -> float {
         if constexpr (X3) {
             return weights ? weights[i] : x[i] * x[i];
@@ -263,7 +274,8 @@ static inline float make_qkx3_quants(int n, int nmax, const float * x, const flo
 
 // Quantizes non-negative values (sub-block scales or mins) to [0, nmax] with weights: a scale
 // search over 8 neighbours, then up to 5 passes of coordinate descent. Returns the scale.
-static inline float make_qp_quants(int n, int nmax, const float * x, uint8_t * L, const float * quant_weights) {
+static inline float make_qp_quants(int n, int nmax, const float * __restrict x, uint8_t * __restrict L,
+                                   const float * __restrict quant_weights) {
     float max = 0;
     for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];
     if (max < GROUP_MAX_EPS) {
