@@ -56,9 +56,12 @@ constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
     t[GGQ_TYPE_BF16]    = with(plain("bf16", 2), dequantize_row_bf16, quantize_row_bf16_ref, quantize_bf16);
     t[GGQ_TYPE_Q4_0]    = with(blocks("q4_0", QK4_0, sizeof(block_q4_0)), dequantize_row_q4_0, quantize_row_q4_0_ref, quantize_q4_0,
                                GGQ_X86(quantize_q4_0_avx2), GGQ_X86(quantize_q4_0_avx512));
-    t[GGQ_TYPE_Q4_1]    = with(blocks("q4_1", QK4_1, sizeof(block_q4_1)), dequantize_row_q4_1, quantize_row_q4_1_ref, quantize_q4_1);
-    t[GGQ_TYPE_Q5_0]    = with(blocks("q5_0", QK5_0, sizeof(block_q5_0)), dequantize_row_q5_0, quantize_row_q5_0_ref, quantize_q5_0);
-    t[GGQ_TYPE_Q5_1]    = with(blocks("q5_1", QK5_1, sizeof(block_q5_1)), dequantize_row_q5_1, quantize_row_q5_1_ref, quantize_q5_1);
+    t[GGQ_TYPE_Q4_1]    = with(blocks("q4_1", QK4_1, sizeof(block_q4_1)), dequantize_row_q4_1, quantize_row_q4_1_ref, quantize_q4_1,
+                               GGQ_X86(quantize_q4_1_imatrix_avx2), GGQ_X86(quantize_q4_1_imatrix_avx512));
+    t[GGQ_TYPE_Q5_0]    = with(blocks("q5_0", QK5_0, sizeof(block_q5_0)), dequantize_row_q5_0, quantize_row_q5_0_ref, quantize_q5_0,
+                               GGQ_X86(quantize_q5_0_imatrix_avx2), GGQ_X86(quantize_q5_0_imatrix_avx512));
+    t[GGQ_TYPE_Q5_1]    = with(blocks("q5_1", QK5_1, sizeof(block_q5_1)), dequantize_row_q5_1, quantize_row_q5_1_ref, quantize_q5_1,
+                               GGQ_X86(quantize_q5_1_imatrix_avx2), GGQ_X86(quantize_q5_1_imatrix_avx512));
     t[GGQ_TYPE_Q8_0]    = with(blocks("q8_0", QK8_0, sizeof(block_q8_0)), dequantize_row_q8_0, quantize_row_q8_0_ref, quantize_q8_0,
                                GGQ_X86(quantize_q8_0_avx2), GGQ_X86(quantize_q8_0_avx512));
     t[GGQ_TYPE_Q8_1]    = blocks("q8_1", QK8_1, sizeof(block_q8_1));

@@ -27,5 +27,13 @@ void finish_q5_K_ref(const float * x, uint8_t * L, const float * scales, const f
 void finish_q5_K_impl(const float * x, uint8_t * L, const float * scales, const float * mins, const float * sw, block_q5_K & b);
 void finish_q6_K(const float * x, int8_t * L, const float * scales, block_q6_K & b);
 
+// Weighted legacy blocks of 32: sigma2 of a whole row (mean of x^2, in ggml's order), and the
+// packing of one block from its search result (scale d, negated offset the_min, levels L).
+float row_sigma2(const float * x, int64_t n);
+void finish_q4_0_w(float d, const uint8_t * L, block_q4_0 & b);
+void finish_q4_1_w(float d, float the_min, const uint8_t * L, block_q4_1 & b);
+void finish_q5_0_w(float d, const uint8_t * L, block_q5_0 & b);
+void finish_q5_1_w(float d, float the_min, const uint8_t * L, block_q5_1 & b);
+
 }  // namespace kq
 }  // namespace ggq

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace ggq {
 namespace kq {
@@ -443,6 +444,60 @@ struct kquants {
                 finish_q6_K(x, reinterpret_cast<int8_t *>(L), sc, y[s]);
             });
         return (size_t)(nrows * nb) * sizeof(block_q6_K);
+    }
+
+    // Weighted Q4_0 / Q4_1 / Q5_0 / Q5_1 (imatrix non-null): W blocks of 32 per batch.
+    template <class Block, int NMAX, bool AFFINE>
+    static size_t legacy_weighted(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+        constexpr int W = LN::W;
+        const int64_t nb = n_per_row / 32;
+        const int64_t total = nrows * nb;
+        auto * y = static_cast<Block *>(dst);
+        std::vector<float> sig((size_t)nrows);
+        for (int64_t r = 0; r < nrows; ++r) sig[(size_t)r] = row_sigma2(src + r * n_per_row, n_per_row);
+        VF xt[32], qt[32], w[32];
+        VI L[32], aux[32];
+        alignas(64) int32_t Lt[32][W];
+        for (int64_t b0 = 0; b0 < total; b0 += W) {
+            VF sigma2 = VF{};
+            for (int k = 0; k < W; ++k) {
+                const int64_t blk = b0 + k;
+                if (blk < total) {
+                    const float * px = src + blk * 32;
+                    const float * pq = imatrix + (blk % nb) * 32;
+                    for (int i = 0; i < 32; ++i) {
+                        xt[i][k] = px[i];
+                        qt[i][k] = pq[i];
+                    }
+                    sigma2[k] = sig[(size_t)(blk / nb)];
+                } else {
+                    for (int i = 0; i < 32; ++i) xt[i][k] = qt[i][k] = 0.f;
+                }
+            }
+            for (int i = 0; i < 32; ++i) w[i] = qt[i] * LN::vsqrt(sigma2 + xt[i] * xt[i]);
+            VF d, the_min = VF{};
+            if constexpr (AFFINE) {
+                d = LN::template qkx<true>(32, NMAX, xt, w, L, aux, &the_min, -0.9f, 0.05f, 36, false);
+            } else {
+                d = LN::qx(32, NMAX, xt, w, L, aux);
+            }
+            for (int i = 0; i < 32; ++i) std::memcpy(Lt[i], &L[i], sizeof(L[i]));
+            for (int k = 0; k < W && b0 + k < total; ++k) {
+                uint8_t Lb[32];
+                for (int i = 0; i < 32; ++i) Lb[i] = (uint8_t)Lt[i][k];
+                Block & b = y[b0 + k];
+                if constexpr (AFFINE && NMAX == 15) {
+                    finish_q4_1_w(d[k], the_min[k], Lb, b);
+                } else if constexpr (AFFINE) {
+                    finish_q5_1_w(d[k], the_min[k], Lb, b);
+                } else if constexpr (NMAX == 8) {
+                    finish_q4_0_w(d[k], Lb, b);
+                } else {
+                    finish_q5_0_w(d[k], Lb, b);
+                }
+            }
+        }
+        return (size_t)total * sizeof(Block);
     }
 };
 

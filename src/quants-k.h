@@ -28,4 +28,12 @@ size_t quantize_q4_K(const float * src, void * dst, int64_t nrows, int64_t n_per
 size_t quantize_q5_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
 size_t quantize_q6_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
 
+// Weighted legacy quantizers (imatrix required, non-null): ggml's quantize_row_q4_0_impl ..
+// quantize_row_q5_1_impl, which reuse the K-quant scale searches. quantize_q4_0 etc. call these
+// when given importance weights.
+size_t quantize_q4_0_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
+size_t quantize_q4_1_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
+size_t quantize_q5_0_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
+size_t quantize_q5_1_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
+
 }  // namespace ggq

@@ -5,7 +5,7 @@
 
 #include "ggq-error.h"
 #include "ggq-fp16.h"
-#include "quants-k-search.h"
+#include "quants-k.h"
 
 #include <algorithm>
 #include <cfloat>
@@ -20,87 +20,6 @@ namespace {
 template <typename Block, int QK>
 size_t rows_bytes(int64_t nrows, int64_t n_per_row) {
     return (size_t)nrows * (size_t)(n_per_row / QK) * sizeof(Block);
-}
-
-// Mean square of a whole row: the weighted legacy quantizers scale their weights by it.
-float row_sigma2(const float * x, int64_t n) {
-    float sum_x2 = 0;
-    for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
-    return sum_x2 / (float)n;
-}
-
-// weight[j] = qw[j] * sqrt(sigma2 + x[j]^2), as ggml's quantize_row_<t>_impl
-void legacy_weights(const float * xb, const float * qw, float sigma2, float * weight) {
-    for (int j = 0; j < 32; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
-}
-
-// Packs 32 five-bit values: low nibbles into qs (x[j] | x[j+16] << 4), fifth bits into qh.
-void pack_5bit(const uint8_t * L, uint8_t * qs, uint8_t * qh_out) {
-    uint32_t qh = 0;
-    for (int j = 0; j < 16; ++j) {
-        const uint8_t xi0 = L[j];
-        const uint8_t xi1 = L[j + 16];
-        qs[j] = (uint8_t)((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
-        qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
-        qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
-    }
-    std::memcpy(qh_out, &qh, sizeof qh);
-}
-
-// Weighted (imatrix) rows, ggml's quantize_row_q4_0_impl .. quantize_row_q5_1_impl. Each row is
-// searched on its own (sigma2 is a per-row statistic).
-template <typename Block, typename RowFn>
-size_t quantize_rows_weighted(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix, RowFn fn) {
-    const int64_t nb = n_per_row / 32;
-    auto * y = static_cast<Block *>(dst);
-    for (int64_t r = 0; r < nrows; ++r) {
-        const float * x = src + r * n_per_row;
-        const float sigma2 = row_sigma2(x, n_per_row);
-        for (int64_t ib = 0; ib < nb; ++ib) {
-            fn(x + 32 * ib, imatrix + 32 * ib, sigma2, y[r * nb + ib]);
-        }
-    }
-    return (size_t)nrows * (size_t)nb * sizeof(Block);
-}
-
-void q4_0_weighted(const float * xb, const float * qw, float sigma2, block_q4_0 & b) {
-    float weight[32];
-    int8_t L[32];
-    legacy_weights(xb, qw, sigma2, weight);
-    const float d = kq::make_qx_quants(32, 8, xb, L, 1, weight);
-    b.d = fp32_to_fp16(d);
-    for (int j = 0; j < 16; ++j) b.qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
-}
-
-void q4_1_weighted(const float * xb, const float * qw, float sigma2, block_q4_1 & b) {
-    float weight[32];
-    uint8_t L[32], Laux[32];
-    legacy_weights(xb, qw, sigma2, weight);
-    float min;
-    const float d = kq::make_qkx3_quants(32, 15, xb, weight, L, &min, Laux, -0.9f, 0.05f, 36, false);
-    b.d = fp32_to_fp16(d);
-    b.m = fp32_to_fp16(-min);
-    for (int j = 0; j < 16; ++j) b.qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
-}
-
-void q5_0_weighted(const float * xb, const float * qw, float sigma2, block_q5_0 & b) {
-    float weight[32];
-    int8_t L[32];
-    legacy_weights(xb, qw, sigma2, weight);
-    const float d = kq::make_qx_quants(32, 16, xb, L, 1, weight);
-    b.d = fp32_to_fp16(d);
-    pack_5bit(reinterpret_cast<const uint8_t *>(L), b.qs, b.qh);
-}
-
-void q5_1_weighted(const float * xb, const float * qw, float sigma2, block_q5_1 & b) {
-    float weight[32];
-    uint8_t L[32], Laux[32];
-    legacy_weights(xb, qw, sigma2, weight);
-    float min;
-    const float d = kq::make_qkx3_quants(32, 31, xb, weight, L, &min, Laux, -0.9f, 0.05f, 36, false);
-    b.d = fp32_to_fp16(d);
-    b.m = fp32_to_fp16(-min);
-    pack_5bit(L, b.qs, b.qh);
 }
 
 }  // namespace
@@ -195,7 +114,7 @@ void dequantize_row_q4_0(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q4_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_rows_weighted<block_q4_0>(src, dst, nrows, n_per_row, imatrix, q4_0_weighted);
+        return quantize_q4_0_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
     }
     quantize_row_q4_0_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q4_0, QK4_0>(nrows, n_per_row);
@@ -242,7 +161,7 @@ void dequantize_row_q4_1(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q4_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_rows_weighted<block_q4_1>(src, dst, nrows, n_per_row, imatrix, q4_1_weighted);
+        return quantize_q4_1_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
     }
     quantize_row_q4_1_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q4_1, QK4_1>(nrows, n_per_row);
@@ -297,7 +216,7 @@ void dequantize_row_q5_0(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q5_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_rows_weighted<block_q5_0>(src, dst, nrows, n_per_row, imatrix, q5_0_weighted);
+        return quantize_q5_0_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
     }
     quantize_row_q5_0_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q5_0, QK5_0>(nrows, n_per_row);
@@ -353,7 +272,7 @@ void dequantize_row_q5_1(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q5_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_rows_weighted<block_q5_1>(src, dst, nrows, n_per_row, imatrix, q5_1_weighted);
+        return quantize_q5_1_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
     }
     quantize_row_q5_1_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q5_1, QK5_1>(nrows, n_per_row);
