@@ -186,50 +186,62 @@ struct lanes {
         return zero ? bc(0.f) : scale;
     }
 
-    // make_q3_quants with do_rmse on W groups. L[i] in [0, 2*nmax). Returns the scales.
-    static VF q3(int n, int nmax, const VF * x, VI * L) {
-        VF max = VF{};
-        VF amax = VF{};
-        for (int i = 0; i < n; ++i) {
-            const VF ax = vabs(x[i]);
-            const VI c = ax > amax;
-            amax = c ? ax : amax;
-            max = c ? x[i] : max;
-        }
-        const VI zero = amax < GROUP_MAX_EPS;
-        const VF iscale = bc((float)(-nmax)) / max;
-        VF sumlx = VF{};
-        VF suml2 = VF{};
-        for (int i = 0; i < n; ++i) {
-            const VI l = clamp(nearest(iscale * x[i]), -nmax, nmax - 1);
-            L[i] = l;
-            const VF w = x[i] * x[i];
-            const VF fl = cvt(l);
-            sumlx += w * x[i] * fl;
-            suml2 += w * fl * fl;
+    // make_q3_quants with do_rmse on U independent sets of W groups (the coordinate descent is one
+    // long dependency chain per lane; interleaving U sets keeps the pipeline busy). L[u][i] in
+    // [0, 2*nmax). Writes the scales to scale[u].
+    template <int U, int N>
+    static void q3(int nmax, const VF (*x)[N], VI (*L)[N], VF * scale_out) {
+        VF sumlx[U], suml2[U];
+        VI zero[U];
+        for (int u = 0; u < U; ++u) {
+            VF max = VF{};
+            VF amax = VF{};
+            for (int i = 0; i < N; ++i) {
+                const VF ax = vabs(x[u][i]);
+                const VI c = ax > amax;
+                amax = c ? ax : amax;
+                max = c ? x[u][i] : max;
+            }
+            zero[u] = amax < GROUP_MAX_EPS;
+            const VF iscale = bc((float)(-nmax)) / max;
+            sumlx[u] = VF{};
+            suml2[u] = VF{};
+            for (int i = 0; i < N; ++i) {
+                const VI l = clamp(nearest(iscale * x[u][i]), -nmax, nmax - 1);
+                L[u][i] = l;
+                const VF w = x[u][i] * x[u][i];
+                const VF fl = cvt(l);
+                sumlx[u] += w * x[u][i] * fl;
+                suml2[u] += w * fl * fl;
+            }
         }
         for (int itry = 0; itry < 5; ++itry) {
             VI changed = VI{};
-            for (int i = 0; i < n; ++i) {
-                const VF w = x[i] * x[i];
-                const VF fL = cvt(L[i]);
-                const VF slx = sumlx - w * x[i] * fL;
-                const VF sl2 = suml2 - w * fL * fL;
-                const VI nl = clamp(nearest(x[i] * sl2 / slx), -nmax, nmax - 1);
-                const VF fn = cvt(nl);
-                const VF slx2 = slx + w * x[i] * fn;
-                const VF sl22 = sl2 + w * fn * fn;
-                const VI c = (VI)(slx > 0.f) & (VI)(nl != L[i]) & (VI)(sl22 > 0.f) &
-                             (VI)(slx2 * slx2 * suml2 > sumlx * sumlx * sl22) & ~zero;
-                L[i] = c ? nl : L[i];
-                sumlx = c ? slx2 : sumlx;
-                suml2 = c ? sl22 : suml2;
-                changed |= c;
+            for (int i = 0; i < N; ++i) {
+                for (int u = 0; u < U; ++u) {
+                    const VF xi = x[u][i];
+                    const VF w = xi * xi;
+                    const VF fL = cvt(L[u][i]);
+                    const VF slx = sumlx[u] - w * xi * fL;
+                    const VF sl2 = suml2[u] - w * fL * fL;
+                    const VI nl = clamp(nearest(xi * sl2 / slx), -nmax, nmax - 1);
+                    const VF fn = cvt(nl);
+                    const VF slx2 = slx + w * xi * fn;
+                    const VF sl22 = sl2 + w * fn * fn;
+                    const VI c = (VI)(slx > 0.f) & (VI)(nl != L[u][i]) & (VI)(sl22 > 0.f) &
+                                 (VI)(slx2 * slx2 * suml2[u] > sumlx[u] * sumlx[u] * sl22) & ~zero[u];
+                    L[u][i] = c ? nl : L[u][i];
+                    sumlx[u] = c ? slx2 : sumlx[u];
+                    suml2[u] = c ? sl22 : suml2[u];
+                    changed |= c;
+                }
             }
             if (!any(changed)) break;
         }
-        for (int i = 0; i < n; ++i) L[i] = zero ? 0 : L[i] + nmax;
-        return zero ? bc(0.f) : (suml2 > 0.f ? sumlx / suml2 : bc(0.f));
+        for (int u = 0; u < U; ++u) {
+            for (int i = 0; i < N; ++i) L[u][i] = zero[u] ? 0 : L[u][i] + nmax;
+            scale_out[u] = zero[u] ? bc(0.f) : (suml2[u] > 0.f ? sumlx[u] / suml2[u] : bc(0.f));
+        }
     }
 
     // sequential sum over n elements in every lane
@@ -242,14 +254,16 @@ struct lanes {
 
 // One tile: the super-blocks whose groups fill whole vectors. GS values per group, GPB groups per
 // super-block. `search` fills, for a batch of W groups, L, scale, min and the sum of weights from
-// x (and, when given, qw and the per-lane sigma2); `finish` completes one super-block.
-template <class VF, class VI, int GS, int GPB>
+// x (and, when given, qw and the per-lane sigma2); `finish` completes one super-block. With U > 1
+// the search gets U batches at once (arrays of U) to overlap their dependency chains.
+template <class VF, class VI, int GS, int GPB, int U = 1>
 struct tiler {
     using LN = lanes<VF, VI>;
     static constexpr int W = LN::W;
-    static constexpr int SB_PER_TILE = W >= GPB ? W / GPB : 1;
+    static constexpr int SB_PER_TILE = W * U >= GPB ? W * U / GPB : 1;
     static constexpr int BATCHES = SB_PER_TILE * GPB / W;
     static_assert(SB_PER_TILE * GPB % W == 0, "a tile must fill whole vectors");
+    static_assert(BATCHES % U == 0, "a tile must hold whole sets of U batches");
 
     struct tile_out {
         alignas(64) uint8_t L[SB_PER_TILE][QK_K];
@@ -263,8 +277,11 @@ struct tiler {
     static void run(const float * src, int64_t nsb, int64_t nb_per_row, const float * imatrix, float (*sigma2_of)(const float *),
                     Search && search, Finish && finish) {
         tile_out out;
-        VF xt[GS];
-        VF qt[GS];
+        VF xt[U][GS];
+        VF qt[U][GS];
+        VF sigma2[U];
+        VI L[U][GS];
+        VF scale[U], min[U], sw[U];
         alignas(64) int32_t Lt[GS][W];
         float sig[SB_PER_TILE];
         for (int64_t s0 = 0; s0 < nsb; s0 += SB_PER_TILE) {
@@ -272,40 +289,50 @@ struct tiler {
             if (sigma2_of) {
                 for (int t = 0; t < nsb_tile; ++t) sig[t] = sigma2_of(src + (s0 + t) * QK_K);
             }
-            for (int b = 0; b < BATCHES; ++b) {
-                VF sigma2 = VF{};
-                for (int k = 0; k < W; ++k) {
-                    const int g = b * W + k;
-                    const int t = g / GPB;
-                    const int j = g % GPB;
-                    if (t < nsb_tile) {
-                        const float * px = src + (s0 + t) * QK_K + j * GS;
-                        for (int i = 0; i < GS; ++i) xt[i][k] = px[i];
-                        if (imatrix) {
-                            const float * pq = imatrix + ((s0 + t) % nb_per_row) * QK_K + j * GS;
-                            for (int i = 0; i < GS; ++i) qt[i][k] = pq[i];
-                        }
-                        if (sigma2_of) sigma2[k] = sig[t];
-                    } else {
-                        for (int i = 0; i < GS; ++i) xt[i][k] = 0.f;
-                        if (imatrix) {
-                            for (int i = 0; i < GS; ++i) qt[i][k] = 0.f;
+            for (int b0 = 0; b0 < BATCHES; b0 += U) {
+                for (int u = 0; u < U; ++u) {
+                    const int b = b0 + u;
+                    sigma2[u] = VF{};
+                    min[u] = VF{};
+                    sw[u] = VF{};
+                    for (int k = 0; k < W; ++k) {
+                        const int g = b * W + k;
+                        const int t = g / GPB;
+                        const int j = g % GPB;
+                        if (t < nsb_tile) {
+                            const float * px = src + (s0 + t) * QK_K + j * GS;
+                            for (int i = 0; i < GS; ++i) xt[u][i][k] = px[i];
+                            if (imatrix) {
+                                const float * pq = imatrix + ((s0 + t) % nb_per_row) * QK_K + j * GS;
+                                for (int i = 0; i < GS; ++i) qt[u][i][k] = pq[i];
+                            }
+                            if (sigma2_of) sigma2[u][k] = sig[t];
+                        } else {
+                            for (int i = 0; i < GS; ++i) xt[u][i][k] = 0.f;
+                            if (imatrix) {
+                                for (int i = 0; i < GS; ++i) qt[u][i][k] = 0.f;
+                            }
                         }
                     }
                 }
-                VI L[GS];
-                VF scale, min = VF{}, sw = VF{};
-                search(xt, imatrix ? qt : nullptr, sigma2, L, scale, min, sw);
-                for (int i = 0; i < GS; ++i) std::memcpy(Lt[i], &L[i], sizeof(L[i]));
-                for (int k = 0; k < W; ++k) {
-                    const int g = b * W + k;
-                    const int t = g / GPB;
-                    const int j = g % GPB;
-                    if (t >= nsb_tile) continue;
-                    for (int i = 0; i < GS; ++i) out.L[t][j * GS + i] = (uint8_t)Lt[i][k];
-                    out.scales[t][j] = scale[k];
-                    out.mins[t][j] = min[k];
-                    out.sw[t][j] = sw[k];
+                if constexpr (U == 1) {
+                    search(xt[0], imatrix ? qt[0] : nullptr, sigma2[0], L[0], scale[0], min[0], sw[0]);
+                } else {
+                    search(xt, imatrix ? qt : nullptr, sigma2, L, scale, min, sw);
+                }
+                for (int u = 0; u < U; ++u) {
+                    const int b = b0 + u;
+                    for (int i = 0; i < GS; ++i) std::memcpy(Lt[i], &L[u][i], sizeof(L[u][i]));
+                    for (int k = 0; k < W; ++k) {
+                        const int g = b * W + k;
+                        const int t = g / GPB;
+                        const int j = g % GPB;
+                        if (t >= nsb_tile) continue;
+                        for (int i = 0; i < GS; ++i) out.L[t][j * GS + i] = (uint8_t)Lt[i][k];
+                        out.scales[t][j] = scale[u][k];
+                        out.mins[t][j] = min[u][k];
+                        out.sw[t][j] = sw[u][k];
+                    }
                 }
             }
             for (int t = 0; t < nsb_tile; ++t) {
@@ -361,9 +388,12 @@ struct kquants {
         auto * y = static_cast<block_q3_K *>(dst);
         using T = tiler<VF, VI, 16, 16>;
         if (!imatrix) {
-            T::run(
+            constexpr int U = 2;
+            tiler<VF, VI, 16, 16, U>::run(
                 src, nrows * nb, nb, nullptr, nullptr,
-                [](const VF * x, const VF *, VF, VI * L, VF & scale, VF &, VF &) { scale = LN::q3(16, 4, x, L); },
+                [](const VF (*x)[16], const VF (*)[16], const VF *, VI (*L)[16], VF * scale, VF *, VF *) {
+                    LN::template q3<U, 16>(4, x, L, scale);
+                },
                 [&](int64_t s, const float * x, uint8_t * L, const float * sc, const float *, const float *) {
                     finish_q3_K_ref(x, reinterpret_cast<int8_t *>(L), sc, y[s]);
                 });
