@@ -35,14 +35,15 @@ def best_time(fn, repeat: int) -> float:
 
 
 def ggml_runner(oracle, t: str, x: np.ndarray, w: np.ndarray | None, nthreads: int):
+    tid = int(ggquant.resolve_type(t))
     parts = np.array_split(np.arange(x.shape[0]), nthreads)
-    chunks = [np.ascontiguousarray(x[p[0] : p[-1] + 1]) for p in parts]  # views copied once, outside timing
+    chunks = [x[p[0] : p[-1] + 1] for p in parts]  # contiguous row ranges: no copies
 
     def run():
         if nthreads == 1:
-            oracle.quantize_chunk(t, chunks[0], imatrix=w)
+            oracle.quantize_chunk(tid, chunks[0], w)
             return
-        ths = [threading.Thread(target=oracle.quantize_chunk, args=(t, c), kwargs={"imatrix": w}) for c in chunks]
+        ths = [threading.Thread(target=oracle.quantize_chunk, args=(tid, c, w)) for c in chunks]
         for th in ths:
             th.start()
         for th in ths:
@@ -61,10 +62,11 @@ def main() -> None:
 
     try:
         from oracle import ggml_oracle
-
-        oracle = ggml_oracle.load()
-    except Exception as e:  # noqa: BLE001
-        sys.exit(f"the ggml oracle is needed for this benchmark: {e}")
+    except ImportError as e:
+        sys.exit(f"the ggml oracle (tests/oracle/ggml_oracle.py) is needed for this benchmark: {e}")
+    oracle = ggml_oracle.get_oracle()
+    if oracle is None:
+        sys.exit(f"the ggml oracle is needed for this benchmark: {ggml_oracle.unavailable_reason()}")
 
     shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
     cfg = ggquant.config()

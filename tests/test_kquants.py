@@ -17,15 +17,16 @@ from hypothesis import strategies as st
 import ggquant
 
 try:
-    from oracle import ggml_oracle
+    from oracle import ggml_oracle  # tests/oracle/ggml_oracle.py (ctypes bridge to libggml-base)
+except ImportError:  # pragma: no cover - depends on how the oracle is installed
+    ggml_oracle = None
 
-    _ORACLE = ggml_oracle.load()
-    _ORACLE_WHY = ""
-except Exception as e:  # noqa: BLE001 - any failure to load means: no oracle on this machine
-    _ORACLE = None
-    _ORACLE_WHY = f"ggml oracle libraries not available ({type(e).__name__}: {e}); see tests/oracle/"
+_ORACLE = ggml_oracle.get_oracle() if ggml_oracle is not None else None
+_ORACLE_WHY = (
+    "tests/oracle/ggml_oracle.py is missing" if ggml_oracle is None else (ggml_oracle.unavailable_reason() or "")
+) + " (build the oracle as described in tests/oracle/, or set GGQUANT_GGML_LIB_DIR)"
 
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY or "ggml oracle not available")
+needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY)
 
 KTYPES = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"]
 WEIGHTED_LEGACY = ["q4_0", "q4_1", "q5_0", "q5_1"]
@@ -34,13 +35,13 @@ LEVELS = ggquant.config()["simd_available"]
 
 
 def ggml_quantize(t: str, x: np.ndarray, imatrix: np.ndarray | None) -> np.ndarray:
-    x = np.ascontiguousarray(x, np.float32)
-    out = _ORACLE.quantize_chunk(t, x, imatrix=None if imatrix is None else np.ascontiguousarray(imatrix, np.float32))
-    return np.asarray(out).view(np.uint8).reshape(x.shape[0], -1)
+    """ggml_quantize_chunk over all rows of x."""
+    return _ORACLE.quantize_chunk(int(ggquant.resolve_type(t)), np.ascontiguousarray(x, np.float32), imatrix)
 
 
 def ggml_dequantize(t: str, blocks: np.ndarray, n: int) -> np.ndarray:
-    return np.asarray(_ORACLE.dequantize(t, np.ascontiguousarray(blocks), n), np.float32).reshape(-1, n)
+    """ggml's to_float of the type over (nrows, row_bytes) blocks."""
+    return _ORACLE.dequantize(int(ggquant.resolve_type(t)), np.ascontiguousarray(blocks), n)
 
 
 def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
