@@ -25,12 +25,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 TYPES = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"]
 
 
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
+def best_times(fns: dict, repeat: int) -> dict:
+    """Best wall time of each function; rounds interleave them so that a burst of load from other
+    processes hits all of them alike."""
+    best = {k: float("inf") for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
     return best
 
 
@@ -71,6 +74,7 @@ def main() -> None:
     shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
     cfg = ggquant.config()
     print(f"ggquant SIMD level: {args.simd or cfg.get('simd_active')}  (available {cfg.get('simd_available')})")
+    print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
     print(f"{'type':6} {'shape':>11} {'imatrix':7} | {'ggml 1t':>8} {'ours 1t':>8} {'x':>5} | {'ggml 2t':>8} {'ours 2t':>8} {'x':>5} | ours 2t/1t")
     rng = np.random.default_rng(0)
     for rows, cols in shapes:
@@ -78,10 +82,11 @@ def main() -> None:
         w = (rng.standard_normal((64, cols)) ** 2).sum(axis=0).astype(np.float32)
         for t in args.types.split(","):
             for im in (None, w):
-                res = {}
+                fns = {}
                 for nt in (1, 2):
-                    res["g", nt] = best_time(ggml_runner(oracle, t, x, im, nt), args.repeat)
-                    res["o", nt] = best_time(lambda: ggquant.quantize(x, t, imatrix=im, nthreads=nt, simd=args.simd), args.repeat)
+                    fns["g", nt] = ggml_runner(oracle, t, x, im, nt)
+                    fns["o", nt] = lambda nt=nt, t=t, im=im: ggquant.quantize(x, t, imatrix=im, nthreads=nt, simd=args.simd)
+                res = best_times(fns, args.repeat)
                 print(
                     f"{t:6} {rows:>5}x{cols:<5} {'yes' if im is not None else 'no':7} | "
                     f"{res['g', 1]:8.3f} {res['o', 1]:8.3f} {res['g', 1] / res['o', 1]:5.2f} | "
@@ -89,6 +94,7 @@ def main() -> None:
                     f"{res['o', 1] / res['o', 2]:5.2f}",
                     flush=True,
                 )
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
