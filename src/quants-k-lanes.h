@@ -136,7 +136,7 @@ struct lanes {
     }
 
     // make_qx_quants with rmse_type 1 on W groups: weights qw[i], or x^2 when qw is null.
-    // L[i] in [0, 2*nmax); tmp: scratch of n vectors. Returns the scales.
+    // L[i] in [0, 2*nmax); tmp: scratch of n vectors; n <= 32. Returns the scales.
     static VF qx(int n, int nmax, const VF * x, const VF * qw, VI * L, VI * tmp) {
         VF max = VF{};
         VF amax = VF{};
@@ -147,17 +147,21 @@ struct lanes {
             max = c ? x[i] : max;
         }
         const VI zero = amax < GROUP_MAX_EPS;
-        auto wt = [&](int i) -> VF { return qw ? qw[i] : x[i] * x[i]; };
+        // the weights w and the products w*x (the first factor of w*x*l) once, for all 19 scales
+        VF wv[32], wx[32];
+        for (int i = 0; i < n; ++i) {
+            wv[i] = qw ? qw[i] : x[i] * x[i];
+            wx[i] = wv[i] * x[i];
+        }
         VF iscale = bc((float)(-nmax)) / max;
         VF sumlx = VF{};
         VF suml2 = VF{};
         for (int i = 0; i < n; ++i) {
             const VI l = clamp(nearest(iscale * x[i]), -nmax, nmax - 1);
             L[i] = l + nmax;
-            const VF w = wt(i);
             const VF fl = cvt(l);
-            sumlx += w * x[i] * fl;
-            suml2 += w * fl * fl;
+            sumlx += wx[i] * fl;
+            suml2 += wv[i] * fl * fl;
         }
         VF scale = suml2 != 0.f ? sumlx / suml2 : bc(0.f);
         VF best = scale * sumlx;
@@ -170,10 +174,9 @@ struct lanes {
             for (int i = 0; i < n; ++i) {
                 const VI l = clamp(nearest(iscale * x[i]), -nmax, nmax - 1);
                 tmp[i] = l;
-                const VF w = wt(i);
                 const VF fl = cvt(l);
-                sumlx += w * x[i] * fl;
-                suml2 += w * fl * fl;
+                sumlx += wx[i] * fl;
+                suml2 += wv[i] * fl * fl;
             }
             const VI upd = (VI)(suml2 > 0.f) & (VI)(sumlx * sumlx > best * suml2) & ~zero;
             if (!any(upd)) continue;
