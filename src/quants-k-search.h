@@ -100,6 +100,7 @@ static inline float make_qx_quants(int n, int nmax, const float * __restrict x, 
         if (is == 0) continue;
         iscale = -((float)nmax + 0.1f * (float)is) / max;
         sumlx = suml2 = 0;
+#pragma GCC unroll 2  // fully unrolled, GCC spills the sums and runs ~25% slower than ggml
         for (int i = 0; i < n; ++i) {
             int l = nearest_int(iscale * x[i]);
             l = imax(-nmax, imin(nmax - 1, l));
