@@ -34,7 +34,7 @@ struct lanes {
         if constexpr (W == 8) {
             return (VF)_mm256_sqrt_ps((__m256)v);
         } else {
-            return (VF)_mm512_sqrt_ps((__m512)v);
+            return (VF)_mm512_maskz_sqrt_ps((__mmask16)0xFFFF, (__m512)v);  // _mm512_sqrt_ps trips -Wmaybe-uninitialized in GCC 12
         }
     }
 
