@@ -87,7 +87,7 @@ inline int8_t get_scale_q3_K(int j, const uint8_t * s) {
 
 // Final Q2_K/Q4_K/Q5_K pass: requantize each sub-block of `sub` values with the stored
 // (fp16-rounded) scale and min, then leave L for packing.
-inline void requantize_affine(const float * x, uint8_t * L, int sub, int nmax, float d, float dm) {
+inline void requantize_affine(const float * __restrict x, uint8_t * __restrict L, int sub, int nmax, float d, float dm) {
     for (int ii = 0; ii < sub; ++ii) {
         int l = nearest_int((x[ii] + dm) / d);
         L[ii] = (uint8_t)imax(0, imin(nmax, l));
@@ -96,7 +96,7 @@ inline void requantize_affine(const float * x, uint8_t * L, int sub, int nmax, f
 
 // Q3_K tail shared by the reference and weighted paths: requantize with the stored scales, then
 // split off the high bit into hmask and pack the low two bits.
-void finish_q3_K(const float * x, int8_t * L, block_q3_K & b) {
+void finish_q3_K(const float * __restrict x, int8_t * __restrict L, block_q3_K & b) {
     const float dall = fp16_to_fp32(b.d);
     for (int j = 0; j < QK_K / 16; ++j) {
         const int8_t sc = get_scale_q3_K(j, b.scales);
@@ -122,7 +122,7 @@ void finish_q3_K(const float * x, int8_t * L, block_q3_K & b) {
 }
 
 // Q4_K tail: requantize with the stored scales/mins and pack nibbles.
-void finish_q4_K(const float * x, uint8_t * L, block_q4_K & b) {
+void finish_q4_K(const float * __restrict x, uint8_t * __restrict L, block_q4_K & b) {
     const float dall = fp16_to_fp32(b.d);
     const float mall = fp16_to_fp32(b.dmin);
     for (int j = 0; j < QK_K / 32; ++j) {
@@ -141,7 +141,7 @@ void finish_q4_K(const float * x, uint8_t * L, block_q4_K & b) {
 }
 
 // Q5_K tail: as Q4_K with a fifth bit per value in qh.
-void finish_q5_K(const float * x, uint8_t * L, block_q5_K & b) {
+void finish_q5_K(const float * __restrict x, uint8_t * __restrict L, block_q5_K & b) {
     const float dall = fp16_to_fp32(b.d);
     const float mall = fp16_to_fp32(b.dmin);
     for (int j = 0; j < QK_K / 32; ++j) {
@@ -178,7 +178,7 @@ void finish_q5_K(const float * x, uint8_t * L, block_q5_K & b) {
 
 // Q6_K tail: from the sixteen sub-block scales, choose the block scale, store int8 scales,
 // requantize and pack. The block is all zero when every scale is negligible.
-void finish_q6_K_block(const float * x, int8_t * L, const float * scales, block_q6_K & b) {
+void finish_q6_K_block(const float * __restrict x, int8_t * __restrict L, const float * scales, block_q6_K & b) {
     float max_scale = 0;
     float max_abs_scale = 0;
     for (int ib = 0; ib < QK_K / 16; ++ib) {
