@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - depends on how the oracle is installed
 _ORACLE = ggml_oracle.get_oracle() if ggml_oracle is not None else None
 _ORACLE_WHY = (
     "tests/oracle/ggml_oracle.py is missing" if ggml_oracle is None else (ggml_oracle.unavailable_reason() or "")
-) + " (build the oracle as described in tests/oracle/, or set GGQUANT_GGML_LIB_DIR)"
+) + " (build it with tests/oracle/build_oracle.sh, or set GGQUANT_GGML_LIB_DIR)"
 
 needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY)
 
