@@ -58,6 +58,7 @@ def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     scaled = (rng.standard_normal((4, n)) * np.exp(rng.uniform(-12, 12, (4, 1)))).astype(np.float32)
     sparse = np.where(rng.random((2, n)) < 0.9, 0, rng.standard_normal((2, n))).astype(np.float32)
     positive = np.abs(rng.standard_normal((2, n))).astype(np.float32) + 1  # all mins are zero
+    halves = np.stack([(np.arange(n, dtype=np.float32) - n // 2) * 0.5, np.resize(np.float32([3, -3, 1.5, 0]), n)])  # ties
     return {k: v for k, v in locals().items() if isinstance(v, np.ndarray)}
 
 
