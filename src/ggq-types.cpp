@@ -2,6 +2,8 @@
 
 #include "ggq-common.h"
 #include "ggq-error.h"
+#include "quants-k-avx.h"
+#include "quants-k.h"
 #include "quants-legacy.h"
 
 #include <array>
@@ -54,17 +56,25 @@ constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
     t[GGQ_TYPE_BF16]    = with(plain("bf16", 2), dequantize_row_bf16, quantize_row_bf16_ref, quantize_bf16);
     t[GGQ_TYPE_Q4_0]    = with(blocks("q4_0", QK4_0, sizeof(block_q4_0)), dequantize_row_q4_0, quantize_row_q4_0_ref, quantize_q4_0,
                                GGQ_X86(quantize_q4_0_avx2), GGQ_X86(quantize_q4_0_avx512));
-    t[GGQ_TYPE_Q4_1]    = with(blocks("q4_1", QK4_1, sizeof(block_q4_1)), dequantize_row_q4_1, quantize_row_q4_1_ref, quantize_q4_1);
-    t[GGQ_TYPE_Q5_0]    = with(blocks("q5_0", QK5_0, sizeof(block_q5_0)), dequantize_row_q5_0, quantize_row_q5_0_ref, quantize_q5_0);
-    t[GGQ_TYPE_Q5_1]    = with(blocks("q5_1", QK5_1, sizeof(block_q5_1)), dequantize_row_q5_1, quantize_row_q5_1_ref, quantize_q5_1);
+    t[GGQ_TYPE_Q4_1]    = with(blocks("q4_1", QK4_1, sizeof(block_q4_1)), dequantize_row_q4_1, quantize_row_q4_1_ref, quantize_q4_1,
+                               GGQ_X86(quantize_q4_1_imatrix_avx2), GGQ_X86(quantize_q4_1_imatrix_avx512));
+    t[GGQ_TYPE_Q5_0]    = with(blocks("q5_0", QK5_0, sizeof(block_q5_0)), dequantize_row_q5_0, quantize_row_q5_0_ref, quantize_q5_0,
+                               GGQ_X86(quantize_q5_0_imatrix_avx2), GGQ_X86(quantize_q5_0_imatrix_avx512));
+    t[GGQ_TYPE_Q5_1]    = with(blocks("q5_1", QK5_1, sizeof(block_q5_1)), dequantize_row_q5_1, quantize_row_q5_1_ref, quantize_q5_1,
+                               GGQ_X86(quantize_q5_1_imatrix_avx2), GGQ_X86(quantize_q5_1_imatrix_avx512));
     t[GGQ_TYPE_Q8_0]    = with(blocks("q8_0", QK8_0, sizeof(block_q8_0)), dequantize_row_q8_0, quantize_row_q8_0_ref, quantize_q8_0,
                                GGQ_X86(quantize_q8_0_avx2), GGQ_X86(quantize_q8_0_avx512));
     t[GGQ_TYPE_Q8_1]    = blocks("q8_1", QK8_1, sizeof(block_q8_1));
-    t[GGQ_TYPE_Q2_K]    = blocks("q2_K", QK_K, sizeof(block_q2_K));
-    t[GGQ_TYPE_Q3_K]    = blocks("q3_K", QK_K, sizeof(block_q3_K));
-    t[GGQ_TYPE_Q4_K]    = blocks("q4_K", QK_K, sizeof(block_q4_K));
-    t[GGQ_TYPE_Q5_K]    = blocks("q5_K", QK_K, sizeof(block_q5_K));
-    t[GGQ_TYPE_Q6_K]    = blocks("q6_K", QK_K, sizeof(block_q6_K));
+    t[GGQ_TYPE_Q2_K]    = with(blocks("q2_K", QK_K, sizeof(block_q2_K)), dequantize_row_q2_K, quantize_row_q2_K_ref, quantize_q2_K,
+                               GGQ_X86(quantize_q2_K_avx2), GGQ_X86(quantize_q2_K_avx512));
+    t[GGQ_TYPE_Q3_K]    = with(blocks("q3_K", QK_K, sizeof(block_q3_K)), dequantize_row_q3_K, quantize_row_q3_K_ref, quantize_q3_K,
+                               GGQ_X86(quantize_q3_K_avx2), GGQ_X86(quantize_q3_K_avx512));
+    t[GGQ_TYPE_Q4_K]    = with(blocks("q4_K", QK_K, sizeof(block_q4_K)), dequantize_row_q4_K, quantize_row_q4_K_ref, quantize_q4_K,
+                               GGQ_X86(quantize_q4_K_avx2), GGQ_X86(quantize_q4_K_avx512));
+    t[GGQ_TYPE_Q5_K]    = with(blocks("q5_K", QK_K, sizeof(block_q5_K)), dequantize_row_q5_K, quantize_row_q5_K_ref, quantize_q5_K,
+                               GGQ_X86(quantize_q5_K_avx2), GGQ_X86(quantize_q5_K_avx512));
+    t[GGQ_TYPE_Q6_K]    = with(blocks("q6_K", QK_K, sizeof(block_q6_K)), dequantize_row_q6_K, quantize_row_q6_K_ref, quantize_q6_K,
+                               GGQ_X86(quantize_q6_K_avx2), GGQ_X86(quantize_q6_K_avx512));
     t[GGQ_TYPE_Q8_K]    = blocks("q8_K", QK_K, sizeof(block_q8_K));
     t[GGQ_TYPE_IQ2_XXS] = blocks("iq2_xxs", QK_K, 66);
     t[GGQ_TYPE_IQ2_XS]  = blocks("iq2_xs", QK_K, 74);

@@ -1,6 +1,7 @@
 // AVX2 versions of the q4_0 and q8_0 reference quantizers; same operations as the reference, so the
 // same bytes. Blocks go in groups of 8: the per-block scalar steps (scale division, reciprocal,
 // fp16 rounding) run as one 8-lane vector operation per group. Built with -mavx2 -mf16c.
+#include "quants-k-avx.h"
 #include "quants-legacy.h"
 
 #include <immintrin.h>
@@ -115,7 +116,7 @@ size_t quantize_q8_0_avx2(const float * src, void * dst, int64_t nrows, int64_t 
 
 size_t quantize_q4_0_avx2(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix != nullptr) {
-        return quantize_q4_0(src, dst, nrows, n_per_row, imatrix);
+        return quantize_q4_0_imatrix_avx2(src, dst, nrows, n_per_row, imatrix);
     }
     const int64_t nb = nrows * n_per_row / QK4_0;
     auto * y = static_cast<block_q4_0 *>(dst);

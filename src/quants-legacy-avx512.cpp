@@ -1,6 +1,7 @@
 // AVX-512 versions of the q4_0 and q8_0 reference quantizers; same operations as the reference, so
 // the same bytes. Blocks go in groups of 16: the per-block scalar steps (scale division, reciprocal,
 // fp16 rounding) run as one 16-lane vector operation per group. Built with AVX-512 F/BW/VL/DQ + F16C.
+#include "quants-k-avx.h"
 #include "quants-legacy.h"
 
 #include <immintrin.h>
@@ -85,7 +86,7 @@ size_t quantize_q8_0_avx512(const float * src, void * dst, int64_t nrows, int64_
 
 size_t quantize_q4_0_avx512(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix != nullptr) {
-        return quantize_q4_0(src, dst, nrows, n_per_row, imatrix);
+        return quantize_q4_0_imatrix_avx512(src, dst, nrows, n_per_row, imatrix);
     }
     const int64_t nb = nrows * n_per_row / QK4_0;
     auto * y = static_cast<block_q4_0 *>(dst);

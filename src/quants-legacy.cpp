@@ -5,6 +5,7 @@
 
 #include "ggq-error.h"
 #include "ggq-fp16.h"
+#include "quants-k.h"
 
 #include <algorithm>
 #include <cfloat>
@@ -19,14 +20,6 @@ namespace {
 template <typename Block, int QK>
 size_t rows_bytes(int64_t nrows, int64_t n_per_row) {
     return (size_t)nrows * (size_t)(n_per_row / QK) * sizeof(Block);
-}
-
-// Legacy quantizers in ggml take no importance weights here unless a weighted variant exists;
-// the weighted variants of q4_0..q5_1 live with the K-quant search code.
-void reject_imatrix(const float * imatrix, const char * fn) {
-    if (imatrix != nullptr) {
-        fail(error_kind::type, fn, "importance weights are not supported for this type yet");
-    }
 }
 
 }  // namespace
@@ -120,7 +113,9 @@ void dequantize_row_q4_0(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q4_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    reject_imatrix(imatrix, "quantize_q4_0");
+    if (imatrix) {
+        return quantize_q4_0_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+    }
     quantize_row_q4_0_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q4_0, QK4_0>(nrows, n_per_row);
 }
@@ -165,7 +160,9 @@ void dequantize_row_q4_1(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q4_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    reject_imatrix(imatrix, "quantize_q4_1");
+    if (imatrix) {
+        return quantize_q4_1_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+    }
     quantize_row_q4_1_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q4_1, QK4_1>(nrows, n_per_row);
 }
@@ -218,7 +215,9 @@ void dequantize_row_q5_0(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q5_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    reject_imatrix(imatrix, "quantize_q5_0");
+    if (imatrix) {
+        return quantize_q5_0_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+    }
     quantize_row_q5_0_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q5_0, QK5_0>(nrows, n_per_row);
 }
@@ -272,7 +271,9 @@ void dequantize_row_q5_1(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q5_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    reject_imatrix(imatrix, "quantize_q5_1");
+    if (imatrix) {
+        return quantize_q5_1_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+    }
     quantize_row_q5_1_ref(src, dst, nrows * n_per_row);
     return rows_bytes<block_q5_1, QK5_1>(nrows, n_per_row);
 }

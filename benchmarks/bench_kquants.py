@@ -1,0 +1,101 @@
+"""K-quant quantization speed: ggquant vs ggml's ggml_quantize_chunk, at 1 and 2 threads.
+
+ggml is called through the test oracle (tests/oracle/ggml_oracle.py, ctypes, which releases the
+GIL); for 2 threads its rows are split into two halves run on two Python threads. ggquant uses its
+own thread pool. Every ratio printed is measured in this run (best of --repeat).
+
+    python benchmarks/bench_kquants.py            # 4096x4096 and 14336x4096
+    python benchmarks/bench_kquants.py --quick    # 1024x4096 only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+import ggquant
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+TYPES = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"]
+
+
+def best_times(fns: dict, repeat: int) -> dict:
+    """Best wall time of each function; rounds interleave them so that a burst of load from other
+    processes hits all of them alike."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def ggml_runner(oracle, t: str, x: np.ndarray, w: np.ndarray | None, nthreads: int):
+    tid = int(ggquant.resolve_type(t))
+    parts = np.array_split(np.arange(x.shape[0]), nthreads)
+    chunks = [x[p[0] : p[-1] + 1] for p in parts]  # contiguous row ranges: no copies
+
+    def run():
+        if nthreads == 1:
+            oracle.quantize_chunk(tid, chunks[0], w)
+            return
+        ths = [threading.Thread(target=oracle.quantize_chunk, args=(tid, c, w)) for c in chunks]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one 1024x4096 matrix instead of 4096x4096 and 14336x4096")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--types", default=",".join(TYPES))
+    ap.add_argument("--simd", default=None, help="force a SIMD level for ggquant (generic, avx2, avx512)")
+    args = ap.parse_args()
+
+    try:
+        from oracle import ggml_oracle
+    except ImportError as e:
+        sys.exit(f"the ggml oracle (tests/oracle/ggml_oracle.py) is needed for this benchmark: {e}")
+    oracle = ggml_oracle.get_oracle()
+    if oracle is None:
+        sys.exit(f"the ggml oracle is needed for this benchmark: {ggml_oracle.unavailable_reason()}")
+
+    shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
+    cfg = ggquant.config()
+    print(f"ggquant SIMD level: {args.simd or cfg.get('simd_active')}  (available {cfg.get('simd_available')})")
+    print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"{'type':6} {'shape':>11} {'imatrix':7} | {'ggml 1t':>8} {'ours 1t':>8} {'x':>5} | {'ggml 2t':>8} {'ours 2t':>8} {'x':>5} | ours 2t/1t")
+    rng = np.random.default_rng(0)
+    for rows, cols in shapes:
+        x = rng.standard_normal((rows, cols), dtype=np.float32)
+        w = (rng.standard_normal((64, cols)) ** 2).sum(axis=0).astype(np.float32)
+        for t in args.types.split(","):
+            for im in (None, w):
+                fns = {}
+                for nt in (1, 2):
+                    fns["g", nt] = ggml_runner(oracle, t, x, im, nt)
+                    fns["o", nt] = lambda nt=nt, t=t, im=im: ggquant.quantize(x, t, imatrix=im, nthreads=nt, simd=args.simd)
+                res = best_times(fns, args.repeat)
+                print(
+                    f"{t:6} {rows:>5}x{cols:<5} {'yes' if im is not None else 'no':7} | "
+                    f"{res['g', 1]:8.3f} {res['o', 1]:8.3f} {res['g', 1] / res['o', 1]:5.2f} | "
+                    f"{res['g', 2]:8.3f} {res['o', 2]:8.3f} {res['g', 2] / res['o', 2]:5.2f} | "
+                    f"{res['o', 1] / res['o', 2]:5.2f}",
+                    flush=True,
+                )
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
