@@ -71,10 +71,12 @@ constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
     t[GGQ_TYPE_IQ2_XS]  = with(blocks("iq2_xs", QK_K, sizeof(block_iq2_xs)), dequantize_row_iq2_xs, nullptr, nullptr);
     t[GGQ_TYPE_IQ3_XXS] = with(blocks("iq3_xxs", QK_K, sizeof(block_iq3_xxs)), dequantize_row_iq3_xxs, nullptr, nullptr);
     t[GGQ_TYPE_IQ1_S]   = with(blocks("iq1_s", QK_K, sizeof(block_iq1_s)), dequantize_row_iq1_s, nullptr, nullptr);
-    t[GGQ_TYPE_IQ4_NL]  = with(blocks("iq4_nl", QK4_NL, sizeof(block_iq4_nl)), dequantize_row_iq4_nl, quantize_row_iq4_nl_ref, quantize_iq4_nl);
+    t[GGQ_TYPE_IQ4_NL]  = with(blocks("iq4_nl", QK4_NL, sizeof(block_iq4_nl)), dequantize_row_iq4_nl, quantize_row_iq4_nl_ref, quantize_iq4_nl,
+                               GGQ_X86(quantize_iq4_nl_avx2), GGQ_X86(quantize_iq4_nl_avx512));
     t[GGQ_TYPE_IQ3_S]   = with(blocks("iq3_s", QK_K, sizeof(block_iq3_s)), dequantize_row_iq3_s, nullptr, nullptr);
     t[GGQ_TYPE_IQ2_S]   = with(blocks("iq2_s", QK_K, sizeof(block_iq2_s)), dequantize_row_iq2_s, nullptr, nullptr);
-    t[GGQ_TYPE_IQ4_XS]  = with(blocks("iq4_xs", QK_K, sizeof(block_iq4_xs)), dequantize_row_iq4_xs, quantize_row_iq4_xs_ref, quantize_iq4_xs);
+    t[GGQ_TYPE_IQ4_XS]  = with(blocks("iq4_xs", QK_K, sizeof(block_iq4_xs)), dequantize_row_iq4_xs, quantize_row_iq4_xs_ref, quantize_iq4_xs,
+                               GGQ_X86(quantize_iq4_xs_avx2), GGQ_X86(quantize_iq4_xs_avx512));
     t[GGQ_TYPE_I8]      = plain("i8", 1);
     t[GGQ_TYPE_I16]     = plain("i16", 2);
     t[GGQ_TYPE_I32]     = plain("i32", 4);

@@ -69,11 +69,10 @@ static inline void pack_nibbles(const uint8_t * L, uint8_t * q4, int n) {
 }
 
 // IQ4_XS second stage: the super-block scale d = -max_scale/32, the 6-bit block scales, and the
-// codes of every value re-chosen for its rounded block scale. fill_codes(xb, idl, Lb) writes the
-// 32 codes of best_index_iq4nl(idl * xb[j]).
+// codes of every value re-chosen for its rounded block scale. fill_codes(xb, idl, q4) writes the
+// 16 packed bytes of the 32 codes best_index_iq4nl(idl * xb[j]) of one block.
 template <typename FillCodes>
-static inline void encode_xs(const float * x, block_iq4_xs * y, const float * scales, float max_scale, uint8_t * L,
-                             FillCodes fill_codes) {
+static inline void encode_xs(const float * x, block_iq4_xs * y, const float * scales, float max_scale, FillCodes fill_codes) {
     uint16_t scales_h = 0;
     uint8_t scales_l[QK_K / 64] = {};
     const float d = -max_scale / 32;
@@ -84,7 +83,7 @@ static inline void encode_xs(const float * x, block_iq4_xs * y, const float * sc
         l = std::max(-32, std::min(31, l));
         const float dl = d * l;
         const float idl = dl ? 1 / dl : 0.f;
-        fill_codes(x + 32 * ib, idl, L + 32 * ib);
+        fill_codes(x + 32 * ib, idl, y->qs + 16 * ib);
         l += 32;
         const uint8_t l_l = (uint8_t)(l & 0xf);
         const uint8_t l_h = (uint8_t)(l >> 4);
@@ -97,7 +96,6 @@ static inline void encode_xs(const float * x, block_iq4_xs * y, const float * sc
     }
     y->scales_h = scales_h;
     std::memcpy(y->scales_l, scales_l, sizeof scales_l);
-    pack_nibbles(L, y->qs, QK_K);
 }
 
 }  // namespace iq4

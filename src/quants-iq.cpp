@@ -71,7 +71,7 @@ static float block_scale(const float * xb, const float * weight, uint8_t * Lb, i
 // keeps the first guess and, for an all-zero block, the previous block's codes, as ggml does).
 void quantize_block_nl(const float * x, block_iq4_nl * y, const float * qw, uint8_t * L, int ntry) {
     float weight[32];
-    const float sigma2 = block_sigma2(x, 32);
+    const float sigma2 = qw ? block_sigma2(x, 32) : 0.0f;  // used only by the weighted search
     make_weights(x, qw, sigma2, weight, 32);
     const float scale = block_scale(x, weight, L, ntry);
     y->d = fp32_to_fp16(scale);
@@ -88,23 +88,25 @@ void quantize_block_nl(const float * x, block_iq4_nl * y, const float * qw, uint
 void quantize_block_xs(const float * x, block_iq4_xs * y, const float * qw) {
     float weight[32];
     float scales[8];
-    uint8_t L[QK_K];
-    const float sigma2 = block_sigma2(x, QK_K);
+    uint8_t L[32];
+    const float sigma2 = qw ? block_sigma2(x, QK_K) : 0.0f;
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < 8; ++ib) {
         const float * xb = x + 32 * ib;
         make_weights(xb, qw ? qw + 32 * ib : nullptr, sigma2, weight, 32);
-        scales[ib] = block_scale(xb, weight, L + 32 * ib, 7);
+        scales[ib] = block_scale(xb, weight, L, 7);
         const float abs_d = std::fabs(scales[ib]);
         if (abs_d > amax_scale) {
             amax_scale = abs_d;
             max_scale = scales[ib];
         }
     }
-    encode_xs(x, y, scales, max_scale, L, [](const float * xb, float idl, uint8_t * Lb) {
+    encode_xs(x, y, scales, max_scale, [](const float * xb, float idl, uint8_t * q4) {
+        uint8_t Lb[32];
         for (int j = 0; j < 32; ++j) {
             Lb[j] = (uint8_t)best_index_iq4nl(idl * xb[j]);
         }
+        pack_nibbles(Lb, q4, 32);
     });
 }
 
