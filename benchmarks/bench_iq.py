@@ -12,6 +12,7 @@ checked equal once per row of the table.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
@@ -70,7 +71,8 @@ def main() -> None:
     shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
     cfg = ggquant.config()
     print(f"ggquant SIMD level: {args.simd or cfg.get('simd_active')}  (available {cfg.get('simd_available')})")
-    print(f"{'type':6} {'shape':>11} {'imatrix':7} | {'ggml 1t':>8} {'ours 1t':>8} {'x':>5} | {'ggml 2t':>8} {'ours 2t':>8} {'x':>5} | ours 2t/1t")
+    head = f"{'ggml 1t':>8} {'ours 1t':>8} {'x':>5} | {'ggml 2t':>8} {'ours 2t':>8} {'x':>5}"
+    print(f"{'type':6} {'shape':>11} {'imatrix':7} | {head} | ours 2t/1t")
     rng = np.random.default_rng(0)
     for rows, cols in shapes:
         x = rng.standard_normal((rows, cols), dtype=np.float32)
@@ -83,7 +85,8 @@ def main() -> None:
                 res = {}
                 for nt in (1, 2):
                     res["g", nt] = best_time(ggml_runner(oracle, t, x, im, nt), args.repeat)
-                    res["o", nt] = best_time(lambda: ggquant.quantize(x, t, imatrix=im, nthreads=nt, simd=args.simd), args.repeat)
+                    ours = functools.partial(ggquant.quantize, x, t, imatrix=im, nthreads=nt, simd=args.simd)
+                    res["o", nt] = best_time(ours, args.repeat)
                 print(
                     f"{t:6} {rows:>5}x{cols:<5} {'yes' if im is not None else 'no':7} | "
                     f"{res['g', 1]:8.3f} {res['o', 1]:8.3f} {res['g', 1] / res['o', 1]:5.2f} | "

@@ -45,7 +45,21 @@ def _gguf_py_dequantizable() -> list[str]:
 
 GGUF_PY_TYPES = [t for t in _gguf_py_dequantizable() if ggquant.type_info(t).can_dequantize]
 # the types of this work package; the others (legacy, K-quants) have their own test files
-NEW_TYPES = ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4", "nvfp4"]
+NEW_TYPES = [
+    "iq2_xxs",
+    "iq2_xs",
+    "iq2_s",
+    "iq3_xxs",
+    "iq3_s",
+    "iq1_s",
+    "iq1_m",
+    "iq4_nl",
+    "iq4_xs",
+    "tq1_0",
+    "tq2_0",
+    "mxfp4",
+    "nvfp4",
+]
 ORACLE_ONLY = ["q1_0", "q2_0"]  # in ggml, not in gguf-py 0.19.0
 
 # byte offsets of the fp16 scale(s) in one block
@@ -71,11 +85,15 @@ def random_blocks(t: str, nblocks: int, rng: np.random.Generator, finite: bool) 
 
 def assert_nan_aware_equal(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
     nan_o, nan_r = np.isnan(ours), np.isnan(ref)
-    assert np.array_equal(nan_o, nan_r), f"{what}: NaN at different positions, first {np.flatnonzero(nan_o != nan_r)[:4]}"
+    assert np.array_equal(nan_o, nan_r), (
+        f"{what}: NaN at different positions, first {np.flatnonzero(nan_o != nan_r)[:4]}"
+    )
     a = np.where(nan_o, 0, ours).astype(np.float32).view(np.uint32)
     b = np.where(nan_r, 0, ref).astype(np.float32).view(np.uint32)
     bad = np.flatnonzero(a.ravel() != b.ravel())
-    assert bad.size == 0, f"{what}: {bad.size} values differ, first {bad[0]}: {ours.ravel()[bad[0]]} vs {ref.ravel()[bad[0]]}"
+    assert bad.size == 0, (
+        f"{what}: {bad.size} values differ, first {bad[0]}: {ours.ravel()[bad[0]]} vs {ref.ravel()[bad[0]]}"
+    )
 
 
 def test_new_types_are_covered():

@@ -26,8 +26,12 @@ def legacy_bytes(entries: list[tuple[str, int, np.ndarray]], trailer: tuple[int,
     return b"".join(out)
 
 
-def write_gguf_imatrix(path, entries: dict[str, tuple[np.ndarray, np.ndarray]], extra: dict[str, np.ndarray] | None = None,
-                       metadata: bool = True) -> None:
+def write_gguf_imatrix(
+    path,
+    entries: dict[str, tuple[np.ndarray, np.ndarray]],
+    extra: dict[str, np.ndarray] | None = None,
+    metadata: bool = True,
+) -> None:
     """As llama-imatrix writes it: <name>.in_sum2 (ggml ne = (n_cols, n_experts)) and <name>.counts
     (ne = (1, n_experts)), both F32, plus the imatrix.* keys."""
     w = gguf.GGUFWriter(str(path), arch="llama")
@@ -56,8 +60,12 @@ def test_legacy_values_divided_by_ncall(tmp_path):
     moe = (rng.random(4 * 32) * 5).astype(np.float32)  # 4 experts of 32 columns, stored flat
     zero_calls = rng.random(16).astype(np.float32)
     p = tmp_path / "imatrix.dat"
-    p.write_bytes(legacy_bytes([("blk.0.attn_q.weight", 7, a), ("blk.0.ffn_down_exps.weight", 3, moe),
-                                ("output.weight", 0, zero_calls)], trailer=(42, "wiki.train.raw")))
+    p.write_bytes(
+        legacy_bytes(
+            [("blk.0.attn_q.weight", 7, a), ("blk.0.ffn_down_exps.weight", 3, moe), ("output.weight", 0, zero_calls)],
+            trailer=(42, "wiki.train.raw"),
+        )
+    )
     im = ggquant.read_imatrix(p)
     assert im.format == "legacy"
     assert im.chunk_count == 42 and im.datasets == ["wiki.train.raw"]
@@ -121,8 +129,13 @@ def test_gguf_sums_divided_by_counts(tmp_path):
     experts = (rng.random((4, 32)) * 100).astype(np.float32)  # 4 experts
     counts = np.array([[512], [0], [1023.5], [0.4]], np.float32)  # expert 1 and 3 never ran
     p = tmp_path / "imatrix.gguf"
-    write_gguf_imatrix(p, {"blk.0.attn_k.weight": (dense, np.array([[300]], np.float32)),
-                           "blk.0.ffn_gate_exps.weight": (experts, counts)})
+    write_gguf_imatrix(
+        p,
+        {
+            "blk.0.attn_k.weight": (dense, np.array([[300]], np.float32)),
+            "blk.0.ffn_gate_exps.weight": (experts, counts),
+        },
+    )
     im = ggquant.read_imatrix(p)
     assert im.format == "gguf"
     assert (im.datasets, im.chunk_count, im.chunk_size) == (["calib.txt"], 100, 512)
@@ -148,10 +161,22 @@ def test_gguf_without_metadata_still_reads(tmp_path):
     ("entries", "extra", "match"),
     [
         ({}, {"blk.0.attn_q.weight": np.ones((2, 8), np.float32)}, r"'blk\.0\.attn_q\.weight' is neither"),
-        ({"a": (np.ones((1, 8)), np.ones((1, 1)))}, {"b.in_sum2": np.ones((1, 8), np.float32)}, r"'b' has 'b\.in_sum2' but not its counts"),
-        ({"a": (np.ones((1, 8)), np.ones((1, 1)))}, {"c.counts": np.ones((1, 1), np.float32)}, r"'c' has 'c\.counts' but not its in_sum2"),
+        (
+            {"a": (np.ones((1, 8)), np.ones((1, 1)))},
+            {"b.in_sum2": np.ones((1, 8), np.float32)},
+            r"'b' has 'b\.in_sum2' but not its counts",
+        ),
+        (
+            {"a": (np.ones((1, 8)), np.ones((1, 1)))},
+            {"c.counts": np.ones((1, 1), np.float32)},
+            r"'c' has 'c\.counts' but not its in_sum2",
+        ),
         ({"d": (np.ones((1, 10)), np.ones((3, 1)))}, {}, r"'d' has 10 sums for 3 counts"),
-        ({}, {"e.in_sum2": np.ones((1, 8), np.float16), "e.counts": np.ones((1, 1), np.float32)}, r"'e\.in_sum2' has ggml type 1"),
+        (
+            {},
+            {"e.in_sum2": np.ones((1, 8), np.float16), "e.counts": np.ones((1, 1), np.float32)},
+            r"'e\.in_sum2' has ggml type 1",
+        ),
     ],
 )
 def test_gguf_mismatched_names_and_sizes(tmp_path, entries, extra, match):

@@ -108,7 +108,9 @@ def test_simd_levels_and_threads_identical(t):
         for level in LEVELS:
             for nthreads in (1, 2):
                 ours = ggquant.quantize(x, t, imatrix=w, simd=level, nthreads=nthreads)
-                assert_blocks_equal(ours, ref, ggquant.type_info(t).type_size, f"{t} imatrix={wname} simd={level} threads={nthreads}")
+                assert_blocks_equal(
+                    ours, ref, ggquant.type_info(t).type_size, f"{t} imatrix={wname} simd={level} threads={nthreads}"
+                )
 
 
 @pytest.mark.parametrize("t", TYPES)
@@ -138,4 +140,3 @@ def test_zeros_stay_zeros(t, rows, blocks, weighted):
     x = np.zeros((rows, 256 * blocks), np.float32)
     w = np.ones(x.shape[1], np.float32) if weighted else None
     assert not np.any(ggquant.dequantize(ggquant.quantize(x, t, imatrix=w), t))
-

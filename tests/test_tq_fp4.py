@@ -25,7 +25,7 @@ except Exception as e:  # noqa: BLE001 - any failure to load means: no oracle on
 needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY or "ggml oracle not available")
 
 GGUF_PY_QUANT = ["tq1_0", "tq2_0", "mxfp4"]
-TYPES = GGUF_PY_QUANT + ["nvfp4", "q1_0", "q2_0"]
+TYPES = [*GGUF_PY_QUANT, "nvfp4", "q1_0", "q2_0"]
 
 
 def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:

@@ -90,7 +90,8 @@ def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
     for name, w in result.weights.items():
         bad = ~np.isfinite(w)
         if bad.any():
-            raise NonFiniteError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a NaN or Inf weight at index {int(np.flatnonzero(bad.ravel())[0])}")
+            at = int(np.flatnonzero(bad.ravel())[0])
+            raise NonFiniteError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a NaN or Inf weight at index {at}")
         if (w < 0).any():
             raise FormatError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a negative weight")
     return result
@@ -290,12 +291,17 @@ def _read_gguf(data: bytes, path: str) -> Imatrix:
                 pairs.setdefault(name[: -len(suffix)], [None, None])[i] = name
                 break
         else:
-            raise GGUFError(f"imatrix {path!r}: tensor {name!r} is neither '<name>{_SUM_SUFFIX}' nor '<name>{_COUNT_SUFFIX}'; not an imatrix file?")
+            raise GGUFError(
+                f"imatrix {path!r}: tensor {name!r} is neither '<name>{_SUM_SUFFIX}' nor '<name>{_COUNT_SUFFIX}'"
+                " (not an imatrix file?)"
+            )
     out = Imatrix(format="gguf")
     for base, (sum_name, count_name) in pairs.items():
         if sum_name is None or count_name is None:
             have = sum_name or count_name
-            raise GGUFError(f"imatrix {path!r}: tensor {base!r} has {have!r} but not its {'counts' if sum_name else 'in_sum2'}")
+            raise GGUFError(
+                f"imatrix {path!r}: tensor {base!r} has {have!r} but not its {'counts' if sum_name else 'in_sum2'}"
+            )
         sums = tensor(sum_name).reshape(-1)
         counts = tensor(count_name).reshape(-1)
         if counts.size == 0 or sums.size == 0 or sums.size % counts.size:
@@ -315,4 +321,4 @@ def _read_gguf(data: bytes, path: str) -> Imatrix:
     return out
 
 
-__all__ = ["Imatrix", "read_imatrix", "load_imatrix", "imatrix_for"]
+__all__ = ["Imatrix", "imatrix_for", "load_imatrix", "read_imatrix"]
