@@ -39,12 +39,13 @@ def best_time(fn, repeat: int) -> float:
 def ggml_runner(oracle, t: str, x: np.ndarray, w: np.ndarray | None, nthreads: int):
     parts = np.array_split(np.arange(x.shape[0]), nthreads)
     chunks = [np.ascontiguousarray(x[p[0] : p[-1] + 1]) for p in parts]  # copied once, outside timing
+    tid = int(ggquant.resolve_type(t))
 
     def run():
         if nthreads == 1:
-            oracle.quantize_chunk(t, chunks[0], imatrix=w)
+            oracle.quantize_chunk(tid, chunks[0], w)
             return
-        ths = [threading.Thread(target=oracle.quantize_chunk, args=(t, c), kwargs={"imatrix": w}) for c in chunks]
+        ths = [threading.Thread(target=oracle.quantize_chunk, args=(tid, c, w)) for c in chunks]
         for th in ths:
             th.start()
         for th in ths:
@@ -64,9 +65,11 @@ def main() -> None:
     try:
         from oracle import ggml_oracle
 
-        oracle = ggml_oracle.load()
-    except Exception as e:  # noqa: BLE001
+        oracle = ggml_oracle.get_oracle()
+    except ImportError as e:
         sys.exit(f"the ggml oracle is needed for this benchmark: {e}")
+    if oracle is None:
+        sys.exit(f"the ggml oracle is needed for this benchmark: {ggml_oracle.unavailable_reason()}")
 
     shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
     cfg = ggquant.config()
@@ -79,7 +82,11 @@ def main() -> None:
         w = (rng.standard_normal((64, cols)) ** 2).sum(axis=0).astype(np.float32)
         for t in args.types.split(","):
             for im in (None, w):
-                ref = np.asarray(oracle.quantize_chunk(t, x, imatrix=im)).view(np.uint8).reshape(rows, -1)
+                ref = (
+                    np.asarray(oracle.quantize_chunk(int(ggquant.resolve_type(t)), x, im))
+                    .view(np.uint8)
+                    .reshape(rows, -1)
+                )
                 if not np.array_equal(ref, ggquant.quantize(x, t, imatrix=im, simd=args.simd)):
                     sys.exit(f"{t}: bytes differ from ggml")
                 res = {}

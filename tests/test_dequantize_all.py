@@ -20,13 +20,18 @@ import ggquant
 try:
     from oracle import ggml_oracle
 
-    _ORACLE = ggml_oracle.load()
-    _ORACLE_WHY = ""
-except Exception as e:  # noqa: BLE001 - any failure to load means: no oracle on this machine
+    _ORACLE = ggml_oracle.get_oracle()
+    _ORACLE_WHY = ggml_oracle.unavailable_reason() or ""
+except ImportError as e:
     _ORACLE = None
-    _ORACLE_WHY = f"ggml oracle libraries not available ({type(e).__name__}: {e}); see tests/oracle/"
+    _ORACLE_WHY = f"tests/oracle/ggml_oracle.py not importable: {e}"
 
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY or "ggml oracle not available")
+needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=f"ggml oracle not available: {_ORACLE_WHY}")
+
+
+def ggml_dequantize(t: str, blocks: np.ndarray, n: int) -> np.ndarray:
+    """ggml's to_float over rows of blocks: float32 (rows, n)."""
+    return np.asarray(_ORACLE.dequantize(int(ggquant.resolve_type(t)), blocks, n), np.float32).reshape(-1, n)
 
 
 def _gguf_py_dequantizable() -> list[str]:
@@ -127,7 +132,7 @@ def test_random_blocks_match_ggml(t):
     raw = random_blocks(t, nblocks, rng, finite=False).reshape(4, -1)
     n = nblocks // 4 * info.block_size
     ours = ggquant.dequantize(raw, t)
-    ref = np.asarray(_ORACLE.dequantize(t, raw, n), np.float32).reshape(ours.shape)
+    ref = ggml_dequantize(t, raw, n).reshape(ours.shape)
     assert_floats_bitwise_equal(ours, ref, info.block_size, f"{t} vs ggml")
 
 

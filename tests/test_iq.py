@@ -19,27 +19,31 @@ import ggquant
 try:
     from oracle import ggml_oracle
 
-    _ORACLE = ggml_oracle.load()
-    _ORACLE_WHY = ""
-except Exception as e:  # noqa: BLE001 - any failure to load means: no oracle on this machine
+    _ORACLE = ggml_oracle.get_oracle()
+    _ORACLE_WHY = ggml_oracle.unavailable_reason() or ""
+except ImportError as e:
     _ORACLE = None
-    _ORACLE_WHY = f"ggml oracle libraries not available ({type(e).__name__}: {e}); see tests/oracle/"
+    _ORACLE_WHY = f"tests/oracle/ggml_oracle.py not importable: {e}"
 
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY or "ggml oracle not available")
-
-TYPES = ["iq4_nl", "iq4_xs"]
-LEVELS = ggquant.config()["simd_available"]
+needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=f"ggml oracle not available: {_ORACLE_WHY}")
 
 
 def ggml_quantize(t: str, x: np.ndarray, imatrix: np.ndarray | None) -> np.ndarray:
-    x = np.ascontiguousarray(x, np.float32)
-    w = None if imatrix is None else np.ascontiguousarray(imatrix, np.float32)
-    out = _ORACLE.quantize_chunk(t, x, imatrix=w)
-    return np.asarray(out).view(np.uint8).reshape(x.shape[0], -1)
+    """ggml_quantize_chunk over all rows of x: uint8 (rows, row bytes)."""
+    return (
+        np.asarray(_ORACLE.quantize_chunk(int(ggquant.resolve_type(t)), x, imatrix))
+        .view(np.uint8)
+        .reshape(x.shape[0], -1)
+    )
 
 
 def ggml_dequantize(t: str, blocks: np.ndarray, n: int) -> np.ndarray:
-    return np.asarray(_ORACLE.dequantize(t, np.ascontiguousarray(blocks), n), np.float32).reshape(-1, n)
+    """ggml's to_float over rows of blocks: float32 (rows, n)."""
+    return np.asarray(_ORACLE.dequantize(int(ggquant.resolve_type(t)), blocks, n), np.float32).reshape(-1, n)
+
+
+TYPES = ["iq4_nl", "iq4_xs"]
+LEVELS = ggquant.config()["simd_available"]
 
 
 def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:

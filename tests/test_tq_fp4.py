@@ -16,13 +16,23 @@ import ggquant
 try:
     from oracle import ggml_oracle
 
-    _ORACLE = ggml_oracle.load()
-    _ORACLE_WHY = ""
-except Exception as e:  # noqa: BLE001 - any failure to load means: no oracle on this machine
+    _ORACLE = ggml_oracle.get_oracle()
+    _ORACLE_WHY = ggml_oracle.unavailable_reason() or ""
+except ImportError as e:
     _ORACLE = None
-    _ORACLE_WHY = f"ggml oracle libraries not available ({type(e).__name__}: {e}); see tests/oracle/"
+    _ORACLE_WHY = f"tests/oracle/ggml_oracle.py not importable: {e}"
 
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY or "ggml oracle not available")
+needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=f"ggml oracle not available: {_ORACLE_WHY}")
+
+
+def ggml_quantize(t: str, x: np.ndarray, imatrix: np.ndarray | None) -> np.ndarray:
+    """ggml_quantize_chunk over all rows of x: uint8 (rows, row bytes)."""
+    return (
+        np.asarray(_ORACLE.quantize_chunk(int(ggquant.resolve_type(t)), x, imatrix))
+        .view(np.uint8)
+        .reshape(x.shape[0], -1)
+    )
+
 
 GGUF_PY_QUANT = ["tq1_0", "tq2_0", "mxfp4"]
 TYPES = [*GGUF_PY_QUANT, "nvfp4", "q1_0", "q2_0"]
@@ -61,7 +71,7 @@ def test_quantize_matches_ggml(t, n):
     w = rng.random(n).astype(np.float32)  # ignored by these types, as by ggml
     for case, x in cases(rng, n).items():
         for imatrix in (None, w):
-            ref = np.asarray(_ORACLE.quantize_chunk(t, x, imatrix=imatrix)).view(np.uint8).reshape(x.shape[0], -1)
+            ref = ggml_quantize(t, x, imatrix)
             ours = ggquant.quantize(x, t, imatrix=imatrix)
             assert_blocks_equal(ours, ref, info.type_size, f"{t} n={n} {case} imatrix={imatrix is not None}")
 
