@@ -72,6 +72,9 @@ inline uint8_t best_index_fp4(float x, float e) {
     return (uint8_t)best;
 }
 
+// ggml's MAX(a, b) macro, (a > b ? a : b): a NaN in b wins, unlike std::max.
+inline float ggml_max(float a, float b) { return a > b ? a : b; }
+
 inline int trit(float v, float id) { return (int)std::lround(v * id) + 1; }  // -1, 0, 1 -> 0, 1, 2
 
 template <typename Block, int QK>
@@ -89,7 +92,7 @@ void quantize_row_tq1_0_ref(const float * x, void * vy, int64_t k) {
     constexpr int nqh = sizeof(y->qh);
     for (int64_t i = 0; i < k / QK_K; ++i) {
         float amax = 0.0f;
-        for (int j = 0; j < QK_K; ++j) amax = std::max(amax, std::fabs(x[j]));
+        for (int j = 0; j < QK_K; ++j) amax = ggml_max(amax, std::fabs(x[j]));
         const float d = amax;
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
@@ -155,7 +158,7 @@ void quantize_row_tq2_0_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_tq2_0 *>(vy);
     for (int64_t i = 0; i < k / QK_K; ++i) {
         float amax = 0.0f;
-        for (int j = 0; j < QK_K; ++j) amax = std::max(amax, std::fabs(x[j]));
+        for (int j = 0; j < QK_K; ++j) amax = ggml_max(amax, std::fabs(x[j]));
         const float d = amax;
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);

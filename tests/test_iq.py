@@ -144,3 +144,20 @@ def test_zeros_stay_zeros(t, rows, blocks, weighted):
     x = np.zeros((rows, 256 * blocks), np.float32)
     w = np.ones(x.shape[1], np.float32) if weighted else None
     assert not np.any(ggquant.dequantize(ggquant.quantize(x, t, imatrix=w), t))
+
+
+@needs_oracle
+@pytest.mark.parametrize("t", TYPES)
+def test_nonfinite_rows_match_ggml(t, rng):
+    """With allow_nonfinite=True, NaN/Inf rows give ggml's bytes too (its comparisons, NaN rules)."""
+    x = rng.standard_normal((6, 512), dtype=np.float32)
+    x[0, 3] = np.nan
+    x[1] = np.inf
+    x[2, 100] = -np.inf
+    x[3, ::2] = np.nan
+    x[4] = 3e38
+    w = rng.random(512).astype(np.float32)
+    for imatrix in (None, w):
+        for level in LEVELS:
+            ours = ggquant.quantize(x, t, imatrix=imatrix, allow_nonfinite=True, simd=level)
+            assert_blocks_equal(ours, ggml_quantize(t, x, imatrix), ggquant.type_info(t).type_size, f"{t} {level}")

@@ -102,3 +102,23 @@ def test_round_trip_error_like_test_quantize_fns(t, offset):
 def test_zeros_stay_zeros(t, rows):
     x = np.zeros((rows, 256), np.float32)
     assert not np.any(ggquant.dequantize(ggquant.quantize(x, t), t))  # Q1_0: +-d with d = mean |x| = 0
+
+
+def nonfinite_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((6, n), dtype=np.float32)
+    x[0, 3] = np.nan
+    x[1] = np.inf
+    x[2, 100] = -np.inf
+    x[3, ::2] = np.nan
+    x[4, 40] = 3e38
+    x[5] = -3e38
+    return x
+
+
+@needs_oracle
+@pytest.mark.parametrize("t", TYPES)
+def test_nonfinite_rows_match_ggml(t, rng):
+    """With allow_nonfinite=True, NaN/Inf rows give ggml's bytes too (its comparisons, NaN rules)."""
+    x = nonfinite_rows(rng, 512)
+    ours = ggquant.quantize(x, t, allow_nonfinite=True)
+    assert_blocks_equal(ours, ggml_quantize(t, x, None), ggquant.type_info(t).type_size, f"{t} non-finite rows")
