@@ -63,6 +63,10 @@ def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     ties[0, ::32] = -127
     ties[1, ::32] = 113
     sparse = np.where(rng.random((2, n)) < 0.9, 0, rng.standard_normal((2, n))).astype(np.float32)
+    # block scales far apart within a super-block: 6-bit IQ4_XS scales clamp and round to zero
+    blockwise = (rng.standard_normal((2, n)) * np.exp(rng.uniform(-10, 10, (2, n // 32))).repeat(32, 1)).astype(
+        np.float32
+    )
     return {k: v for k, v in locals().items() if isinstance(v, np.ndarray)}
 
 
