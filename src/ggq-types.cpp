@@ -4,6 +4,7 @@
 #include "ggq-error.h"
 #include "quants-k-avx.h"
 #include "quants-k.h"
+#include "quants-iq.h"
 #include "quants-legacy.h"
 
 #include <array>
@@ -76,26 +77,28 @@ constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
     t[GGQ_TYPE_Q6_K]    = with(blocks("q6_K", QK_K, sizeof(block_q6_K)), dequantize_row_q6_K, quantize_row_q6_K_ref, quantize_q6_K,
                                GGQ_X86(quantize_q6_K_avx2), GGQ_X86(quantize_q6_K_avx512));
     t[GGQ_TYPE_Q8_K]    = blocks("q8_K", QK_K, sizeof(block_q8_K));
-    t[GGQ_TYPE_IQ2_XXS] = blocks("iq2_xxs", QK_K, 66);
-    t[GGQ_TYPE_IQ2_XS]  = blocks("iq2_xs", QK_K, 74);
-    t[GGQ_TYPE_IQ3_XXS] = blocks("iq3_xxs", QK_K, 98);
-    t[GGQ_TYPE_IQ1_S]   = blocks("iq1_s", QK_K, 50);
-    t[GGQ_TYPE_IQ4_NL]  = blocks("iq4_nl", QK4_NL, sizeof(block_iq4_nl));
-    t[GGQ_TYPE_IQ3_S]   = blocks("iq3_s", QK_K, 110);
-    t[GGQ_TYPE_IQ2_S]   = blocks("iq2_s", QK_K, 82);
-    t[GGQ_TYPE_IQ4_XS]  = blocks("iq4_xs", QK_K, sizeof(block_iq4_xs));
+    t[GGQ_TYPE_IQ2_XXS] = with(blocks("iq2_xxs", QK_K, sizeof(block_iq2_xxs)), dequantize_row_iq2_xxs, nullptr, nullptr);
+    t[GGQ_TYPE_IQ2_XS]  = with(blocks("iq2_xs", QK_K, sizeof(block_iq2_xs)), dequantize_row_iq2_xs, nullptr, nullptr);
+    t[GGQ_TYPE_IQ3_XXS] = with(blocks("iq3_xxs", QK_K, sizeof(block_iq3_xxs)), dequantize_row_iq3_xxs, nullptr, nullptr);
+    t[GGQ_TYPE_IQ1_S]   = with(blocks("iq1_s", QK_K, sizeof(block_iq1_s)), dequantize_row_iq1_s, nullptr, nullptr);
+    t[GGQ_TYPE_IQ4_NL]  = with(blocks("iq4_nl", QK4_NL, sizeof(block_iq4_nl)), dequantize_row_iq4_nl, quantize_row_iq4_nl_ref, quantize_iq4_nl,
+                               GGQ_X86(quantize_iq4_nl_avx2), GGQ_X86(quantize_iq4_nl_avx512));
+    t[GGQ_TYPE_IQ3_S]   = with(blocks("iq3_s", QK_K, sizeof(block_iq3_s)), dequantize_row_iq3_s, nullptr, nullptr);
+    t[GGQ_TYPE_IQ2_S]   = with(blocks("iq2_s", QK_K, sizeof(block_iq2_s)), dequantize_row_iq2_s, nullptr, nullptr);
+    t[GGQ_TYPE_IQ4_XS]  = with(blocks("iq4_xs", QK_K, sizeof(block_iq4_xs)), dequantize_row_iq4_xs, quantize_row_iq4_xs_ref, quantize_iq4_xs,
+                               GGQ_X86(quantize_iq4_xs_avx2), GGQ_X86(quantize_iq4_xs_avx512));
     t[GGQ_TYPE_I8]      = plain("i8", 1);
     t[GGQ_TYPE_I16]     = plain("i16", 2);
     t[GGQ_TYPE_I32]     = plain("i32", 4);
     t[GGQ_TYPE_I64]     = plain("i64", 8);
     t[GGQ_TYPE_F64]     = plain("f64", 8);
-    t[GGQ_TYPE_IQ1_M]   = blocks("iq1_m", QK_K, 56);
-    t[GGQ_TYPE_TQ1_0]   = blocks("tq1_0", QK_K, 54);
-    t[GGQ_TYPE_TQ2_0]   = blocks("tq2_0", QK_K, 66);
-    t[GGQ_TYPE_MXFP4]   = blocks("mxfp4", QK_MXFP4, 17);
-    t[GGQ_TYPE_NVFP4]   = blocks("nvfp4", 64, 36);
-    t[GGQ_TYPE_Q1_0]    = blocks("q1_0", 128, 18);
-    t[GGQ_TYPE_Q2_0]    = blocks("q2_0", 64, 18);
+    t[GGQ_TYPE_IQ1_M]   = with(blocks("iq1_m", QK_K, sizeof(block_iq1_m)), dequantize_row_iq1_m, nullptr, nullptr);
+    t[GGQ_TYPE_TQ1_0]   = with(blocks("tq1_0", QK_K, sizeof(block_tq1_0)), dequantize_row_tq1_0, quantize_row_tq1_0_ref, quantize_tq1_0);
+    t[GGQ_TYPE_TQ2_0]   = with(blocks("tq2_0", QK_K, sizeof(block_tq2_0)), dequantize_row_tq2_0, quantize_row_tq2_0_ref, quantize_tq2_0);
+    t[GGQ_TYPE_MXFP4]   = with(blocks("mxfp4", QK_MXFP4, sizeof(block_mxfp4)), dequantize_row_mxfp4, quantize_row_mxfp4_ref, quantize_mxfp4);
+    t[GGQ_TYPE_NVFP4]   = with(blocks("nvfp4", QK_NVFP4, sizeof(block_nvfp4)), dequantize_row_nvfp4, quantize_row_nvfp4_ref, quantize_nvfp4);
+    t[GGQ_TYPE_Q1_0]    = with(blocks("q1_0", QK1_0, sizeof(block_q1_0)), dequantize_row_q1_0, quantize_row_q1_0_ref, quantize_q1_0);
+    t[GGQ_TYPE_Q2_0]    = with(blocks("q2_0", QK2_0, sizeof(block_q2_0)), dequantize_row_q2_0, quantize_row_q2_0_ref, quantize_q2_0);
     t[GGQ_TYPE_IQ2_XXS].requires_imatrix = true;
     t[GGQ_TYPE_IQ2_XS].requires_imatrix = true;
     t[GGQ_TYPE_IQ1_S].requires_imatrix = true;

@@ -23,6 +23,7 @@ from .errors import (
     ShapeError,
     UnsupportedTypeError,
 )
+from .imatrix import Imatrix, imatrix_for, load_imatrix, read_imatrix
 from .qtypes import GGMLType, TypeInfo, all_types, resolve_type, type_info
 from .safetensors import (
     SafetensorsCheckpoint,
@@ -45,6 +46,10 @@ __all__ = [
     "row_size",
     "quant_shape_to_byte_shape",
     "quant_shape_from_byte_shape",
+    "load_imatrix",
+    "read_imatrix",
+    "imatrix_for",
+    "Imatrix",
     "GGMLType",
     "TypeInfo",
     "type_info",

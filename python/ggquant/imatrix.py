@@ -1,0 +1,324 @@
+"""Read llama.cpp importance-matrix ("imatrix") files.
+
+Both formats ``llama-imatrix`` writes are read:
+
+* the GGUF format (the default since 2025): per weight tensor ``<name>.in_sum2`` (F32, shape
+  ``(n_experts, n_cols)`` in NumPy order) with the summed squared activations and
+  ``<name>.counts`` (F32, one count per expert);
+* the legacy ``.dat`` format: ``int32 n_entries``, then per entry ``int32 len``, the name,
+  ``int32 ncall``, ``int32 nval`` and ``nval`` float32 values, then optionally ``int32`` chunk
+  count, ``int32 len`` and the dataset file name.
+
+The weights are computed exactly as ``llama-quantize`` computes them (float32 arithmetic):
+``in_sum2 / count`` per expert (``1`` where an expert's count is zero) for GGUF files, and
+``value / ncall`` (the raw value when ``ncall`` is 0) for legacy files. The result is what
+``ggquant.quantize(..., imatrix=w)`` takes, and what llama.cpp passes to ``ggml_quantize_chunk``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import FormatError, GGQuantError, GGQuantIOError, GGUFError, NonFiniteError, ShapeError
+
+_SUM_SUFFIX = ".in_sum2"
+_COUNT_SUFFIX = ".counts"
+_MAX_NAME = 1 << 16  # longer tensor names are malformed files, not names
+
+
+@dataclass
+class Imatrix:
+    """The contents of an imatrix file.
+
+    Attributes:
+        weights: tensor name -> float32 weights: shape ``(n_cols,)``, or ``(n_experts, n_cols)``
+            for the stacked expert tensors of a GGUF imatrix (legacy files store experts flat:
+            ``(n_experts * n_cols,)``; :func:`imatrix_for` reshapes either).
+        datasets: the names of the calibration text files.
+        chunk_count: chunks of text the statistics were collected over (0 if not recorded).
+        chunk_size: tokens per chunk (GGUF files only; 0 otherwise).
+        format: ``"gguf"`` or ``"legacy"``.
+    """
+
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    datasets: list[str] = field(default_factory=list)
+    chunk_count: int = 0
+    chunk_size: int = 0
+    format: str = "gguf"
+
+
+def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
+    """Read an imatrix file (GGUF or legacy ``.dat``; told apart by the GGUF magic).
+
+    Args:
+        path: the file written by ``llama-imatrix``.
+
+    Returns:
+        An :class:`Imatrix` with the per-tensor weights and the file's metadata.
+
+    Raises:
+        GGQuantIOError: the file cannot be opened or read.
+        FormatError: a malformed legacy file (truncated, impossible sizes, duplicate names).
+        GGUFError: a malformed GGUF file, or one whose tensors are not imatrix data (an unknown
+            tensor name, a sum without its count, sizes that do not divide).
+        NonFiniteError: a weight is NaN or Inf.
+
+    Example:
+        >>> import ggquant, os, struct, tempfile, numpy as np
+        >>> p = os.path.join(tempfile.mkdtemp(), "x.dat")
+        >>> with open(p, "wb") as f:  # one entry 'w' of 4 values, collected over 2 calls
+        ...     _ = f.write(struct.pack("<ii1sii4f", 1, 1, b"w", 2, 4, 2.0, 4.0, 6.0, 8.0))
+        >>> ggquant.read_imatrix(p).weights["w"].tolist()
+        [1.0, 2.0, 3.0, 4.0]
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise GGQuantIOError(f"cannot read imatrix file {os.fspath(path)!r}: {e.strerror or e}") from None
+    if data[:4] == b"GGUF":
+        result = _read_gguf(data, os.fspath(path))
+    else:
+        result = _read_legacy(data, os.fspath(path))
+    for name, w in result.weights.items():
+        bad = ~np.isfinite(w)
+        if bad.any():
+            at = int(np.flatnonzero(bad.ravel())[0])
+            raise NonFiniteError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a NaN or Inf weight at index {at}")
+        if (w < 0).any():
+            raise FormatError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a negative weight")
+    return result
+
+
+def load_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read an imatrix file into a mapping tensor name -> float32 per-column weights.
+
+    Args:
+        path: a GGUF or legacy ``.dat`` imatrix file written by ``llama-imatrix``.
+
+    Returns:
+        ``{tensor name: weights}``; weights have shape ``(n_cols,)`` (``(n_experts, n_cols)`` for
+        stacked experts in GGUF files). See :func:`read_imatrix` for the errors and
+        :func:`imatrix_for` to pick (and check) the weights of one tensor.
+
+    Example:
+        >>> import ggquant, os, struct, tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "x.dat")
+        >>> with open(p, "wb") as f:
+        ...     _ = f.write(struct.pack("<ii1sii2f", 1, 1, b"w", 4, 2, 2.0, 6.0))
+        >>> ggquant.load_imatrix(p)["w"].tolist()
+        [0.5, 1.5]
+    """
+    return read_imatrix(path).weights
+
+
+def imatrix_for(imatrix: Mapping[str, np.ndarray], name: str, shape: Sequence[int]) -> np.ndarray:
+    """The importance weights of one tensor, checked against the tensor's shape.
+
+    Args:
+        imatrix: the mapping :func:`load_imatrix` returns.
+        name: the tensor name in the GGUF file (``"blk.0.attn_q.weight"``).
+        shape: the tensor's NumPy shape: ``(rows, n_cols)`` (or ``(n_cols,)``), or
+            ``(n_experts, rows, n_cols)`` for stacked experts.
+
+    Returns:
+        float32 weights of shape ``(n_cols,)``, or ``(n_experts, n_cols)`` for a 3-D tensor
+        (``w[e]`` is the imatrix of expert ``e``).
+
+    Raises:
+        GGQuantError: ``name`` has no entry (the message lists similar names).
+        ShapeError: the entry's size does not match the tensor (llama-quantize refuses these too).
+
+    Example:
+        >>> import numpy as np, ggquant
+        >>> im = {"blk.0.ffn_down_exps.weight": np.ones((4, 8), np.float32)}
+        >>> ggquant.imatrix_for(im, "blk.0.ffn_down_exps.weight", (4, 16, 8)).shape
+        (4, 8)
+    """
+    if name not in imatrix:
+        near = difflib.get_close_matches(name, list(imatrix), n=3)
+        hint = f"; similar names: {near}" if near else ""
+        raise GGQuantError(f"imatrix has no entry for tensor {name!r} ({len(imatrix)} entries){hint}")
+    shape = tuple(int(s) for s in shape)
+    if not shape or len(shape) > 3:
+        raise ShapeError(f"tensor {name!r}: imatrix weights need a 1-, 2- or 3-D tensor shape, got {shape}")
+    n_cols = shape[-1]
+    n_experts = shape[0] if len(shape) == 3 else 1
+    w = np.asarray(imatrix[name], dtype=np.float32)
+    if w.size != n_cols * n_experts:
+        want = f"{n_experts} x {n_cols}" if len(shape) == 3 else f"{n_cols}"
+        raise ShapeError(f"tensor {name!r} of shape {shape}: imatrix has {w.size} weights, expected {want}")
+    return w.reshape(n_experts, n_cols) if len(shape) == 3 else w.reshape(n_cols)
+
+
+# ---- legacy .dat
+
+
+class _Cursor:
+    def __init__(self, data: bytes, path: str, err: type[GGQuantError]):
+        self.data, self.pos, self.path, self.err = data, 0, path, err
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise self.err(f"imatrix {self.path!r}: truncated at byte {self.pos} while reading {what} ({n} bytes)")
+        b = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+    def unpack(self, fmt: str, what: str):
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
+
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+
+def _read_legacy(data: bytes, path: str) -> Imatrix:
+    cur = _Cursor(data, path, FormatError)
+    (n_entries,) = cur.unpack("i", "the entry count")
+    if n_entries < 1:
+        raise FormatError(f"imatrix {path!r}: not a GGUF file, and as a legacy .dat file it holds {n_entries} entries")
+    out = Imatrix(format="legacy")
+    for i in range(n_entries):
+        (n,) = cur.unpack("i", f"the name length of entry {i}")
+        if not 0 < n <= _MAX_NAME:
+            raise FormatError(f"imatrix {path!r}: entry {i} has a name of {n} bytes")
+        raw = cur.take(n, f"the name of entry {i}")
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError(f"imatrix {path!r}: the name of entry {i} is not UTF-8: {raw[:40]!r}") from None
+        ncall, nval = cur.unpack("ii", f"the sizes of entry {name!r}")
+        if nval < 1 or nval * 4 > cur.left():
+            raise FormatError(f"imatrix {path!r}: tensor {name!r} claims {nval} values, {cur.left()} bytes are left")
+        if name in out.weights:
+            raise FormatError(f"imatrix {path!r}: tensor {name!r} appears twice")
+        values = np.frombuffer(cur.take(4 * nval, f"the values of {name!r}"), dtype="<f4").astype(np.float32)
+        # llama-quantize: the file stores mean * ncall; divide by ncall in float
+        out.weights[name] = values / np.float32(ncall) if ncall > 0 else values.copy()
+    if cur.left():  # optional trailer: chunk count, then the dataset name
+        (out.chunk_count,) = cur.unpack("i", "the chunk count")
+        if cur.left():
+            (n,) = cur.unpack("i", "the dataset name length")
+            if n < 0 or n > cur.left():
+                raise FormatError(f"imatrix {path!r}: dataset name of {n} bytes, {cur.left()} bytes are left")
+            if n:
+                out.datasets.append(cur.take(n, "the dataset name").decode("utf-8", errors="replace"))
+        if cur.left():
+            raise FormatError(f"imatrix {path!r}: {cur.left()} unexpected bytes after the dataset name")
+    return out
+
+
+# ---- GGUF
+
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+_GGML_F32 = 0
+
+
+def _gguf_value(cur: _Cursor, vtype: int, key: str, depth: int = 0):
+    if vtype in _GGUF_SCALARS:
+        return cur.unpack(_GGUF_SCALARS[vtype], f"the value of {key!r}")[0]
+    if vtype == _GGUF_STRING:
+        (n,) = cur.unpack("Q", f"a string length in {key!r}")
+        return cur.take(n, f"a string in {key!r}").decode("utf-8", errors="replace")
+    if vtype == _GGUF_ARRAY and depth < 8:
+        etype, n = cur.unpack("IQ", f"the array header of {key!r}")
+        if etype in _GGUF_SCALARS:
+            size = struct.calcsize("<" + _GGUF_SCALARS[etype])
+            if n * size > cur.left():
+                raise GGUFError(f"imatrix {cur.path!r}: array {key!r} of {n} items overruns the file")
+            return list(struct.unpack(f"<{n}{_GGUF_SCALARS[etype]}", cur.take(n * size, key)))
+        if n > cur.left() // 8:  # strings and arrays take at least 8 bytes each
+            raise GGUFError(f"imatrix {cur.path!r}: array {key!r} of {n} items overruns the file")
+        return [_gguf_value(cur, etype, key, depth + 1) for _ in range(n)]
+    raise GGUFError(f"imatrix {cur.path!r}: key {key!r} has value type {vtype} (unknown, or arrays nested too deep)")
+
+
+def _read_gguf(data: bytes, path: str) -> Imatrix:
+    cur = _Cursor(data, path, GGUFError)
+    cur.take(4, "the magic")
+    version, n_tensors, n_kv = cur.unpack("IQQ", "the header")
+    if version not in (2, 3):
+        raise GGUFError(f"imatrix {path!r}: GGUF version {version} is not supported (2 or 3)")
+    if n_tensors > cur.left() // 24 or n_kv > cur.left() // 12:
+        raise GGUFError(f"imatrix {path!r}: {n_tensors} tensors / {n_kv} keys cannot fit in {len(data)} bytes")
+    kv: dict[str, object] = {}
+    for _ in range(n_kv):
+        (n,) = cur.unpack("Q", "a key length")
+        key = cur.take(n, "a key").decode("utf-8", errors="replace")
+        (vtype,) = cur.unpack("I", f"the type of {key!r}")
+        if key in kv:
+            raise GGUFError(f"imatrix {path!r}: key {key!r} appears twice")
+        kv[key] = _gguf_value(cur, vtype, key)
+    align = kv.get("general.alignment", 32)
+    if not isinstance(align, int) or isinstance(align, bool) or align <= 0 or align & (align - 1):
+        raise GGUFError(f"imatrix {path!r}: general.alignment {align!r} is not a power of two")
+    infos: dict[str, tuple[tuple[int, ...], int, int]] = {}
+    for _ in range(n_tensors):
+        (n,) = cur.unpack("Q", "a tensor name length")
+        name = cur.take(n, "a tensor name").decode("utf-8", errors="replace")
+        (n_dims,) = cur.unpack("I", f"the rank of {name!r}")
+        if n_dims > 4:
+            raise GGUFError(f"imatrix {path!r}: tensor {name!r} has {n_dims} dimensions")
+        dims = cur.unpack(f"{n_dims}Q", f"the shape of {name!r}")
+        ttype, offset = cur.unpack("IQ", f"the type and offset of {name!r}")
+        if name in infos:
+            raise GGUFError(f"imatrix {path!r}: tensor {name!r} appears twice")
+        infos[name] = (tuple(reversed(dims)), ttype, offset)
+    data_start = -(-cur.pos // align) * align
+
+    def tensor(name: str) -> np.ndarray:
+        shape, ttype, offset = infos[name]
+        if ttype != _GGML_F32:
+            raise GGUFError(f"imatrix {path!r}: tensor {name!r} has ggml type {ttype}; imatrix data must be F32")
+        count = math.prod(shape)
+        begin = data_start + offset
+        if offset % align or begin + 4 * count > len(data):
+            raise GGUFError(f"imatrix {path!r}: the data of tensor {name!r} lies outside the file or is misaligned")
+        return np.frombuffer(data, dtype="<f4", count=count, offset=begin).astype(np.float32).reshape(shape)
+
+    pairs: dict[str, list[str | None]] = {}
+    for name in infos:
+        for i, suffix in enumerate((_SUM_SUFFIX, _COUNT_SUFFIX)):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                pairs.setdefault(name[: -len(suffix)], [None, None])[i] = name
+                break
+        else:
+            raise GGUFError(
+                f"imatrix {path!r}: tensor {name!r} is neither '<name>{_SUM_SUFFIX}' nor '<name>{_COUNT_SUFFIX}'"
+                " (not an imatrix file?)"
+            )
+    out = Imatrix(format="gguf")
+    for base, (sum_name, count_name) in pairs.items():
+        if sum_name is None or count_name is None:
+            have = sum_name or count_name
+            raise GGUFError(
+                f"imatrix {path!r}: tensor {base!r} has {have!r} but not its {'counts' if sum_name else 'in_sum2'}"
+            )
+        sums = tensor(sum_name).reshape(-1)
+        counts = tensor(count_name).reshape(-1)
+        if counts.size == 0 or sums.size == 0 or sums.size % counts.size:
+            raise GGUFError(f"imatrix {path!r}: tensor {base!r} has {sums.size} sums for {counts.size} counts")
+        n_cols = sums.size // counts.size
+        # llama-quantize: counts are rounded to integers (lround), then used as float divisors
+        n = np.floor(np.abs(counts.astype(np.float64)) + 0.5) * np.sign(counts)
+        n = n.astype(np.float32)
+        rows = sums.reshape(counts.size, n_cols)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where((n > 0)[:, None], rows / np.where(n > 0, n, 1)[:, None], np.float32(1)).astype(np.float32)
+        out.weights[base] = w.reshape(n_cols) if counts.size == 1 else w
+    datasets = kv.get("imatrix.datasets", [])
+    out.datasets = [str(d) for d in datasets] if isinstance(datasets, list) else []
+    out.chunk_count = int(kv.get("imatrix.chunk_count", 0) or 0)
+    out.chunk_size = int(kv.get("imatrix.chunk_size", 0) or 0)
+    return out
+
+
+__all__ = ["Imatrix", "imatrix_for", "load_imatrix", "read_imatrix"]
