@@ -175,7 +175,7 @@ def test_gguf_without_metadata_still_reads(tmp_path):
         (
             {},
             {"e.in_sum2": np.ones((1, 8), np.float16), "e.counts": np.ones((1, 1), np.float32)},
-            r"'e\.in_sum2' has ggml type 1",
+            r"'e\.in_sum2' has ggml type F16",
         ),
     ],
 )

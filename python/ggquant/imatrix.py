@@ -18,7 +18,6 @@ The weights are computed exactly as ``llama-quantize`` computes them (float32 ar
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import struct
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import FormatError, GGQuantError, GGQuantIOError, GGUFError, NonFiniteError, ShapeError
+from .qtypes import GGMLType
 
 _SUM_SUFFIX = ".in_sum2"
 _COUNT_SUFFIX = ".counts"
@@ -84,7 +84,7 @@ def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
     except OSError as e:
         raise GGQuantIOError(f"cannot read imatrix file {os.fspath(path)!r}: {e.strerror or e}") from None
     if data[:4] == b"GGUF":
-        result = _read_gguf(data, os.fspath(path))
+        result = _read_gguf(os.fspath(path))
     else:
         result = _read_legacy(data, os.fspath(path))
     for name, w in result.weights.items():
@@ -217,72 +217,18 @@ def _read_legacy(data: bytes, path: str) -> Imatrix:
 
 # ---- GGUF
 
-_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-_GGML_F32 = 0
+def _read_gguf(path: str) -> Imatrix:
+    from .gguf import GGUFReader  # the strict reader: every count, offset and size is checked there
 
-
-def _gguf_value(cur: _Cursor, vtype: int, key: str, depth: int = 0):
-    if vtype in _GGUF_SCALARS:
-        return cur.unpack(_GGUF_SCALARS[vtype], f"the value of {key!r}")[0]
-    if vtype == _GGUF_STRING:
-        (n,) = cur.unpack("Q", f"a string length in {key!r}")
-        return cur.take(n, f"a string in {key!r}").decode("utf-8", errors="replace")
-    if vtype == _GGUF_ARRAY and depth < 8:
-        etype, n = cur.unpack("IQ", f"the array header of {key!r}")
-        if etype in _GGUF_SCALARS:
-            size = struct.calcsize("<" + _GGUF_SCALARS[etype])
-            if n * size > cur.left():
-                raise GGUFError(f"imatrix {cur.path!r}: array {key!r} of {n} items overruns the file")
-            return list(struct.unpack(f"<{n}{_GGUF_SCALARS[etype]}", cur.take(n * size, key)))
-        if n > cur.left() // 8:  # strings and arrays take at least 8 bytes each
-            raise GGUFError(f"imatrix {cur.path!r}: array {key!r} of {n} items overruns the file")
-        return [_gguf_value(cur, etype, key, depth + 1) for _ in range(n)]
-    raise GGUFError(f"imatrix {cur.path!r}: key {key!r} has value type {vtype} (unknown, or arrays nested too deep)")
-
-
-def _read_gguf(data: bytes, path: str) -> Imatrix:
-    cur = _Cursor(data, path, GGUFError)
-    cur.take(4, "the magic")
-    version, n_tensors, n_kv = cur.unpack("IQQ", "the header")
-    if version not in (2, 3):
-        raise GGUFError(f"imatrix {path!r}: GGUF version {version} is not supported (2 or 3)")
-    if n_tensors > cur.left() // 24 or n_kv > cur.left() // 12:
-        raise GGUFError(f"imatrix {path!r}: {n_tensors} tensors / {n_kv} keys cannot fit in {len(data)} bytes")
-    kv: dict[str, object] = {}
-    for _ in range(n_kv):
-        (n,) = cur.unpack("Q", "a key length")
-        key = cur.take(n, "a key").decode("utf-8", errors="replace")
-        (vtype,) = cur.unpack("I", f"the type of {key!r}")
-        if key in kv:
-            raise GGUFError(f"imatrix {path!r}: key {key!r} appears twice")
-        kv[key] = _gguf_value(cur, vtype, key)
-    align = kv.get("general.alignment", 32)
-    if not isinstance(align, int) or isinstance(align, bool) or align <= 0 or align & (align - 1):
-        raise GGUFError(f"imatrix {path!r}: general.alignment {align!r} is not a power of two")
-    infos: dict[str, tuple[tuple[int, ...], int, int]] = {}
-    for _ in range(n_tensors):
-        (n,) = cur.unpack("Q", "a tensor name length")
-        name = cur.take(n, "a tensor name").decode("utf-8", errors="replace")
-        (n_dims,) = cur.unpack("I", f"the rank of {name!r}")
-        if n_dims > 4:
-            raise GGUFError(f"imatrix {path!r}: tensor {name!r} has {n_dims} dimensions")
-        dims = cur.unpack(f"{n_dims}Q", f"the shape of {name!r}")
-        ttype, offset = cur.unpack("IQ", f"the type and offset of {name!r}")
-        if name in infos:
-            raise GGUFError(f"imatrix {path!r}: tensor {name!r} appears twice")
-        infos[name] = (tuple(reversed(dims)), ttype, offset)
-    data_start = -(-cur.pos // align) * align
+    reader = GGUFReader(path)
+    kv = reader.metadata
+    infos = {t.name: t for t in reader.tensors}
 
     def tensor(name: str) -> np.ndarray:
-        shape, ttype, offset = infos[name]
-        if ttype != _GGML_F32:
-            raise GGUFError(f"imatrix {path!r}: tensor {name!r} has ggml type {ttype}; imatrix data must be F32")
-        count = math.prod(shape)
-        begin = data_start + offset
-        if offset % align or begin + 4 * count > len(data):
-            raise GGUFError(f"imatrix {path!r}: the data of tensor {name!r} lies outside the file or is misaligned")
-        return np.frombuffer(data, dtype="<f4", count=count, offset=begin).astype(np.float32).reshape(shape)
+        t = infos[name]
+        if t.type != GGMLType.F32:
+            raise GGUFError(f"imatrix {path!r}: tensor {name!r} has ggml type {t.type.name}; imatrix data must be F32")
+        return np.array(t.data, dtype=np.float32)
 
     pairs: dict[str, list[str | None]] = {}
     for name in infos:
@@ -315,6 +261,7 @@ def _read_gguf(data: bytes, path: str) -> Imatrix:
             w = np.where((n > 0)[:, None], rows / np.where(n > 0, n, 1)[:, None], np.float32(1)).astype(np.float32)
         out.weights[base] = w.reshape(n_cols) if counts.size == 1 else w
     datasets = kv.get("imatrix.datasets", [])
+    reader.close()
     out.datasets = [str(d) for d in datasets] if isinstance(datasets, list) else []
     out.chunk_count = int(kv.get("imatrix.chunk_count", 0) or 0)
     out.chunk_size = int(kv.get("imatrix.chunk_size", 0) or 0)
