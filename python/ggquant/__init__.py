@@ -23,6 +23,7 @@ from .errors import (
     ShapeError,
     UnsupportedTypeError,
 )
+from .mlx import MLXQuantized
 from .qtypes import GGMLType, TypeInfo, all_types, resolve_type, type_info
 from .safetensors import (
     SafetensorsCheckpoint,
@@ -46,6 +47,7 @@ __all__ = [
     "quant_shape_to_byte_shape",
     "quant_shape_from_byte_shape",
     "GGMLType",
+    "MLXQuantized",
     "TypeInfo",
     "type_info",
     "resolve_type",
