@@ -388,7 +388,9 @@ uint8_t mlx_fp8_e4m3_encode(float x) {
 float mlx_fp8_e4m3_decode(uint8_t b) {
     const int e = (b >> 3) & 15;
     const int m = b & 7;
-    // no NaN: 0x7F decodes to 480, as MLX does
+    if ((b & 0x7F) == 0x7F) {  // E4M3FN's only NaN (MLX >= 0.32.4 decodes it so)
+        return (b & 0x80) ? -std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::quiet_NaN();
+    }
     const float v = e == 0 ? (float)m * 0.001953125f : std::ldexp(1.0f + (float)m * 0.125f, e - 7);
     return (b & 0x80) ? -v : v;
 }

@@ -54,7 +54,7 @@ void mlx_dequantize_rows(const mlx_params & p, const uint32_t * w, const void * 
                          int nthreads);
 
 // Format helpers (exposed for tests): E4M3 (MLX's rounding: nearest even, saturating at 448,
-// NaN -> 0x7E|sign) and E2M1 code selection as MLX's argmin over its 16-entry table.
+// NaN -> 0x7E|sign; 0x7F/0xFF decode to NaN).
 uint8_t mlx_fp8_e4m3_encode(float x);
 float mlx_fp8_e4m3_decode(uint8_t b);
 
