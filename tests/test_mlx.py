@@ -322,3 +322,26 @@ def test_pack_expert_group_layout_and_round_trip():
 
 def resolve_mode(name: str) -> str:
     return gm.resolve(name)[0]
+
+
+def test_simd_levels_identical():
+    """The AVX2 kernels write the scalar kernels' bytes (the MLX comparisons above use the active level)."""
+    levels = ggquant.config()["simd_available"]
+    before = ggquant.get_simd_level()
+    xs = [np.concatenate([make_data(k, dt) for k in KINDS]) for dt in DTYPES]
+    for x in xs:  # non-finite values (allowed explicitly) must not make the levels differ either
+        x[0, 3], x[1, 40:42], x[2, 100], x[3, :32] = np.nan, np.inf, -np.inf, np.nan
+    results = {}
+    try:
+        for lv in levels:
+            ggquant.set_simd_level(lv)
+            results[lv] = [gm.quantize(xs[0], "affine", bits=b, group_size=g, allow_nonfinite=True).arrays
+                           for b, g in AFFINE]
+            results[lv] += [gm.quantize(x, m, allow_nonfinite=True).arrays for m, _, _ in FP for x in xs]
+    finally:
+        ggquant.set_simd_level(before)
+    assert "generic" in results and len(results) == len(levels)
+    for lv, res in results.items():
+        for got, ref in zip(res, results["generic"]):
+            for u, v in zip(got, ref):
+                assert np.array_equal(u.view(np.uint8), v.view(np.uint8)), lv
