@@ -345,3 +345,32 @@ def test_simd_levels_identical():
         for got, ref in zip(res, results["generic"]):
             for u, v in zip(got, ref):
                 assert np.array_equal(u.view(np.uint8), v.view(np.uint8)), lv
+
+
+def test_expert_group_blob_read_by_safetensors_and_mlx(tmp_path):
+    """The blob is a plain safetensors file (read back by the safetensors package and by mx.load)
+    holding Ollama's names and metadata; MLX dequantizes each member with its own mode."""
+    st = pytest.importorskip("safetensors")
+    pytest.importorskip("ggquant.safetensors", reason="needs ggquant's safetensors writer")
+    rng = np.random.default_rng(13)
+    t = {"model.layers.3.mlp.experts.down_proj.weight": [rng.standard_normal((32, 64)).astype(np.float32).astype(BF16)
+                                                         for _ in range(3)],
+         "model.layers.3.mlp.experts.up_proj.weight": rng.standard_normal((3, 64, 32)).astype(np.float32).astype(BF16)}
+    types = {"model.layers.3.mlp.experts.down_proj.weight": "int8",
+             "model.layers.3.mlp.experts.up_proj.weight": "mlx:nvfp4"}
+    path = tmp_path / "blob.safetensors"
+    meta = gm.save_expert_group(path, t, types)
+    with st.safe_open(str(path), framework="numpy") as f:
+        assert f.metadata() == meta
+        names = set(f.keys())
+    down, up = types
+    assert names == {down, down + ".scale", down + ".bias", up, up + ".scale"}
+    loaded = mx.load(str(path))
+    for name, (mode, bits, gs) in ((down, ("affine", 8, 64)), (up, ("nvfp4", 4, 16))):
+        stacked = np.stack(t[name]) if isinstance(t[name], list) else t[name]
+        ref = mlx_quantize(stacked, mode, bits, gs)
+        assert_same(to_np(loaded[name]), ref[0], name)
+        assert_same(to_np(loaded[name + ".scale"]), ref[1], name + ".scale")
+        arrays = [loaded[name], loaded[name + ".scale"]] + ([loaded[name + ".bias"]] if mode == "affine" else [None])
+        theirs = np.array(mx.dequantize(*arrays, group_size=gs, bits=bits, mode=mode, dtype=mx.float32))
+        assert_same_values(ggquant.dequantize(gm.load_expert_group(path)[name]), theirs, name)

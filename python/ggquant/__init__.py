@@ -23,6 +23,7 @@ from .errors import (
     ShapeError,
     UnsupportedTypeError,
 )
+from .convert_mlx import convert_mlx
 from .mlx import MLXQuantized
 from .qtypes import GGMLType, TypeInfo, all_types, resolve_type, type_info
 from .safetensors import (
@@ -48,6 +49,7 @@ __all__ = [
     "quant_shape_from_byte_shape",
     "GGMLType",
     "MLXQuantized",
+    "convert_mlx",
     "TypeInfo",
     "type_info",
     "resolve_type",

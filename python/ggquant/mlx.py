@@ -290,6 +290,19 @@ def quantize(
     return q._replace(global_scale=gscale)
 
 
+def _quantize_source(src: np.ndarray, code: str, mode: str, bits: int, gs: int, nthreads: int | None,
+                     name: str | None) -> MLXQuantized:
+    """quantize() for an array whose dtype code is known (bfloat16 may come as raw uint16 bits;
+    the scales and biases then are uint16 bits too)."""
+    src = np.ascontiguousarray(src)
+    try:
+        q = _out_arrays(src.shape[:-1], src.shape[-1], mode, bits, gs, src.dtype)
+        _run(src, code, q, None, nthreads, False)
+    except GGQuantError as e:
+        raise (type(e)(f"tensor {name!r}: {e}") if name else e) from None
+    return q
+
+
 def _dtype_code(dt: Any) -> tuple[str, Any]:
     """(kernel code, numpy dtype or None for bfloat16) for a requested output dtype."""
     if isinstance(dt, str) and dt.lower() in ("bfloat16", "bf16"):
@@ -487,6 +500,49 @@ def pack_expert_group(
     return arrays, metadata
 
 
+def save_expert_group(
+    path: Any,
+    tensors: Mapping[str, Any],
+    quant_type: str | Mapping[str, str | None],
+    *,
+    nthreads: int | None = None,
+) -> dict[str, str]:
+    """Quantize a MoE layer's expert tensors (:func:`pack_expert_group`) and write them as one
+    safetensors blob with Ollama's naming and ``quant_type``/``group_size`` metadata. The file
+    appears atomically.
+
+    Args:
+        path: the ``.safetensors`` file to write.
+        tensors, quant_type, nthreads: as for :func:`pack_expert_group`.
+
+    Returns:
+        The metadata written.
+
+    Example:
+        >>> import numpy as np, os, tempfile, ggquant, ggquant.mlx as gm
+        >>> p = os.path.join(tempfile.mkdtemp(), "experts.safetensors")
+        >>> gm.save_expert_group(p, {"l.0.experts.up_proj.weight": np.ones((4, 8, 64), np.float32)}, "int4")
+        {'quant_type': 'int4', 'group_size': '32'}
+        >>> gm.load_expert_group(p)["l.0.experts.up_proj.weight"].weight.shape
+        (4, 8, 8)
+    """
+    from .safetensors import save_file
+
+    arrays, metadata = pack_expert_group(tensors, quant_type, nthreads=nthreads)
+    save_file(arrays, path, metadata)
+    return metadata
+
+
+def load_expert_group(path: Any) -> dict[str, Any]:
+    """Read a blob written by :func:`save_expert_group` (or Ollama): name -> :class:`MLXQuantized`
+    (or the plain array for unquantized tensors). Arrays are memory-mapped views."""
+    from .safetensors import safe_open
+
+    f = safe_open(path)
+    arrays = {k: f.get(k) for k in f.keys()}
+    return expert_group_from_blob(arrays, f.metadata() or {})
+
+
 def expert_group_from_blob(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> dict[str, Any]:
     """Inverse of :func:`pack_expert_group`: name -> :class:`MLXQuantized` (or the plain array).
 
@@ -523,4 +579,6 @@ __all__ = [
     "quantize_experts",
     "pack_expert_group",
     "expert_group_from_blob",
+    "save_expert_group",
+    "load_expert_group",
 ]
