@@ -374,3 +374,28 @@ def test_expert_group_blob_read_by_safetensors_and_mlx(tmp_path):
         arrays = [loaded[name], loaded[name + ".scale"]] + ([loaded[name + ".bias"]] if mode == "affine" else [None])
         theirs = np.array(mx.dequantize(*arrays, group_size=gs, bits=bits, mode=mode, dtype=mx.float32))
         assert_same_values(ggquant.dequantize(gm.load_expert_group(path)[name]), theirs, name)
+
+
+@pytest.mark.parametrize("mode", ["int4", "mlx:nvfp4"])
+def test_kernels_release_the_gil(mode):
+    """Two Python threads inside the MLX kernels at the same time: their call windows overlap."""
+    import threading
+    import time
+
+    x = np.random.default_rng(0).standard_normal((1024, 4096), dtype=np.float32)
+    q = gm.quantize(x, mode, nthreads=1)
+    windows = []
+
+    def work():
+        t0 = time.perf_counter()
+        gm.quantize(x, mode, nthreads=1)
+        gm.dequantize(q, nthreads=1)
+        windows.append((t0, time.perf_counter()))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (a0, a1), (b0, b1) = windows
+    assert max(a0, b0) < min(a1, b1), f"calls did not overlap: {windows}"
