@@ -21,6 +21,10 @@ mxfp8     mxfp8     8     32     uint8 (E8M0)            none
 Note that Ollama's newest importer (``x/quant``) uses group 64 for int4; pass ``group_size=64``
 to :func:`quantize` for that layout.
 
+Bit-identical to MLX 0.32.4 (the ``mlx[cpu]`` wheel the tests compare with). Earlier MLX releases
+differ in two places: they chose the mxfp4/mxfp8 exponent as round(log2) rather than ceil(log2),
+and decoded the E4M3 byte 0x7F as 480 rather than NaN.
+
 Affine quantizes float16/bfloat16 input after widening it to float32, as MLX's CPU kernel does;
 the fp modes replay MLX's op graph, which computes in the input dtype. Float64 input is first
 rounded to float32 (MLX's CPU kernel does not take float64).
