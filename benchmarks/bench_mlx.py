@@ -10,10 +10,9 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import ggquant
 import ggquant.mlx as gm
+import numpy as np
 
 
 def best_time(fn, repeat: int) -> float:
@@ -54,7 +53,7 @@ def main() -> None:
     for name in args.modes.split(","):
         mode, bits, gs = gm.resolve(name)
 
-        def run_mlx():
+        def run_mlx(mode=mode, bits=bits, gs=gs):
             out = mx.quantize(xm, group_size=gs, bits=bits, mode=mode)
             mx.eval(*out)
             return out
@@ -66,8 +65,8 @@ def main() -> None:
             assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{name}: bytes differ from MLX"
         del ref, ours
         t_mlx = best_time(run_mlx, repeat)
-        t_1 = best_time(lambda: gm.quantize(x, name, nthreads=1), repeat)
-        t_n = best_time(lambda: gm.quantize(x, name, nthreads=nthreads), repeat)
+        t_1 = best_time(lambda name=name: gm.quantize(x, name, nthreads=1), repeat)
+        t_n = best_time(lambda name=name: gm.quantize(x, name, nthreads=nthreads), repeat)
         print(f"{name:6} {t_mlx:8.3f} {t_1:8.3f} {t_n:8.3f} {t_mlx / t_1:6.2f}x {t_mlx / t_n:6.2f}x")
 
 

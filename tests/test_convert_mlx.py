@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import ggquant
 import numpy as np
 import pytest
-
-import ggquant
 
 mx = pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'mlx[cpu]')")
 mlx_lm = pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (pip install mlx-lm)")
@@ -28,8 +27,12 @@ def _tokenizer(out: Path) -> None:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB - 2, special_tokens=[], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB - 2,
+        special_tokens=[],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator([TEXT] * 8, trainer)
     tok.add_special_tokens(["<s>", "</s>"])
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(out)
@@ -39,25 +42,44 @@ def build_tiny_llama(out: Path, seed: int = 0) -> None:
     out.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     cfg = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": HIDDEN,
-        "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
-        "num_key_value_heads": KV, "vocab_size": VOCAB, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-        "max_position_embeddings": 256, "tie_word_embeddings": False, "hidden_act": "silu",
-        "bos_token_id": VOCAB - 2, "eos_token_id": VOCAB - 1,
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTER,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV,
+        "vocab_size": VOCAB,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": False,
+        "hidden_act": "silu",
+        "bos_token_id": VOCAB - 2,
+        "eos_token_id": VOCAB - 1,
     }
     (out / "config.json").write_text(json.dumps(cfg))
     hd = HIDDEN // HEADS
-    shapes = {"model.embed_tokens.weight": (VOCAB, HIDDEN), "model.norm.weight": (HIDDEN,),
-              "lm_head.weight": (VOCAB, HIDDEN)}
+    shapes = {
+        "model.embed_tokens.weight": (VOCAB, HIDDEN),
+        "model.norm.weight": (HIDDEN,),
+        "lm_head.weight": (VOCAB, HIDDEN),
+    }
     for i in range(LAYERS):
         p = f"model.layers.{i}."
-        shapes.update({
-            p + "self_attn.q_proj.weight": (HIDDEN, HIDDEN), p + "self_attn.k_proj.weight": (KV * hd, HIDDEN),
-            p + "self_attn.v_proj.weight": (KV * hd, HIDDEN), p + "self_attn.o_proj.weight": (HIDDEN, HIDDEN),
-            p + "mlp.gate_proj.weight": (INTER, HIDDEN), p + "mlp.up_proj.weight": (INTER, HIDDEN),
-            p + "mlp.down_proj.weight": (HIDDEN, INTER), p + "input_layernorm.weight": (HIDDEN,),
-            p + "post_attention_layernorm.weight": (HIDDEN,),
-        })
+        shapes.update(
+            {
+                p + "self_attn.q_proj.weight": (HIDDEN, HIDDEN),
+                p + "self_attn.k_proj.weight": (KV * hd, HIDDEN),
+                p + "self_attn.v_proj.weight": (KV * hd, HIDDEN),
+                p + "self_attn.o_proj.weight": (HIDDEN, HIDDEN),
+                p + "mlp.gate_proj.weight": (INTER, HIDDEN),
+                p + "mlp.up_proj.weight": (INTER, HIDDEN),
+                p + "mlp.down_proj.weight": (HIDDEN, INTER),
+                p + "input_layernorm.weight": (HIDDEN,),
+                p + "post_attention_layernorm.weight": (HIDDEN,),
+            }
+        )
     tensors = {}
     for name, shape in shapes.items():
         if len(shape) == 1:
@@ -91,8 +113,10 @@ def _arrays(d: Path) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("quant,mode,bits,gs", [("int4", "affine", 4, 32), ("int8", "affine", 8, 64),
-                                                ("mxfp8", "mxfp8", 8, 32), ("nvfp4", "nvfp4", 4, 16)])
+@pytest.mark.parametrize(
+    "quant,mode,bits,gs",
+    [("int4", "affine", 4, 32), ("int8", "affine", 8, 64), ("mxfp8", "mxfp8", 8, 32), ("nvfp4", "nvfp4", 4, 16)],
+)
 def test_same_tensors_as_mlx_lm_convert(tiny, tmp_path, quant, mode, bits, gs):
     ours = tmp_path / "ours"
     r = ggquant.convert_mlx(tiny, ours, quant, quiet=True)
@@ -117,8 +141,12 @@ def test_mlx_lm_loads_and_logits_track_the_unquantized_model(tiny, tmp_path):
     base = _logits(tiny)
     # relative logit error and top-1 agreement (bf16 weights and compute; measured: int8 0.019 / 0.98,
     # mxfp8 0.047 / 0.94, int4 0.13 / 0.87, nvfp4 0.16 / 0.85)
-    for quant, tol, agree in (("int8", 0.04, 0.93), ("mxfp8", 0.1, 0.85), ("int4", 0.25, 0.75),
-                              ("mlx:nvfp4", 0.3, 0.7)):
+    for quant, tol, agree in (
+        ("int8", 0.04, 0.93),
+        ("mxfp8", 0.1, 0.85),
+        ("int4", 0.25, 0.75),
+        ("mlx:nvfp4", 0.3, 0.7),
+    ):
         out = tmp_path / quant.replace(":", "_")
         ggquant.convert_mlx(tiny, out, quant, quiet=True)
         got = _logits(out)

@@ -3,11 +3,10 @@ MLX itself, ``pip install mlx[cpu]`` on Linux), plus round-trip bounds and threa
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 import ggquant
 import ggquant.mlx as gm
+import numpy as np
+import pytest
 
 mx = pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'mlx[cpu]'); MLX oracle tests skipped")
 ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes is needed for bfloat16 inputs")
@@ -86,8 +85,10 @@ def assert_same(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
     assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype} vs MLX {theirs.dtype}"
     a, b = np.ascontiguousarray(ours).view(np.uint8), np.ascontiguousarray(theirs).view(np.uint8)
     if not np.array_equal(a, b):
-        bad = np.argwhere(ours.view(a.dtype if ours.itemsize == 1 else f"u{ours.itemsize}")
-                          != theirs.view(a.dtype if theirs.itemsize == 1 else f"u{theirs.itemsize}"))
+        bad = np.argwhere(
+            ours.view(a.dtype if ours.itemsize == 1 else f"u{ours.itemsize}")
+            != theirs.view(a.dtype if theirs.itemsize == 1 else f"u{theirs.itemsize}")
+        )
         r = tuple(bad[0])
         pytest.fail(f"{what}: {len(bad)} elements differ; first at {r}: ours {ours[r]!r} vs MLX {theirs[r]!r}")
 
@@ -118,8 +119,11 @@ def test_affine_matches_mlx(bits, gs, dtype):
         assert_same_values(gm.dequantize(q), mlx_dequantize(ref, "affine", bits, gs), f"{kind} dequantize")
         if kind in ("randn", "huge"):
             for dt, mdt in ((np.float32, mx.float32), (np.float16, mx.float16), ("bfloat16", mx.bfloat16)):
-                assert_same_values(gm.dequantize(q, dtype=dt), mlx_dequantize(ref, "affine", bits, gs, dtype=mdt),
-                                   f"{kind} dequantize as {dt}")
+                assert_same_values(
+                    gm.dequantize(q, dtype=dt),
+                    mlx_dequantize(ref, "affine", bits, gs, dtype=mdt),
+                    f"{kind} dequantize as {dt}",
+                )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
@@ -135,8 +139,11 @@ def test_fp_modes_match_mlx(mode, bits, gs, dtype):
         assert_same(q.scales, ref[1], f"{kind} {dtype.name} {mode} scales")
         assert_same_values(gm.dequantize(q), mlx_dequantize(ref, mode, bits, gs), f"{kind} {mode} dequantize")
         for dt, mdt in ((np.float32, mx.float32), (np.float16, mx.float16)):
-            assert_same_values(gm.dequantize(q, dtype=dt), mlx_dequantize(ref, mode, bits, gs, dtype=mdt),
-                               f"{kind} {mode} dequantize as {dt}")
+            assert_same_values(
+                gm.dequantize(q, dtype=dt),
+                mlx_dequantize(ref, mode, bits, gs, dtype=mdt),
+                f"{kind} {mode} dequantize as {dt}",
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
@@ -185,9 +192,17 @@ def test_three_d_and_float64_inputs():
 # ---- the ggquant.quantize front door and presets
 
 
-@pytest.mark.parametrize("name,mode,bits,gs", [("int4", "affine", 4, 32), ("int8", "affine", 8, 64),
-                                               ("mxfp8", "mxfp8", 8, 32), ("mlx:nvfp4", "nvfp4", 4, 16),
-                                               ("mlx:mxfp4", "mxfp4", 4, 32), ("INT4", "affine", 4, 32)])
+@pytest.mark.parametrize(
+    "name,mode,bits,gs",
+    [
+        ("int4", "affine", 4, 32),
+        ("int8", "affine", 8, 64),
+        ("mxfp8", "mxfp8", 8, 32),
+        ("mlx:nvfp4", "nvfp4", 4, 16),
+        ("mlx:mxfp4", "mxfp4", 4, 32),
+        ("INT4", "affine", 4, 32),
+    ],
+)
 def test_presets_through_ggquant_quantize(name, mode, bits, gs):
     x = make_data("randn", np.dtype(np.float32))
     q = ggquant.quantize(x, name)
@@ -252,9 +267,16 @@ def test_fp8_codec_against_ml_dtypes():
 # ---- errors
 
 
-@pytest.mark.parametrize("kwargs", [dict(mode="affine", bits=7), dict(mode="affine", group_size=16),
-                                    dict(mode="nvfp4", group_size=32), dict(mode="mxfp8", bits=4),
-                                    dict(mode="mxfp4", global_scale=2.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mode": "affine", "bits": 7},
+        {"mode": "affine", "group_size": 16},
+        {"mode": "nvfp4", "group_size": 32},
+        {"mode": "mxfp8", "bits": 4},
+        {"mode": "mxfp4", "global_scale": 2.0},
+    ],
+)
 def test_rejects_what_mlx_rejects(kwargs):
     x = make_data("randn", np.dtype(np.float32))
     with pytest.raises(ggquant.GGQuantError):
@@ -299,13 +321,19 @@ def test_pack_expert_group_layout_and_round_trip():
         "model.layers.1.mlp.experts.gate_proj.weight": [rng.standard_normal((64, 32)).astype(np.float32)] * 4,
         "model.layers.1.mlp.experts.up_proj.weight": rng.standard_normal((4, 64, 32)).astype(np.float32),
     }
-    types = {"model.layers.1.mlp.experts.down_proj.weight": "int8",
-             "model.layers.1.mlp.experts.gate_proj.weight": "mxfp8",
-             "model.layers.1.mlp.experts.up_proj.weight": "mlx:nvfp4"}
+    types = {
+        "model.layers.1.mlp.experts.down_proj.weight": "int8",
+        "model.layers.1.mlp.experts.gate_proj.weight": "mxfp8",
+        "model.layers.1.mlp.experts.up_proj.weight": "mlx:nvfp4",
+    }
     arrays, meta = gm.pack_expert_group(t, types)
     down = "model.layers.1.mlp.experts.down_proj.weight"
-    assert set(arrays) == {down, down + ".scale", down + ".bias",
-                           *(k + s for k in t if k != down for s in ("", ".scale"))}
+    assert set(arrays) == {
+        down,
+        down + ".scale",
+        down + ".bias",
+        *(k + s for k in t if k != down for s in ("", ".scale")),
+    }
     assert meta[down + ".quant_type"] == "int8" and meta[down + ".group_size"] == "64"
     assert meta["model.layers.1.mlp.experts.up_proj.weight.quant_type"] == "nvfp4"
     assert "quant_type" not in meta
@@ -316,7 +344,7 @@ def test_pack_expert_group_layout_and_round_trip():
         assert q.mode == resolve_mode(types[k])
         expect = np.stack(t[k]) if isinstance(t[k], list) else t[k]
         assert ggquant.dequantize(q).shape == expect.shape
-    uniform, meta_u = gm.pack_expert_group(t, "int4")
+    _, meta_u = gm.pack_expert_group(t, "int4")
     assert meta_u == {"quant_type": "int4", "group_size": "32"}
 
 
@@ -335,8 +363,9 @@ def test_simd_levels_identical():
     try:
         for lv in levels:
             ggquant.set_simd_level(lv)
-            results[lv] = [gm.quantize(xs[0], "affine", bits=b, group_size=g, allow_nonfinite=True).arrays
-                           for b, g in AFFINE]
+            results[lv] = [
+                gm.quantize(xs[0], "affine", bits=b, group_size=g, allow_nonfinite=True).arrays for b, g in AFFINE
+            ]
             results[lv] += [gm.quantize(x, m, allow_nonfinite=True).arrays for m, _, _ in FP for x in xs]
     finally:
         ggquant.set_simd_level(before)
@@ -353,11 +382,16 @@ def test_expert_group_blob_read_by_safetensors_and_mlx(tmp_path):
     st = pytest.importorskip("safetensors")
     pytest.importorskip("ggquant.safetensors", reason="needs ggquant's safetensors writer")
     rng = np.random.default_rng(13)
-    t = {"model.layers.3.mlp.experts.down_proj.weight": [rng.standard_normal((32, 64)).astype(np.float32).astype(BF16)
-                                                         for _ in range(3)],
-         "model.layers.3.mlp.experts.up_proj.weight": rng.standard_normal((3, 64, 32)).astype(np.float32).astype(BF16)}
-    types = {"model.layers.3.mlp.experts.down_proj.weight": "int8",
-             "model.layers.3.mlp.experts.up_proj.weight": "mlx:nvfp4"}
+    t = {
+        "model.layers.3.mlp.experts.down_proj.weight": [
+            rng.standard_normal((32, 64)).astype(np.float32).astype(BF16) for _ in range(3)
+        ],
+        "model.layers.3.mlp.experts.up_proj.weight": rng.standard_normal((3, 64, 32)).astype(np.float32).astype(BF16),
+    }
+    types = {
+        "model.layers.3.mlp.experts.down_proj.weight": "int8",
+        "model.layers.3.mlp.experts.up_proj.weight": "mlx:nvfp4",
+    }
     path = tmp_path / "blob.safetensors"
     meta = gm.save_expert_group(path, t, types)
     with st.safe_open(str(path), framework="numpy") as f:

@@ -43,8 +43,21 @@ MAX_SHARD_BYTES = 5 << 30
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
 _WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _FLOAT_DTYPES = {"F32": "f32", "F16": "f16", "BF16": "bf16"}
-_ST_ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2,
-                "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_ST_ITEMSIZE = {
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
+    "I32": 4,
+    "U32": 4,
+    "I16": 2,
+    "U16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
 
 
 @dataclass
@@ -92,8 +105,10 @@ class MLXConversionResult:
             to = f"{q['mode']} {q['bits']}b/{q['group_size']}" if t.quantized else t.dtype
             lines.append(f"{t.name[:60]:60} {'x'.join(map(str, t.shape)):>18} {t.dtype:>5} -> {to:<14} {t.nbytes:>14,}")
         nq = sum(t.quantized for t in self.tensors)
-        lines.append(f"{nq} of {len(self.tensors)} tensors quantized; {len(self.shards)} shard(s); "
-                     f"{self.total_size:,} bytes of tensors (source {self.source_bytes:,})")
+        lines.append(
+            f"{nq} of {len(self.tensors)} tensors quantized; {len(self.shards)} shard(s); "
+            f"{self.total_size:,} bytes of tensors (source {self.source_bytes:,})"
+        )
         return "\n".join(lines)
 
 
@@ -105,8 +120,15 @@ class _Progress:
         try:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
-                            desc="converting", file=sys.stderr)
+            self.bar = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                dynamic_ncols=True,
+                desc="converting",
+                file=sys.stderr,
+            )
         except ImportError:
             self.bar = None
 
@@ -145,8 +167,10 @@ def _plan(ckpt: Any, mode: str, bits: int, gs: int) -> list[MLXTensorPlan]:
         if _should_quantize(name, shape, dtype, gs):
             base = name[: -len("weight")]
             sdt = dtype if mode == "affine" else "U8"
-            outs = [(name, "U32", (*shape[:-1], shape[-1] * bits // 32)),
-                    (base + "scales", sdt, (*shape[:-1], shape[-1] // gs))]
+            outs = [
+                (name, "U32", (*shape[:-1], shape[-1] * bits // 32)),
+                (base + "scales", sdt, (*shape[:-1], shape[-1] // gs)),
+            ]
             if mode == "affine":
                 outs.append((base + "biases", sdt, (*shape[:-1], shape[-1] // gs)))
             out.append(MLXTensorPlan(name, shape, dtype, True, outs))
@@ -269,8 +293,10 @@ def convert_mlx(
                         else:
                             w.write(t.name, np.ascontiguousarray(arr))
                         progress.update(math.prod(t.shape) * _ST_ITEMSIZE.get(t.dtype, 1))
-            index = {"metadata": {"total_size": total},
-                     "weight_map": {k: fn for fn, ks in shards.items() for k in sorted(ks)}}
+            index = {
+                "metadata": {"total_size": total},
+                "weight_map": {k: fn for fn, ks in shards.items() for k in sorted(ks)},
+            }
             index["weight_map"] = dict(sorted(index["weight_map"].items()))
             (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=4), encoding="utf-8")
             (tmp / "config.json").write_text(json.dumps(out_config, indent=4), encoding="utf-8")
@@ -290,4 +316,51 @@ def convert_mlx(
         ckpt.close()
 
 
-__all__ = ["convert_mlx", "MLXConversionResult", "MLXTensorPlan", "MAX_SHARD_BYTES"]
+def run_cli(args: Any) -> int:
+    """``ggquant convert DIR --format mlx -q int4 -o OUT_DIR``: the CLI's MLX branch.
+
+    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``dry_run``, ``quiet``,
+    ``allow_requantize`` and ``threads``; GGUF-only options are rejected.
+    """
+    for opt in ("imatrix", "tensor_type", "token_embedding_type", "output_tensor_type"):
+        if getattr(args, opt, None):
+            print(f"ggquant convert: error: --{opt.replace('_', '-')} applies to --format gguf only", file=sys.stderr)
+            return 2
+    if getattr(args, "pure", False):
+        print("ggquant convert: error: --pure applies to --format gguf only", file=sys.stderr)
+        return 2
+    quant = getattr(args, "quant", None) or "int4"
+    if not _mlx.is_mlx_type(quant):
+        print(
+            f"ggquant convert: error: {quant!r} is not an MLX mode; with --format mlx use -q "
+            "int4, int8, mxfp4, nvfp4, mxfp8 or affine",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        r = convert_mlx(
+            args.model,
+            args.outfile,
+            quant,
+            group_size=getattr(args, "group_size", None),
+            dry_run=args.dry_run,
+            quiet=args.quiet,
+            allow_requantize=getattr(args, "allow_requantize", False),
+            nthreads=getattr(args, "threads", None),
+        )
+    except GGQuantError as e:
+        print(f"ggquant convert: error: {e}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(r.format())
+    elif not args.quiet:
+        q = r.quantization
+        print(
+            f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {q['mode']} "
+            f"{q['bits']} bits / group {q['group_size']}) in {r.seconds:.1f} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+__all__ = ["MAX_SHARD_BYTES", "MLXConversionResult", "MLXTensorPlan", "convert_mlx"]

@@ -149,7 +149,7 @@ def resolve(mode: str, bits: int | None = None, group_size: int | None = None) -
         (('affine', 4, 32), ('affine', 4, 64), ('affine', 4, 64))
     """
     key = str(mode).strip().lower()
-    key = key[4:] if key.startswith("mlx:") else key
+    key = key.removeprefix("mlx:")
     if key in PRESETS:
         m, b, g = PRESETS[key]
     elif key in _MODE_DEFAULTS:
@@ -226,8 +226,9 @@ def _out_arrays(lead: tuple[int, ...], n: int, mode: str, bits: int, gs: int, dt
     return MLXQuantized(w, s, b, mode, bits, gs)
 
 
-def _run(src: np.ndarray, code: str, q: MLXQuantized, global_scale: float | None, nthreads: int | None,
-         allow_nonfinite: bool) -> None:
+def _run(
+    src: np.ndarray, code: str, q: MLXQuantized, global_scale: float | None, nthreads: int | None, allow_nonfinite: bool
+) -> None:
     n = src.shape[-1]
     rows = src.reshape(-1, n)
     if code == "bf16":
@@ -239,8 +240,19 @@ def _run(src: np.ndarray, code: str, q: MLXQuantized, global_scale: float | None
     if s.dtype.name == "bfloat16":
         s = s.view(np.uint16)
         b = None if b is None else b.view(np.uint16)
-    _core.mlx_quantize(_MODE_ID[q.mode], q.bits, q.group_size, global_scale, rows, code, w, s, b,
-                       _threads(nthreads), bool(allow_nonfinite))
+    _core.mlx_quantize(
+        _MODE_ID[q.mode],
+        q.bits,
+        q.group_size,
+        global_scale,
+        rows,
+        code,
+        w,
+        s,
+        b,
+        _threads(nthreads),
+        bool(allow_nonfinite),
+    )
 
 
 def quantize(
@@ -294,8 +306,9 @@ def quantize(
     return q._replace(global_scale=gscale)
 
 
-def _quantize_source(src: np.ndarray, code: str, mode: str, bits: int, gs: int, nthreads: int | None,
-                     name: str | None) -> MLXQuantized:
+def _quantize_source(
+    src: np.ndarray, code: str, mode: str, bits: int, gs: int, nthreads: int | None, name: str | None
+) -> MLXQuantized:
     """quantize() for an array whose dtype code is known (bfloat16 may come as raw uint16 bits;
     the scales and biases then are uint16 bits too)."""
     src = np.ascontiguousarray(src)
@@ -376,9 +389,18 @@ def dequantize(q: MLXQuantized, *, dtype: Any = None, nthreads: int | None = Non
         raise ShapeError(f"scales {scales.shape} do not match the weight {w.shape}")
     ocode, odt = (default, None) if dtype is None else _dtype_code(dtype)
     gscale = None if q.global_scale is None else float(q.global_scale)
-    out = _core.mlx_dequantize(_MODE_ID[mode], int(q.bits), int(q.group_size), gscale, w.reshape(nrows, -1),
-                               scales.reshape(nrows, -1), None if biases is None else biases.reshape(nrows, -1),
-                               scode, ocode, _threads(nthreads))
+    out = _core.mlx_dequantize(
+        _MODE_ID[mode],
+        int(q.bits),
+        int(q.group_size),
+        gscale,
+        w.reshape(nrows, -1),
+        scales.reshape(nrows, -1),
+        None if biases is None else biases.reshape(nrows, -1),
+        scode,
+        ocode,
+        _threads(nthreads),
+    )
     out = out.reshape(*w.shape[:-1], out.shape[-1])
     if dtype is None or gscale is not None:
         return out
@@ -390,6 +412,7 @@ def dequantize(q: MLXQuantized, *, dtype: Any = None, nthreads: int | None = Non
 
 
 # ---- packed expert groups ---------------------------------------------------------------------
+
 
 def quantize_experts(
     experts: Any,
@@ -432,7 +455,9 @@ def quantize_experts(
         raise ShapeError(f"each expert must be 2-D, got shape {shape}")
     for i, (p, c) in enumerate(parts):
         if p.shape != shape or c != code:
-            raise ShapeError(f"expert {i} has shape {p.shape} / dtype {p.dtype}, expert 0 has {shape} / {parts[0][0].dtype}")
+            raise ShapeError(
+                f"expert {i} has shape {p.shape} / dtype {p.dtype}, expert 0 has {shape} / {parts[0][0].dtype}"
+            )
     m, b, g = resolve(mode, bits, group_size)
     try:
         q = _out_arrays((len(parts), shape[0]), shape[1], m, b, g, parts[0][0].dtype)
@@ -483,7 +508,11 @@ def pack_expert_group(
     for key, value in tensors.items():
         qt = types[key]
         if qt is None:
-            arr = np.asarray(value) if isinstance(value, np.ndarray) or not isinstance(value, Sequence) else np.stack(value)
+            arr = (
+                np.asarray(value)
+                if isinstance(value, np.ndarray) or not isinstance(value, Sequence)
+                else np.stack(value)
+            )
             arrays[key] = arr
             continue
         q = quantize_experts(value, qt, nthreads=nthreads, name=key)
@@ -495,7 +524,7 @@ def pack_expert_group(
     kinds = {(q.quant_type, q.group_size) for q in done.values()}
     metadata: dict[str, str] = {}
     if len(kinds) == 1 and len(done) == len(tensors):
-        (qt, gs), = kinds
+        ((qt, gs),) = kinds
         metadata = {"quant_type": qt, "group_size": str(gs)}
     else:
         for key, q in done.items():
@@ -543,7 +572,7 @@ def load_expert_group(path: Any) -> dict[str, Any]:
     from .safetensors import safe_open
 
     f = safe_open(path)
-    arrays = {k: f.get(k) for k in f.keys()}
+    arrays = {k: f.get(k) for k in f}
     return expert_group_from_blob(arrays, f.metadata() or {})
 
 
@@ -572,17 +601,17 @@ def expert_group_from_blob(arrays: Mapping[str, np.ndarray], metadata: Mapping[s
 
 
 __all__ = [
-    "MLXQuantized",
     "PRESETS",
-    "quantize",
+    "MLXQuantized",
     "dequantize",
-    "resolve",
-    "is_mlx_type",
-    "routes_to_mlx",
-    "quant_type_name",
-    "quantize_experts",
-    "pack_expert_group",
     "expert_group_from_blob",
-    "save_expert_group",
+    "is_mlx_type",
     "load_expert_group",
+    "pack_expert_group",
+    "quant_type_name",
+    "quantize",
+    "quantize_experts",
+    "resolve",
+    "routes_to_mlx",
+    "save_expert_group",
 ]
