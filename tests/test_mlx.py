@@ -433,3 +433,36 @@ def test_kernels_release_the_gil(mode):
         t.join()
     (a0, a1), (b0, b1) = windows
     assert max(a0, b0) < min(a1, b1), f"calls did not overlap: {windows}"
+
+
+_MODES_FOR_PROPERTIES = [("affine", 4, 32), ("affine", 3, 64), ("affine", 5, 32), ("affine", 1, 32), *FP]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+def test_property_any_finite_values_match_mlx(dtype):
+    """Hypothesis-drawn matrices (any finite values of the dtype, incl. subnormals and extremes)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    finfo = ml_dtypes.finfo(dtype)
+    elements = st.floats(
+        min_value=-float(finfo.max), max_value=float(finfo.max), allow_nan=False, allow_infinity=False, width=32
+    ).map(lambda v: np.float32(v).astype(dtype))
+    scale = st.sampled_from([1.0, 1e-3, 1e3, float(finfo.tiny), float(finfo.max) / 8])
+
+    @settings(max_examples=60)
+    @given(hnp.arrays(dtype, (2, 64), elements=elements), scale)
+    def check(x, s):
+        with np.errstate(over="ignore"):
+            x = (x.astype(np.float32) * np.float32(s)).astype(dtype)
+        if not np.all(np.isfinite(x.astype(np.float32))):
+            return
+        for mode, bits, gs in _MODES_FOR_PROPERTIES:
+            q = gm.quantize(x, mode, bits=bits, group_size=gs)
+            ref = mlx_quantize(x, mode, bits, gs)
+            for ours, theirs, what in zip(q.arrays, ref, ("weight", "scales", "biases")):
+                assert_same(ours, theirs, f"{mode} {bits} {gs} {what}")
+            assert_same_values(gm.dequantize(q), mlx_dequantize(ref, mode, bits, gs), f"{mode} dequantize")
+
+    check()
