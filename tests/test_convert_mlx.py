@@ -38,7 +38,7 @@ def _tokenizer(out: Path) -> None:
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(out)
 
 
-def build_tiny_llama(out: Path, seed: int = 0) -> None:
+def build_tiny_llama(out: Path, seed: int = 0, tie: bool = False) -> None:
     out.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     cfg = {
@@ -53,7 +53,7 @@ def build_tiny_llama(out: Path, seed: int = 0) -> None:
         "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0,
         "max_position_embeddings": 256,
-        "tie_word_embeddings": False,
+        "tie_word_embeddings": tie,
         "hidden_act": "silu",
         "bos_token_id": VOCAB - 2,
         "eos_token_id": VOCAB - 1,
@@ -182,3 +182,15 @@ def test_output_dir_rules_and_sharding(tiny, tmp_path):
     ggquant.convert_mlx(tiny, single, "int4", quiet=True)
     assert _arrays(sharded).keys() == _arrays(single).keys()
     assert np.array_equal(_logits(sharded), _logits(single))
+
+
+def test_tied_embeddings_like_mlx_lm(tmp_path):
+    """A checkpoint that ties lm_head to the embeddings but still stores lm_head.weight."""
+    src = tmp_path / "tied"
+    build_tiny_llama(src, seed=1, tie=True)
+    ours, ref = tmp_path / "ours", tmp_path / "ref"
+    ggquant.convert_mlx(src, ours, "int4", quiet=True)
+    mlx_lm.convert(str(src), str(ref), quantize=True, q_group_size=32, q_bits=4)
+    a, b = _arrays(ours), _arrays(ref)
+    assert sorted(a) == sorted(b) and not any(k.startswith("lm_head") for k in a)
+    assert np.array_equal(_logits(ours), _logits(ref))

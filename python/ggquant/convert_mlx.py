@@ -11,7 +11,8 @@ loads, as it does for the original checkpoint.
 Quantized are the 2-D ``*.weight`` matrices whose rows are a multiple of the group size (the
 Linear and Embedding layers ``mlx_lm`` quantizes; norms are 1-D); everything else is copied in its
 dtype, and ``mlx_lm`` recognises per layer from the presence of ``.scales`` which layers are
-quantized. Tensors are read memory-mapped and written one at a time; the output directory
+quantized. A checkpoint with tied embeddings loses its (redundant) ``lm_head.weight``, as in
+``mlx_lm.convert``. Tensors are read memory-mapped and written one at a time; the output directory
 appears only when complete.
 
 Example:
@@ -160,9 +161,11 @@ def _should_quantize(name: str, shape: tuple[int, ...], dtype: str, group_size: 
     )
 
 
-def _plan(ckpt: Any, mode: str, bits: int, gs: int) -> list[MLXTensorPlan]:
+def _plan(ckpt: Any, mode: str, bits: int, gs: int, skip: set[str]) -> list[MLXTensorPlan]:
     out = []
     for name in sorted(ckpt.keys()):
+        if name in skip:
+            continue
         shape, dtype = tuple(ckpt.shape(name)), ckpt.dtype(name)
         if _should_quantize(name, shape, dtype, gs):
             base = name[: -len("weight")]
@@ -252,7 +255,9 @@ def convert_mlx(
         raise FormatError(f"{src}: config.json declares a quantization already (pass allow_requantize=True)")
     ckpt = load_checkpoint(src)
     try:
-        plan = _plan(ckpt, mode, b, g)
+        # a tied output matrix: mlx_lm's sanitize drops lm_head.weight but would keep its scales
+        tied = config.get("tie_word_embeddings", config.get("text_config", {}).get("tie_word_embeddings", False))
+        plan = _plan(ckpt, mode, b, g, {"lm_head.weight"} if tied else set())
         quantization = {"group_size": g, "bits": b, "mode": mode}
         groups = _shards(plan, int(max_shard_size))
         n = len(groups)
