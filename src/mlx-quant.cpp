@@ -145,7 +145,12 @@ void affine_deq_row(const uint8_t * wrow, const void * srow, const void * brow, 
         const float b = load<T>(brow, g);
         float * o = out + g * gs;
         for (int j = 0; j < gs; ++j) {
-            o[j] = rnd<U>(rnd<T>(rnd<T>((float)q[j] * s) + b));
+            const float v = rnd<T>(rnd<T>((float)q[j] * s) + b);
+            if constexpr (T == U) {
+                o[j] = v;
+            } else {
+                o[j] = rnd<U>(v);
+            }
         }
     }
 }
@@ -155,6 +160,10 @@ void fp_deq_row(const mlx_params & p, const uint8_t * wrow, const uint8_t * srow
     const int gs = p.group_size;
     const bool fp8 = p.mode == mlx_mode::mxfp8;
     const float inv = p.has_global_scale ? p.global_scale / 2688.0f : 1.0f;
+    float fp8_values[256];  // E4M3 decoded and rounded to U, as MLX's from_fp8(., U)
+    if (fp8) {
+        for (int b = 0; b < 256; ++b) fp8_values[b] = rnd<U>(mq_fp8_decode((uint8_t)b));
+    }
     uint8_t q[32];
     for (int64_t g = 0; g < n / gs; ++g) {
         unpack_codes(wrow + g * (fp8 ? gs : gs / 2), gs, fp8 ? 8 : 4, q);
@@ -170,7 +179,7 @@ void fp_deq_row(const mlx_params & p, const uint8_t * wrow, const uint8_t * srow
         } else {
             const float s = rnd<U>(std::ldexp(1.0f, (int)srow[g] - 127));
             if (fp8) {
-                for (int j = 0; j < gs; ++j) o[j] = rnd<U>(rnd<U>(mq_fp8_decode(q[j])) * s);
+                for (int j = 0; j < gs; ++j) o[j] = rnd<U>(fp8_values[q[j]] * s);
             } else {
                 for (int j = 0; j < gs; ++j) o[j] = rnd<U>(k_fp4_values[q[j]] * s);
             }
