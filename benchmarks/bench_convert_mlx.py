@@ -32,10 +32,9 @@ print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxr
 
 def make_model(d: Path, layers: int, hidden: int = 2048, ffn: int = 5632, vocab: int = 32000) -> int:
     sys.path.insert(0, str(HERE.parent / "tests"))
+    import ggquant
     import ml_dtypes
     from test_convert_mlx import _tokenizer
-
-    import ggquant
 
     d.mkdir(parents=True)
     heads, kv = 16, 4
