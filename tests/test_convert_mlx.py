@@ -194,3 +194,25 @@ def test_tied_embeddings_like_mlx_lm(tmp_path):
     a, b = _arrays(ours), _arrays(ref)
     assert sorted(a) == sorted(b) and not any(k.startswith("lm_head") for k in a)
     assert np.array_equal(_logits(ours), _logits(ref))
+
+
+def test_cli_branch(tiny, tmp_path, capsys):
+    """convert_mlx.run_cli: what ``ggquant convert DIR --format mlx -q int4 -o OUT`` runs."""
+    import argparse
+
+    from ggquant.convert_mlx import run_cli
+
+    def ns(**kw):
+        base = {"model": str(tiny), "outfile": str(tmp_path / "cli"), "quant": "int4", "group_size": None,
+                "dry_run": False, "quiet": True, "allow_requantize": False, "threads": None, "imatrix": None}  # fmt: skip
+        base.update(kw)
+        return argparse.Namespace(**base)
+
+    assert run_cli(ns(dry_run=True)) == 0
+    assert "affine 4b/32" in capsys.readouterr().out and not (tmp_path / "cli").exists()
+    assert run_cli(ns()) == 0
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["quantization"]["group_size"] == 32
+    assert run_cli(ns(quant="Q4_K_M", outfile=str(tmp_path / "x"))) == 2
+    assert run_cli(ns(imatrix="f.dat", outfile=str(tmp_path / "y"))) == 2
+    assert run_cli(ns(outfile=str(tmp_path / "cli"))) == 1  # exists and is not empty
+    assert "not an empty directory" in capsys.readouterr().err
