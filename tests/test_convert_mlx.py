@@ -38,7 +38,7 @@ def _tokenizer(out: Path) -> None:
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(out)
 
 
-def build_tiny_llama(out: Path, seed: int = 0, tie: bool = False) -> None:
+def build_tiny_llama(out: Path, seed: int = 0, tie: bool = False, dtype=None, torch_dtype: str | None = None) -> None:
     out.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     cfg = {
@@ -58,6 +58,8 @@ def build_tiny_llama(out: Path, seed: int = 0, tie: bool = False) -> None:
         "bos_token_id": VOCAB - 2,
         "eos_token_id": VOCAB - 1,
     }
+    if torch_dtype is not None:
+        cfg["torch_dtype"] = torch_dtype
     (out / "config.json").write_text(json.dumps(cfg))
     hd = HIDDEN // HEADS
     shapes = {
@@ -86,7 +88,7 @@ def build_tiny_llama(out: Path, seed: int = 0, tie: bool = False) -> None:
             w = 1.0 + 0.1 * rng.standard_normal(shape)
         else:
             w = rng.standard_normal(shape) * 0.02
-        tensors[name] = w.astype(np.float32).astype(ml_dtypes.bfloat16)
+        tensors[name] = w.astype(np.float32).astype(dtype or ml_dtypes.bfloat16)
     ggquant.save_file(tensors, out / "model.safetensors", {"format": "pt"})
     _tokenizer(out)
 
@@ -216,3 +218,21 @@ def test_cli_branch(tiny, tmp_path, capsys):
     assert run_cli(ns(imatrix="f.dat", outfile=str(tmp_path / "y"))) == 2
     assert run_cli(ns(outfile=str(tmp_path / "cli"))) == 1  # exists and is not empty
     assert "not an empty directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("src", "torch_dtype"), [(np.float32, "bfloat16"), (None, "float16"), (np.float16, "float32")])
+def test_dtype_conversion_like_mlx_lm(tmp_path, src, torch_dtype):
+    """config.json's torch_dtype converts the weights before quantizing, as mlx_lm.convert does."""
+    model = tmp_path / "m"
+    build_tiny_llama(model, seed=2, dtype=src, torch_dtype=torch_dtype)
+    ours, ref = tmp_path / "ours", tmp_path / "ref"
+    ggquant.convert_mlx(model, ours, "int4", quiet=True)
+    mlx_lm.convert(str(model), str(ref), quantize=True, q_group_size=32, q_bits=4)
+    a, b = _arrays(ours), _arrays(ref)
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+    kept = tmp_path / "kept"
+    ggquant.convert_mlx(model, kept, "int4", quiet=True, dtype=None)
+    src_name = "bfloat16" if src is None else np.dtype(src).name
+    assert mx.load(str(kept / "model.safetensors"))["model.norm.weight"].dtype == getattr(mx, src_name)

@@ -67,7 +67,7 @@ class MLXTensorPlan:
 
     name: str
     shape: tuple[int, ...]
-    dtype: str  # safetensors dtype of the source
+    dtype: str  # safetensors dtype after the dtype conversion (the source's unless converted)
     quantized: bool
     outputs: list[tuple[str, str, tuple[int, ...]]]  # (name, safetensors dtype, shape)
 
@@ -161,12 +161,14 @@ def _should_quantize(name: str, shape: tuple[int, ...], dtype: str, group_size: 
     )
 
 
-def _plan(ckpt: Any, mode: str, bits: int, gs: int, skip: set[str]) -> list[MLXTensorPlan]:
+def _plan(ckpt: Any, mode: str, bits: int, gs: int, skip: set[str], cast: str | None) -> list[MLXTensorPlan]:
     out = []
     for name in sorted(ckpt.keys()):
         if name in skip:
             continue
         shape, dtype = tuple(ckpt.shape(name)), ckpt.dtype(name)
+        if cast is not None and dtype in _FLOAT_DTYPES:
+            dtype = cast  # the dtype the tensor is converted to (and quantized from)
         if _should_quantize(name, shape, dtype, gs):
             base = name[: -len("weight")]
             sdt = dtype if mode == "affine" else "U8"
@@ -195,6 +197,30 @@ def _shards(plan: list[MLXTensorPlan], max_bytes: int) -> list[list[MLXTensorPla
     return shards
 
 
+_DTYPE_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
+
+
+def _to_dtype(arr: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Convert a float tensor between F32/F16/BF16 with nearest-even rounding (MLX's astype).
+    BF16 travels as raw uint16 bits unless ml_dtypes is installed."""
+    if src == dst:
+        return arr
+    a = np.asarray(arr)
+    if src == "BF16":
+        f32 = (np.ascontiguousarray(a).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    else:
+        f32 = a.astype(np.float32)
+    if dst == "F32":
+        return f32
+    if dst == "F16":
+        with np.errstate(over="ignore"):
+            return f32.astype(np.float16)
+    u = f32.view(np.uint32)
+    bits = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    bits[np.isnan(f32)] = 0x7FC0
+    return bits
+
+
 def _copy_side_files(src: Path, dst: Path) -> None:
     for p in sorted(src.iterdir()):
         if not p.is_file() or p.name == "config.json" or p.name in _WEIGHT_INDEXES:
@@ -211,6 +237,7 @@ def convert_mlx(
     *,
     bits: int | None = None,
     group_size: int | None = None,
+    dtype: str | None = "auto",
     max_shard_size: int = MAX_SHARD_BYTES,
     dry_run: bool = False,
     quiet: bool = False,
@@ -227,6 +254,10 @@ def convert_mlx(
         quant: an MLX preset or mode: ``"int4"`` (affine 4 bits, group 32), ``"int8"`` (affine 8,
             group 64), ``"mxfp4"``, ``"nvfp4"``, ``"mxfp8"``, ``"affine"`` (MLX's default 4/64).
         bits, group_size: override the preset's.
+        dtype: convert the float tensors to ``"float16"``, ``"bfloat16"`` or ``"float32"`` first
+            (scales, biases and unquantized tensors then have that dtype). ``"auto"`` does what
+            ``mlx_lm.convert`` does: config.json's ``torch_dtype`` (or ``text_config.dtype``) when it
+            names one of those; ``None`` keeps each tensor's dtype.
         max_shard_size: bytes per shard (mlx_lm's 5 GiB by default).
         dry_run: plan only: the per-tensor table and the output size; nothing is written.
         quiet: no progress output.
@@ -257,14 +288,20 @@ def convert_mlx(
     try:
         # a tied output matrix: mlx_lm's sanitize drops lm_head.weight but would keep its scales
         tied = config.get("tie_word_embeddings", config.get("text_config", {}).get("tie_word_embeddings", False))
-        plan = _plan(ckpt, mode, b, g, {"lm_head.weight"} if tied else set())
+        if dtype == "auto":
+            dtype = config.get("torch_dtype") or (config.get("text_config") or {}).get("dtype")
+            dtype = dtype if dtype in _DTYPE_NAMES else None
+        elif dtype is not None and dtype not in _DTYPE_NAMES:
+            raise GGQuantError(f"dtype {dtype!r}: expected one of {sorted(_DTYPE_NAMES)}, 'auto' or None")
+        cast = None if dtype is None else _DTYPE_NAMES[dtype]
+        plan = _plan(ckpt, mode, b, g, {"lm_head.weight"} if tied else set(), cast)
         quantization = {"group_size": g, "bits": b, "mode": mode}
         groups = _shards(plan, int(max_shard_size))
         n = len(groups)
         names = ["model.safetensors"] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
         shards = {fn: [o[0] for t in grp for o in t.outputs] for fn, grp in zip(names, groups)}
         total = sum(t.nbytes for t in plan)
-        source_bytes = sum(math.prod(t.shape) * _ST_ITEMSIZE.get(t.dtype, 1) for t in plan)
+        source_bytes = sum(math.prod(t.shape) * _ST_ITEMSIZE.get(ckpt.dtype(t.name), 1) for t in plan)
         out_config = dict(config)
         out_config.pop("_name_or_path", None)
         out_config["quantization"] = quantization
@@ -291,13 +328,16 @@ def convert_mlx(
                     for t in grp:
                         progress.start(t.name, f"{mode} {b}b/{g}" if t.quantized else t.dtype)
                         arr = ckpt[t.name]
+                        src_dtype = ckpt.dtype(t.name)
+                        if src_dtype != t.dtype:
+                            arr = _to_dtype(arr, src_dtype, t.dtype)
                         if t.quantized:
                             q = _mlx._quantize_source(arr, _FLOAT_DTYPES[t.dtype], mode, b, g, nthreads, t.name)
                             for (oname, _, _), a in zip(t.outputs, q.arrays):
                                 w.write(oname, a)
                         else:
                             w.write(t.name, np.ascontiguousarray(arr))
-                        progress.update(math.prod(t.shape) * _ST_ITEMSIZE.get(t.dtype, 1))
+                        progress.update(math.prod(t.shape) * _ST_ITEMSIZE.get(src_dtype, 1))
             index = {
                 "metadata": {"total_size": total},
                 "weight_map": {k: fn for fn, ks in shards.items() for k in sorted(ks)},
