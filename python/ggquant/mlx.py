@@ -7,16 +7,19 @@ exactly as ``mlx.core.dequantize`` does, without needing MLX installed.
 
 Modes (MLX's table; the named presets are those of ``ollama create --quantize``):
 
-========  ========  ====  =====  ======================  ==========================
-preset    mode      bits  group  scales                  biases
-========  ========  ====  =====  ======================  ==========================
-int4      affine    4     32     input dtype             input dtype
-int8      affine    8     64     input dtype             input dtype
-(any)     affine    1-6,8 32/64/128  input dtype         input dtype
-mxfp4     mxfp4     4     32     uint8 (E8M0)            none
-nvfp4     nvfp4     4     16     uint8 (E4M3)            none
-mxfp8     mxfp8     8     32     uint8 (E8M0)            none
-========  ========  ====  =====  ======================  ==========================
+=========  ========  =====  ==========  ============  ===========
+preset     mode      bits   group       scales        biases
+=========  ========  =====  ==========  ============  ===========
+int4       affine    4      32          input dtype   input dtype
+int8       affine    8      64          input dtype   input dtype
+(generic)  affine    1-6,8  32/64/128   input dtype   input dtype
+mxfp4      mxfp4     4      32          uint8 E8M0    none
+nvfp4      nvfp4     4      16          uint8 E4M3    none
+mxfp8      mxfp8     8      32          uint8 E8M0    none
+=========  ========  =====  ==========  ============  ===========
+
+In :func:`ggquant.quantize` the bare names ``"mxfp4"`` and ``"nvfp4"`` mean ggml's GGUF types of
+the same name; write ``"mlx:mxfp4"`` / ``"mlx:nvfp4"`` there (``ggquant.mlx.quantize`` takes both).
 
 Note that Ollama's newest importer (``x/quant``) uses group 64 for int4; pass ``group_size=64``
 to :func:`quantize` for that layout.
