@@ -10,5 +10,6 @@ void init_config(pybind11::module_ & m);
 void init_quant(pybind11::module_ & m);
 void init_gguf(pybind11::module_ & m);
 void init_safetensors(pybind11::module_ & m);
+void init_mlx(pybind11::module_ & m);
 
 }  // namespace ggq_py

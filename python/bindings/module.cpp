@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
     ggq_py::init_quant(m);
     ggq_py::init_gguf(m);
     ggq_py::init_safetensors(m);
+    ggq_py::init_mlx(m);
 }

@@ -24,6 +24,8 @@ from .errors import (
     UnsupportedTypeError,
 )
 from .imatrix import Imatrix, imatrix_for, load_imatrix, read_imatrix
+from .convert_mlx import convert_mlx
+from .mlx import MLXQuantized
 from .qtypes import GGMLType, TypeInfo, all_types, resolve_type, type_info
 from .safetensors import (
     SafetensorsCheckpoint,
@@ -51,6 +53,8 @@ __all__ = [
     "imatrix_for",
     "Imatrix",
     "GGMLType",
+    "MLXQuantized",
+    "convert_mlx",
     "TypeInfo",
     "type_info",
     "resolve_type",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from . import mlx as _mlx
 from .errors import GGQuantError, ShapeError
 from .qtypes import GGMLType, resolve_type, type_info
 
@@ -98,8 +99,15 @@ def quantize(
     nthreads: int | None = None,
     name: str | None = None,
     simd: str | None = None,
-) -> np.ndarray:
-    """Quantize ``x`` along its last axis to a ggml type.
+) -> Any:
+    """Quantize ``x`` along its last axis to a ggml type (or an MLX mode).
+
+    MLX modes: ``type`` may also name an MLX preset or mode (``"int4"``, ``"int8"``, ``"mxfp8"``,
+    ``"affine"``, or any of them prefixed ``"mlx:"``); the result is then a
+    :class:`ggquant.mlx.MLXQuantized` holding MLX's ``(weight, scales, biases)`` triple, identical
+    to ``mlx.core.quantize``. ``"mxfp4"`` and ``"nvfp4"`` are also ggml types and mean those;
+    write ``"mlx:mxfp4"`` / ``"mlx:nvfp4"`` for MLX's. See :func:`ggquant.mlx.quantize` for bits
+    and group sizes other than the presets'.
 
     Args:
         x: array-like of float32, float16, bfloat16 (``ml_dtypes.bfloat16``) or float64 values
@@ -118,7 +126,8 @@ def quantize(
 
     Returns:
         A uint8 array of shape ``x.shape[:-1] + (row_bytes,)`` holding the ggml blocks, ready to be
-        written to a GGUF file (for F32/F16/BF16 the raw little-endian values).
+        written to a GGUF file (for F32/F16/BF16 the raw little-endian values); for an MLX mode an
+        :class:`ggquant.mlx.MLXQuantized`.
 
     Raises:
         ShapeError: the last dimension is not a multiple of the block size (or ``x`` is 0-d).
@@ -135,6 +144,10 @@ def quantize(
         >>> bool(np.abs(back - w).max() < 0.05)
         True
     """
+    if _mlx.routes_to_mlx(type):  # MLX modes/presets ("int4", "mlx:nvfp4", ...) have their own kernels
+        if imatrix is not None:
+            raise GGQuantError(f"MLX mode {type!r} takes no imatrix")
+        return _mlx.quantize(x, type, allow_nonfinite=allow_nonfinite, nthreads=nthreads, name=name)
     qtype = resolve_type(type)
     info = type_info(qtype)
     arr = np.asarray(x)
@@ -165,13 +178,17 @@ def quantize(
 
 def dequantize(
     data: Any,
-    type: GGMLType | str | int,
+    type: GGMLType | str | int | None = None,
     shape: Sequence[int] | None = None,
     *,
     nthreads: int | None = None,
     name: str | None = None,
 ) -> np.ndarray:
     """Decode ggml blocks back to float32.
+
+    An :class:`ggquant.mlx.MLXQuantized` (what :func:`quantize` returns for MLX modes) needs no
+    ``type``: it decodes to float32 holding exactly ``mlx.core.dequantize``'s values (see
+    :func:`ggquant.mlx.dequantize` for other output dtypes).
 
     Args:
         data: the blocks: a uint8 array whose last axis holds whole rows (as :func:`quantize`
@@ -191,6 +208,10 @@ def dequantize(
         >>> ggquant.dequantize(q, "q4_0").tolist()[0][:3]
         [1.0, 1.0, 1.0]
     """
+    if isinstance(data, _mlx.MLXQuantized):
+        return _mlx.dequantize(data, nthreads=nthreads)
+    if type is None:
+        raise GGQuantError("dequantize needs the ggml type of the data")
     qtype = resolve_type(type)
     info = type_info(qtype)
     try:
