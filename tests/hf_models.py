@@ -57,7 +57,7 @@ def bpe_tokenizer(out_dir: Path, vocab_size: int, regex: str, bos: bool) -> None
     fast.save_pretrained(out_dir)
 
 
-def spm_tokenizer(out_dir: Path, vocab_size: int) -> None:
+def spm_tokenizer(out_dir: Path, vocab_size: int, dummy_prefix: bool = True) -> None:
     """A SentencePiece BPE model (Gemma/Llama-2 style ids: pad 0, eos 1, bos 2, unk 3) saved as tokenizer.model."""
     import io
 
@@ -67,8 +67,9 @@ def spm_tokenizer(out_dir: Path, vocab_size: int) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(CORPUS), model_writer=buf, vocab_size=vocab_size, model_type="bpe",
         pad_id=0, eos_id=1, bos_id=2, unk_id=3, byte_fallback=True, character_coverage=1.0,
-        add_dummy_prefix=False, normalization_rule_name="identity", split_digits=True,
-        remove_extra_whitespaces=False, allow_whitespace_only_pieces=True, minloglevel=2)
+        add_dummy_prefix=dummy_prefix, normalization_rule_name="identity", split_digits=True,
+        remove_extra_whitespaces=False, allow_whitespace_only_pieces=True, minloglevel=2,
+        user_defined_symbols=["<|endoftext|>", "<|end|>"])  # llama.cpp looks <|endoftext|> up for Phi-3
     (out_dir / "tokenizer.model").write_bytes(buf.getvalue())
     (out_dir / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
@@ -79,7 +80,20 @@ def _save(model, out_dir: Path) -> None:
     model.save_pretrained(out_dir)
 
 
-def build(arch: str, out_dir: Path, *, hidden: int = 64, layers: int = 2, vocab: int = 320, seed: int = 0,
+def reference_ids(model_dir: Path, text: str) -> list[int]:
+    """Token ids of ``text`` by the model's own tokenizer library (sentencepiece or tokenizers), BOS included
+    when the tokenizer adds it."""
+    if (model_dir / "tokenizer.model").is_file():
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_file=str(model_dir / "tokenizer.model"))
+        return [sp.bos_id(), *sp.encode(text)]
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(model_dir / "tokenizer.json")).encode(text).ids
+
+
+def build(arch: str, out_dir: Path, *, hidden: int = 64, layers: int = 2, vocab: int = 384, seed: int = 0,
           tie: bool = False, dtype: str = "float32"):
     """Build, save and return a tiny random ``arch`` model (llama, mistral, qwen2, gemma, phi3, mixtral, qwen2moe)."""
     import torch
@@ -91,6 +105,8 @@ def build(arch: str, out_dir: Path, *, hidden: int = 64, layers: int = 2, vocab:
     common = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=256,
                   rms_norm_eps=1e-5, tie_word_embeddings=tie)
+    if arch == "gemma":
+        common["tie_word_embeddings"] = True  # Gemma always ties (llama.cpp drops lm_head)
     if arch == "llama":
         cfg = tr.LlamaConfig(**common, bos_token_id=vocab - 4, eos_token_id=vocab - 3)
         model = tr.LlamaForCausalLM(cfg)
@@ -107,7 +123,7 @@ def build(arch: str, out_dir: Path, *, hidden: int = 64, layers: int = 2, vocab:
         cfg = tr.GemmaConfig(**common, head_dim=hidden // heads, bos_token_id=2, eos_token_id=1, pad_token_id=0,
                              hidden_activation="gelu_pytorch_tanh")
         model = tr.GemmaForCausalLM(cfg)
-        spm_tokenizer(out_dir, vocab)
+        spm_tokenizer(out_dir, vocab, dummy_prefix=False)
     elif arch == "phi3":
         cfg = tr.Phi3Config(**common, bos_token_id=2, eos_token_id=1, pad_token_id=0,
                             original_max_position_embeddings=256)
