@@ -34,7 +34,7 @@ from .quants import quantize
 
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_archs.SUPPORTED))
 
-_CHUNK_BYTES = 64 << 20  # float32 bytes converted and quantized at a time within one tensor
+_CHUNK_BYTES = 32 << 20  # float32 bytes converted and quantized at a time within one tensor
 _QUANT_CONFIG_TENSORS = (".qweight", ".qzeros", ".g_idx", ".scales", ".weight_scale", ".weight_scale_inv",
                          ".weight_packed", ".input_scale")
 
@@ -470,8 +470,6 @@ def convert(
         for ot, pt in zip(outs, plan.tensors):
             prog.start(pt.name, pt.type)
             data = _produce(ot, pt, imx, src, nthreads)
-            if data.nbytes != pt.nbytes:
-                raise GGQuantError(f"{ot.origin(src)}: produced {data.nbytes} bytes for {pt.name}, expected {pt.nbytes}")
             w.write_tensor(pt.name, data)
             prog.update(pt.nbytes)
             del data
@@ -489,7 +487,8 @@ def convert(
 
 
 def _produce(ot: Any, pt: Any, imx: dict[str, np.ndarray] | None, src: TensorSource, nthreads: int | None) -> np.ndarray:
-    """Quantize one output tensor part by part (experts one at a time, big matrices in row chunks)."""
+    """Quantize one output tensor part by part (experts one at a time, big matrices in row chunks) into
+    one preallocated buffer of exactly the tensor's bytes."""
     t = pt.type
     ne0 = pt.shape[-1]
     weights = None
@@ -500,7 +499,9 @@ def _produce(ot: Any, pt: Any, imx: dict[str, np.ndarray] | None, src: TensorSou
             if pt.name not in ("token_embd.weight", "per_layer_token_embd.weight"):
                 raise GGQuantError(f"imatrix for {pt.name} has {weights.size} values, expected {ne0 * n_exp}")
             weights = None
-    pieces: list[np.ndarray] = []
+    out = np.empty(pt.nbytes, np.uint8)
+    pos = 0
+    n_exp = pt.shape[0] if len(pt.shape) == 3 else 1
     for k, part in enumerate(ot.parts):
         try:
             arr, dtype = part()
@@ -508,28 +509,49 @@ def _produce(ot: Any, pt: Any, imx: dict[str, np.ndarray] | None, src: TensorSou
             raise
         except Exception as e:  # noqa: BLE001
             raise FormatError(f"{ot.origin(src)}: cannot read {pt.name}: {e}") from e
-        w_part = None if weights is None else (weights[k * ne0:(k + 1) * ne0] if len(ot.parts) > 1 else weights)
-        if len(ot.parts) == 1 and len(pt.shape) == 3:  # a 3-D tensor given whole
-            w_list = [None if weights is None else weights[i * ne0:(i + 1) * ne0] for i in range(pt.shape[0])]
-            for i in range(pt.shape[0]):
-                pieces.append(_quantize_rows(arr[i], dtype, t, w_list[i], pt.name, nthreads))
-            continue
-        pieces.append(_quantize_rows(arr, dtype, t, w_part, pt.name, nthreads))
-        del arr
-    return pieces[0].reshape(-1) if len(pieces) == 1 else np.concatenate([p.reshape(-1) for p in pieces])
+        if len(ot.parts) == 1 and n_exp > 1:  # a 3-D tensor given whole: one expert (and imatrix slice) at a time
+            subs = [(arr[i], None if weights is None else weights[i * ne0:(i + 1) * ne0]) for i in range(n_exp)]
+        else:
+            subs = [(arr, None if weights is None else
+                     (weights[k * ne0:(k + 1) * ne0] if len(ot.parts) > 1 else weights))]
+        for a, w in subs:
+            pos = _quantize_rows(a, dtype, t, w, pt.name, nthreads, out, pos)
+        del arr, subs
+    if pos != pt.nbytes:
+        raise GGQuantError(f"{ot.origin(src)}: produced {pos} bytes for {pt.name}, expected {pt.nbytes}")
+    return out
+
+
+def _drop_pages(a: np.ndarray) -> None:
+    # release the file-backed pages already read (read-only mapping: they are simply re-read if needed)
+    b: Any = a
+    while b is not None:
+        mm = getattr(b, "_mmap", None)
+        if mm is not None and hasattr(mm, "madvise") and hasattr(__import__("mmap"), "MADV_DONTNEED"):
+            try:
+                mm.madvise(__import__("mmap").MADV_DONTNEED)
+            except (OSError, ValueError):
+                pass
+            return
+        b = getattr(b, "base", None)
 
 
 def _quantize_rows(arr: np.ndarray, dtype: str, t: GGMLType, weights: np.ndarray | None, name: str,
-                   nthreads: int | None) -> np.ndarray:
+                   nthreads: int | None, out: np.ndarray, pos: int) -> int:
     a = arr.reshape(-1, arr.shape[-1]) if arr.ndim != 1 else arr.reshape(1, -1)
     rows_per_chunk = max(1, _CHUNK_BYTES // (4 * a.shape[1]))
-    out = []
     for r in range(0, a.shape[0], rows_per_chunk):
         chunk = to_compute_dtype(np.asarray(a[r:r + rows_per_chunk]), dtype)
         if chunk.dtype not in (np.float32, np.float16):
             chunk = chunk.astype(np.float32)
-        out.append(quantize(chunk, t, imatrix=weights, name=name, nthreads=nthreads).reshape(-1))
-    return out[0] if len(out) == 1 else np.concatenate(out)
+        q = quantize(chunk, t, imatrix=weights, name=name, nthreads=nthreads).reshape(-1)
+        if pos + q.size > out.size:
+            raise GGQuantError(f"{name}: more bytes than planned ({pos + q.size} > {out.size})")
+        out[pos:pos + q.size] = q
+        pos += q.size
+        del chunk, q
+        _drop_pages(arr)
+    return pos
 
 
 __all__ = ["convert", "ConversionResult", "load_imatrix", "SUPPORTED_ARCHITECTURES"]

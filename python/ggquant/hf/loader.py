@@ -51,7 +51,9 @@ def to_compute_dtype(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "F16":
         return raw
     if dtype == "BF16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
+        x = raw.astype(np.uint32)
+        x <<= 16
+        return x.view(np.float32)
     if dtype in ("F8_E4M3", "F8_E5M2"):
         if dtype not in _F8_TABLES:
             _F8_TABLES[dtype] = _f8_table(4, 3, True) if dtype == "F8_E4M3" else _f8_table(5, 2, False)
@@ -153,7 +155,6 @@ def _add_safetensors_file(src: TensorSource, path: Path) -> None:
         return
     header, data_start = _read_safetensors_header(path)
     size = path.stat().st_size
-    mm = np.memmap(path, dtype=np.uint8, mode="r") if size > data_start else np.zeros(0, np.uint8)
     entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
                      key=lambda kv: kv[1].get("data_offsets", [0])[0])
     for name, info in entries:
@@ -169,7 +170,10 @@ def _add_safetensors_file(src: TensorSource, path: Path) -> None:
             raise SafetensorsError(f"{path}: tensor {name!r} has offsets [{b}, {e}) that do not match its shape and dtype")
 
         def load(b=b, e=e, npdt=npdt, shape=shape):
-            return mm[data_start + b:data_start + e].view(npdt).reshape(shape)
+            # one mapping per tensor, released with the array: resident pages stay bounded by the tensors in use
+            if e == b:
+                return np.zeros(shape, npdt)
+            return np.memmap(path, dtype=npdt, mode="r", offset=data_start + b, shape=shape)
 
         src.add(name, shape, dtype, load, str(path))
 
