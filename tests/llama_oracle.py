@@ -119,6 +119,11 @@ def available() -> str | None:
     return _ERR
 
 
+def silence() -> None:
+    """Route libllama's log to nowhere (it otherwise writes to stderr)."""
+    _silence(_load()[1])
+
+
 def _silence(llama) -> None:
     cb = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)(lambda *a: None)
     _silence.cb = cb  # keep alive

@@ -75,7 +75,8 @@ def _tensors(path):
 def _llama_logits(path, ids):
     import llama_cpp
 
-    llm = llama_cpp.Llama(str(path), logits_all=True, n_ctx=128, n_threads=2, verbose=False)
+    llama_oracle.silence()  # verbose=False would open /dev/null per model and leak it (ResourceWarning)
+    llm = llama_cpp.Llama(str(path), logits_all=True, n_ctx=128, n_threads=2, verbose=True)
     try:
         llm.eval(ids)
         return np.array(llm.scores[: len(ids)]), llm.tokenize(hf_models.TEST_TEXT.encode(), add_bos=True, special=False)
