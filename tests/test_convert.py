@@ -307,9 +307,22 @@ def _reference_converter() -> Path | None:
 @needs_hf
 @pytest.mark.skipif(_reference_converter() is None, reason="set LLAMA_CPP_DIR to a llama.cpp source tree "
                     "(convert_hf_to_gguf.py + gguf-py) to compare with llama.cpp's converter")
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", [*ARCHS, "qwen2-named-with-card"])
 def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_path):
-    d, _ = models(arch)
+    if arch == "qwen2-named-with-card":
+        # general.* heuristics: name, basename, finetune, size label from the directory name; license, tags
+        # and languages from the model card
+        pytest.importorskip("yaml")
+        src_dir, _ = models("qwen2")
+        d = tmp_path / "Qwen2.5-0.5B-Instruct"
+        d.mkdir()
+        for f in src_dir.iterdir():
+            (d / f.name).write_bytes(f.read_bytes())
+        (d / "README.md").write_text("---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags:\n- chat\n"
+                                     "pipeline_tag: text-generation\n---\n# A model\n")
+        arch = "qwen2"
+    else:
+        d, _ = models(arch)
     src = _reference_converter()
     pre = {"llama": "llama-bpe", "mixtral": "llama-bpe", "qwen2": "qwen2", "qwen2moe": "qwen2"}.get(arch, "")
     # the freshly trained vocabularies have no known chkhsh: tell convert_hf_to_gguf.py the pre-tokenizer name

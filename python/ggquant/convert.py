@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import FormatError, GGQuantError, UnsupportedTypeError
 from .hf import archs as _archs
+from .hf import naming as _naming
 from .hf import tokenizer as _tk
 from .hf.loader import TensorSource, from_state_dict, open_checkpoint, to_compute_dtype
 from .plan import ModelInfo, Plan, plan_quantization
@@ -303,13 +304,6 @@ def _check_not_quantized(hparams: dict, src: TensorSource, allow_requantize: boo
                                    f"floating-point checkpoint instead")
 
 
-def _title(s: str) -> str:
-    import re
-
-    return " ".join(w.title() if w.islower() and not re.match(r"^(v\d+(?:\.\d+)*|\d.*)$", w) else w
-                    for w in s.strip().replace("-", " ").split())
-
-
 def _size_label(outs: list[Any]) -> str | None:
     total = shared = expert = esum = ntens = 0
     for t in outs:
@@ -375,7 +369,8 @@ def convert(
         dry_run: only plan: no tensor data is read and nothing is written.
         quiet: no progress bar.
         allow_requantize: convert a checkpoint that declares a ``quantization_config`` anyway.
-        name: ``general.name`` (default: from the directory name).
+        name: ``general.name`` (default: from ``_name_or_path`` in config.json or the directory name,
+            with gguf-py's heuristics for basename, finetune, version and size label).
         nthreads: quantization threads (default: :func:`ggquant.get_num_threads`).
 
     Returns:
@@ -427,18 +422,8 @@ def convert(
     # metadata, in convert_hf_to_gguf.py's order
     entries: list[tuple] = [("general.architecture", arch.gguf_arch, _tk.STR, None),
                             ("general.type", "model", _tk.STR, None)]
-    if name is None:
-        nop = hparams.get("_name_or_path")
-        if isinstance(nop, str) and nop and nop.count("/") <= 1 and not Path(nop).is_absolute():
-            name = _title(nop.split("/")[-1])
-        elif model_dir is not None:
-            name = _title(model_dir.resolve().name)
-        else:
-            name = arch.hf_arch
-    entries.append(("general.name", name, _tk.STR, None))
-    label = _size_label(outs)
-    if label:
-        entries.append(("general.size_label", label, _tk.STR, None))
+    total_params = sum(int(np.prod(t.shape, dtype=np.int64)) for t in outs)
+    entries += _naming.general_entries(hparams, model_dir, total_params, _size_label(outs), name)
     entries += arch.hparam_entries(plan.file_type)
     entries.append(("general.quantization_version", 2, _tk.U32, None))
     entries += arch.vocab_entries(tok_dir)

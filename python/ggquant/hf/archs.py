@@ -378,7 +378,12 @@ class Arch:
         if a == "llama":
             if tc.get("add_prefix_space") is not None:
                 e.append(("tokenizer.ggml.add_space_prefix", bool(tc["add_prefix_space"]), BOOL, None))
-            e += tk.spm_vocab(model_dir, h) if has_spm else tk.bpe_vocab(model_dir, h)
+            if has_spm:
+                e += tk.spm_vocab(model_dir, h)
+            elif tk.is_llama_hf(model_dir):
+                e += tk.llama_hf_vocab(model_dir, h)
+            else:
+                e += tk.bpe_vocab(model_dir, h)
             if h.get("vocab_size", 32000) == 49152:
                 e.append(("tokenizer.ggml.add_bos_token", False, BOOL, None))
         elif a == "gemma":
@@ -390,7 +395,7 @@ class Arch:
             if tc.get("tokenizer_class") == "GPT2Tokenizer" or not has_spm:
                 e += tk.bpe_vocab(model_dir, h)
             else:
-                e += tk.spm_vocab(model_dir, h)
+                e += tk.spm_vocab(model_dir, h, phi3=True)
         else:  # qwen2, qwen2moe
             e += tk.spm_vocab(model_dir, h) if has_spm else tk.bpe_vocab(model_dir, h)
         return e

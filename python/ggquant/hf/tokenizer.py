@@ -148,8 +148,50 @@ def bpe_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
     return out
 
 
-def spm_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
-    """SentencePiece from tokenizer.model (``_set_vocab_sentencepiece``)."""
+def is_llama_hf(model_dir: Path) -> bool:
+    """tokenizer.json holds a SentencePiece-style byte-fallback BPE (Llama 2 / Mistral ``LlamaHfVocab``)."""
+    p = model_dir / "tokenizer.json"
+    if not p.is_file():
+        return False
+    tj = _read_json(p)
+    m = tj.get("model") or {}
+    if m.get("type") == "BPE" and m.get("ignore_merges", False) and not m.get("byte_fallback", True):
+        return False  # Llama 3 style
+    return m.get("type") == "BPE" and bool(m.get("byte_fallback")) and (tj.get("decoder") or {}).get("type") == "Sequence"
+
+
+def llama_hf_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
+    """SentencePiece-style vocabulary from tokenizer.json alone (``_set_vocab_llama_hf``)."""
+    tj = _read_json(model_dir / "tokenizer.json")
+    vocab: dict[str, int] = dict(tj["model"]["vocab"])
+    base = len(vocab)
+    specials = {int(a["id"]) for a in tj.get("added_tokens", []) if a.get("special")}
+    reverse = {i: t for t, i in vocab.items()}
+    added = sorted(((int(a["id"]), a) for a in tj.get("added_tokens", []) if int(a["id"]) >= base), key=lambda x: x[0])
+    tokens, scores, types = [], [], []
+    for i in range(base):
+        t = reverse[i]
+        tokens.append(t)
+        scores.append(-1000.0)
+        types.append(BYTE if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", t) else CONTROL if i in specials else NORMAL)
+    for i, a in added:
+        tokens.append(a["content"])
+        scores.append(-1000.0)
+        types.append(CONTROL if a.get("special") else USER_DEFINED)
+    out: list[Entry] = [
+        ("tokenizer.ggml.model", "llama", STR, None),
+        ("tokenizer.ggml.pre", "default", STR, None),
+        ("tokenizer.ggml.tokens", tokens, ARR, STR),
+        ("tokenizer.ggml.scores", scores, ARR, F32),
+        ("tokenizer.ggml.token_type", types, ARR, I32),
+    ]
+    out += special_vocab(model_dir, n_vocab=len(tokens))
+    return out
+
+
+def spm_vocab(model_dir: Path, hparams: dict, phi3: bool = False) -> list[Entry]:
+    """SentencePiece from tokenizer.model (``_set_vocab_sentencepiece``; ``phi3``: Phi3MiniModel's variant,
+    which also reads tokenizer.json's added tokens and marks non-special added tokens USER_DEFINED as is)."""
     path = model_dir / "tokenizer.model"
     try:
         from sentencepiece import SentencePieceProcessor
@@ -161,7 +203,10 @@ def spm_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
         sp.LoadFromFile(str(path))
     except Exception as e:  # noqa: BLE001
         raise GGQuantError(f"{path}: not a SentencePiece model: {e}") from e
-    vocab_size = int(hparams.get("vocab_size_per_layer_input") or hparams.get("vocab_size") or sp.vocab_size())
+    if phi3:
+        vocab_size = int(hparams.get("vocab_size") or sp.vocab_size())
+    else:
+        vocab_size = int(hparams.get("vocab_size_per_layer_input") or hparams.get("vocab_size") or sp.vocab_size())
     tokens = [f"[PAD{i}]" for i in range(vocab_size)]
     scores = [-10000.0] * vocab_size
     types = [UNUSED] * vocab_size
@@ -186,14 +231,26 @@ def spm_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
         for k, data in (_read_json(tc_file).get("added_tokens_decoder") or {}).items():
             i = int(k)
             if i >= vocab_size:
+                if phi3:
+                    raise GGQuantError(f"{tc_file}: added token id {i} >= vocab_size {vocab_size}")
                 continue
             tok = data["content"]
-            if data.get("special") or looks_special(tok):
+            if phi3:
+                types[i] = CONTROL if data.get("special") else USER_DEFINED
+            elif data.get("special") or looks_special(tok):
                 types[i] = CONTROL
             else:
                 tok = tok.replace("\u2581", " ")
                 types[i] = USER_DEFINED
             scores[i], tokens[i] = -1000.0, tok
+    tj_file = model_dir / "tokenizer.json"
+    if phi3 and tj_file.is_file():
+        for data in _read_json(tj_file).get("added_tokens", []):
+            i = int(data["id"])
+            if i >= vocab_size:
+                raise GGQuantError(f"{tj_file}: added token id {i} >= vocab_size {vocab_size}")
+            tokens[i], scores[i] = data["content"], -1000.0
+            types[i] = CONTROL if data.get("special") else USER_DEFINED
     out: list[Entry] = [
         ("tokenizer.ggml.model", "llama", STR, None),
         ("tokenizer.ggml.pre", "default", STR, None),
