@@ -113,7 +113,7 @@ class _GGUFPyWriter:
         self._infos: list[str] = []
         self._started = False
 
-    def add_kv(self, key: str, value: Any, vtype: int | None = None, subtype: int | None = None) -> None:
+    def add_kv(self, key: str, value: Any, vtype: int, subtype: int | None = None) -> None:
         g = self._gguf
         vt = g.GGUFValueType(vtype)
         st = g.GGUFValueType(subtype) if subtype is not None else None
@@ -152,15 +152,43 @@ class _GGUFPyWriter:
                 self.tmp.unlink()
 
 
+class _Writer:
+    """ggquant.gguf.GGUFWriter with the value types passed as its GGUFValueType."""
+
+    def __init__(self, path: Path):
+        from .gguf import GGUFValueType, GGUFWriter  # type: ignore[attr-defined]
+
+        self._vt = GGUFValueType
+        self.w = GGUFWriter(str(path))
+
+    def add_kv(self, key: str, value: Any, vtype: int, subtype: int | None = None) -> None:
+        if subtype is None:
+            self.w.add_kv(key, value, self._vt(vtype))
+        else:
+            self.w.add_kv(key, value, self._vt(vtype), self._vt(subtype))
+
+    def add_tensor_info(self, name: str, shape: tuple[int, ...], type: GGMLType) -> None:
+        self.w.add_tensor_info(name, shape=tuple(shape), type=type)
+
+    def write_tensor(self, name: str, data: np.ndarray) -> None:
+        self.w.write_tensor(name, data)
+
+    def close(self) -> None:
+        self.w.close()
+
+    def abort(self) -> None:
+        self.w.abort()
+
+
 def _open_writer(path: Path) -> Any:
     try:
-        from .gguf import GGUFWriter  # type: ignore[attr-defined]
+        return _Writer(path)
     except ImportError:
-        try:
-            return _GGUFPyWriter(path)
-        except ImportError as e:
-            raise GGQuantError("writing GGUF needs ggquant.gguf (or the gguf package)") from e
-    return GGUFWriter(str(path))
+        pass
+    try:
+        return _GGUFPyWriter(path)  # until ggquant.gguf is part of the build
+    except ImportError as e:
+        raise GGQuantError("writing GGUF needs ggquant.gguf (or the gguf package)") from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,10 +474,7 @@ def convert(
     prog = _Progress(sum(t.nbytes for t in plan.tensors), quiet)
     try:
         for key, value, vt, st in entries:
-            if vt == _tk.ARR:
-                w.add_kv(key, value, vt, st)
-            else:
-                w.add_kv(key, value, vt)
+            w.add_kv(key, value, vt, st)
         for t in plan.tensors:
             w.add_tensor_info(t.name, t.shape, t.type)
         for ot, pt in zip(outs, plan.tensors):

@@ -134,40 +134,50 @@ def _read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
     return header, 8 + n
 
 
-def _add_safetensors_file(src: TensorSource, path: Path) -> None:
+def _tensor_table(path: Path) -> tuple[list[tuple[str, str, tuple[int, ...], int, int]], int]:
+    """(name, dtype, shape, begin, end) per tensor in file order, and where the data section starts.
+
+    The header is parsed and validated by ggquant.safetensors when it is available (strict JSON,
+    offsets checked), else by the minimal reader here."""
     try:
-        from .. import safetensors as st  # ggquant's own reader, once available
+        from .. import safetensors as st  # ggquant's own reader
     except ImportError:
         st = None
-    if st is not None and hasattr(st, "safe_open"):
+    if st is not None and hasattr(st, "safe_open") and hasattr(st.SafetensorsFile, "data_offsets"):
         f = st.safe_open(str(path))
-        src._closers.append(getattr(f, "close", lambda: None))
-        for name in f.keys():
-            dtype = str(f.dtype(name)).upper()
+        try:
+            rows = [(n, str(f.dtype(n)).upper(), tuple(int(x) for x in f.shape(n)), *f.data_offsets(n)) for n in f.keys()]
+        finally:
+            f.close()
+        with open(path, "rb") as fh:
+            data_start = 8 + int.from_bytes(fh.read(8), "little")
+    else:
+        header, data_start = _read_safetensors_header(path)
+        rows = []
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            try:
+                b, e = (int(x) for x in info["data_offsets"])
+                rows.append((name, str(info["dtype"]), tuple(int(s) for s in info["shape"]), b, e))
+            except (KeyError, TypeError, ValueError) as err:
+                raise SafetensorsError(f"{path}: malformed header entry for tensor {name!r}: {err}") from None
+    rows.sort(key=lambda r: r[3])
+    return rows, data_start
 
-            def load(f=f, name=name, dtype=dtype):
-                a = np.asarray(f.get(name))
-                if dtype in _ST_DTYPES and a.dtype != _ST_DTYPES[dtype]:
-                    a = a.view(_ST_DTYPES[dtype])
-                return a
 
-            src.add(name, f.shape(name), dtype, load, str(path))
-        return
-    header, data_start = _read_safetensors_header(path)
+def _add_safetensors_file(src: TensorSource, path: Path) -> None:
+    rows, data_start = _tensor_table(path)
     size = path.stat().st_size
-    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
-                     key=lambda kv: kv[1].get("data_offsets", [0])[0])
-    for name, info in entries:
-        dtype = info.get("dtype")
+    for name, dtype, shape, b, e in rows:
         if dtype not in _ST_DTYPES:
-            src.add(name, info.get("shape", ()), str(dtype), lambda: np.zeros(0), str(path))
+            src.add(name, shape, dtype, lambda: np.zeros(0), str(path))
             continue
-        b, e = (int(x) for x in info["data_offsets"])
-        shape = tuple(int(s) for s in info["shape"])
         npdt = _ST_DTYPES[dtype]
         n = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if e - b != n * npdt.itemsize or data_start + e > size:
-            raise SafetensorsError(f"{path}: tensor {name!r} has offsets [{b}, {e}) that do not match its shape and dtype")
+            raise SafetensorsError(f"{path}: tensor {name!r} has offsets [{b}, {e}) that do not match its shape "
+                                   f"and dtype or the file size")
 
         def load(b=b, e=e, npdt=npdt, shape=shape):
             # one mapping per tensor, released with the array: resident pages stay bounded by the tensors in use
