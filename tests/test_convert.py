@@ -348,3 +348,72 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
     assert set(ta) == set(tb)
     for k in tb:
         assert ta[k][0] == tb[k][0] and np.array_equal(ta[k][1], tb[k][1]), k
+
+
+@needs_hf
+def test_fp8_checkpoint_needs_allow_requantize_and_is_dequantized(models, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    d, model = models("llama")
+    fp8 = tmp_path / "fp8"
+    fp8.mkdir()
+    for f in d.iterdir():
+        if not f.name.endswith(".safetensors"):
+            (fp8 / f.name).write_bytes(f.read_bytes())
+    sd, expect = {}, {}
+    for k, v in model.state_dict().items():
+        v = v.detach().contiguous()
+        if k.endswith("proj.weight"):  # block-scaled FP8 as DeepSeek/Qwen FP8 checkpoints store it
+            blocks = torch.zeros(((v.shape[0] + 31) // 32, (v.shape[1] + 31) // 32))
+            for i in range(blocks.shape[0]):
+                for j in range(blocks.shape[1]):
+                    blocks[i, j] = v[32 * i:32 * i + 32, 32 * j:32 * j + 32].abs().max() / 448.0
+            scale = blocks.repeat_interleave(32, 0).repeat_interleave(32, 1)[: v.shape[0], : v.shape[1]]
+            q = (v / scale).to(torch.float8_e4m3fn)
+            sd[k], sd[k + "_scale_inv"] = q, blocks
+            expect[k] = q.float() * scale  # convert_hf_to_gguf.py's dequant_simple
+        else:
+            sd[k] = v
+    save_file(sd, str(fp8 / "model.safetensors"))
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [32, 32]}
+    (fp8 / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(GGQuantError, match="already quantized"):
+        ggquant.convert(fp8, tmp_path / "x.gguf", "F32")
+    r = ggquant.convert(fp8, tmp_path / "x.gguf", "F32", allow_requantize=True, quiet=True)
+    t = _tensors(r.path)
+    w = expect["model.layers.1.mlp.down_proj.weight"].numpy()
+    assert np.array_equal(t["blk.1.ffn_down.weight"][1].view(np.float32).reshape(w.shape), w)
+    assert not any("scale" in n for n in t)
+
+
+def test_imatrix_files_legacy_and_gguf(tmp_path):
+    import struct
+
+    from ggquant.convert import load_imatrix
+
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 5, 64).astype(np.float32), rng.uniform(0, 5, 2 * 32).astype(np.float32)
+    # legacy llama-imatrix .dat: n, then per entry: name length, name, ncall, nval, values (sum/count*ncall)
+    blob = struct.pack("<i", 2)
+    for name, vals, ncall in (("blk.0.attn_q.weight", a, 4), ("blk.0.ffn_down_exps.weight", b, 0)):
+        blob += struct.pack("<i", len(name)) + name.encode() + struct.pack("<ii", ncall, vals.size) + vals.tobytes()
+    (tmp_path / "im.dat").write_bytes(blob + struct.pack("<i", 10))
+    got = load_imatrix(tmp_path / "im.dat")
+    assert np.array_equal(got["blk.0.attn_q.weight"], a / np.float32(4))
+    assert np.array_equal(got["blk.0.ffn_down_exps.weight"], b)  # ncall 0: used as is
+    # GGUF imatrix: <name>.in_sum2 (ne0 x experts) and <name>.counts (one per expert)
+    w = gguf.GGUFWriter(str(tmp_path / "im.gguf"), arch="imatrix")
+    w.add_tensor("blk.0.attn_q.weight.in_sum2", a.reshape(1, 64))
+    w.add_tensor("blk.0.attn_q.weight.counts", np.array([[8.0]], np.float32))
+    w.add_tensor("blk.0.ffn_down_exps.weight.in_sum2", b.reshape(2, 32))
+    w.add_tensor("blk.0.ffn_down_exps.weight.counts", np.array([[2.0], [0.0]], np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    got = load_imatrix(tmp_path / "im.gguf")
+    assert np.array_equal(got["blk.0.attn_q.weight"], a / np.float32(8))
+    assert np.array_equal(got["blk.0.ffn_down_exps.weight"][:32], b[:32] / np.float32(2))
+    assert np.array_equal(got["blk.0.ffn_down_exps.weight"][32:], np.ones(32, np.float32))  # no samples: 1

@@ -28,7 +28,7 @@ from .errors import FormatError, GGQuantError, UnsupportedTypeError
 from .hf import archs as _archs
 from .hf import naming as _naming
 from .hf import tokenizer as _tk
-from .hf.loader import TensorSource, from_state_dict, open_checkpoint, to_compute_dtype
+from .hf.loader import TensorSource, dequantize_fp8_blocks, from_state_dict, open_checkpoint, to_compute_dtype
 from .plan import ModelInfo, Plan, plan_quantization
 from .qtypes import GGMLType, type_info
 from .quants import quantize
@@ -326,6 +326,9 @@ def _check_not_quantized(hparams: dict, src: TensorSource, allow_requantize: boo
         raise GGQuantError(f"the checkpoint is already quantized ({what}); requantizing loses quality. "
                            f"Pass allow_requantize=True (CLI: --allow-requantize) to convert the floating-point "
                            f"tensors anyway")
+    if isinstance(qc, Mapping) and qc.get("quant_method") == "fp8":
+        dequantize_fp8_blocks(src, qc.get("weight_block_size"))
+        q_tensors = [n for n in src.names() if n.endswith(_QUANT_CONFIG_TENSORS)]
     if q_tensors or int_weights:
         raise UnsupportedTypeError(f"the checkpoint is already quantized ({what}) in a packed format ggquant "
                                    f"cannot dequantize (GPTQ/AWQ/FP8 with scales); convert the original "

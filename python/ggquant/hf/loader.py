@@ -73,6 +73,13 @@ class TensorSource:
             raise FormatError(f"{origin}: tensor {name!r} also appears in {self._entries[name][3]}")
         self._entries[name] = (tuple(int(s) for s in shape), dtype, load, origin)
 
+    def replace(self, name: str, dtype: str, load: Callable[[], np.ndarray]) -> None:
+        shape, _, _, origin = self._entries[name]
+        self._entries[name] = (shape, dtype, load, origin)
+
+    def remove(self, name: str) -> None:
+        del self._entries[name]
+
     def names(self) -> list[str]:
         return list(self._entries)
 
@@ -291,3 +298,36 @@ def from_state_dict(state_dict: Mapping[str, Any]) -> TensorSource:
 def is_block_index(name: str) -> int | None:
     m = re.search(r"\.(\d+)\.", name)
     return int(m.group(1)) if m else None
+
+
+def dequantize_fp8_blocks(src: TensorSource, block_size: list[int] | None) -> int:
+    """Replace FP8 weights that have a ``*_scale_inv`` companion by their float32 values
+    (``weight * scale_inv`` per block of ``block_size``, as convert_hf_to_gguf.py's ``fp8`` path).
+    Returns how many weights were dequantized."""
+    n = 0
+    for name in [k for k in src.names() if k.endswith("_scale_inv")]:
+        wname = name[: -len("_scale_inv")]
+        if wname not in src:
+            raise FormatError(f"{src.origin(name)}: {name} has no weight {wname}")
+        wshape = src.shape(wname)
+        w_dtype, w_load = src.dtype(wname), src._entries[wname][2]
+        s_dtype, s_load = src.dtype(name), src._entries[name][2]
+
+        def load(w_dtype=w_dtype, w_load=w_load, s_dtype=s_dtype, s_load=s_load, wshape=wshape):
+            w = to_compute_dtype(w_load(), w_dtype).astype(np.float32, copy=False).reshape(wshape)
+            sc = to_compute_dtype(s_load(), s_dtype).astype(np.float32, copy=False)
+            if block_size:
+                off = sc.ndim - len(block_size)
+                for i, b in enumerate(block_size):
+                    sc = np.repeat(sc, int(b), axis=off + i)
+                sc = sc[tuple(slice(0, d) for d in wshape)]
+            while sc.ndim < w.ndim:
+                sc = sc[..., None]
+            return w * sc
+
+        src.replace(wname, "F32", load)
+        src.remove(name)
+        n += 1
+    for name in [k for k in src.names() if k.endswith((".activation_scale", "_activation_scale", ".input_scale"))]:
+        src.remove(name)
+    return n
