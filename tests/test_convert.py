@@ -417,3 +417,21 @@ def test_imatrix_files_legacy_and_gguf(tmp_path):
     assert np.array_equal(got["blk.0.attn_q.weight"], a / np.float32(8))
     assert np.array_equal(got["blk.0.ffn_down_exps.weight"][:32], b[:32] / np.float32(2))
     assert np.array_equal(got["blk.0.ffn_down_exps.weight"][32:], np.ones(32, np.float32))  # no samples: 1
+
+
+@needs_hf
+@pytest.mark.parametrize("arch", ["mixtral", "qwen2moe"])
+def test_in_memory_moe_state_dict_with_fused_experts(arch, models, tmp_path):
+    # transformers >= 5 keeps experts fused in memory (mlp.experts.gate_up_proj / down_proj, 3-D)
+    d, model = models(arch)
+    ref = tmp_path / "dir.gguf"
+    ggquant.convert(d, ref, "Q8_0", quiet=True)
+    sd = model.state_dict()
+    if not any(k.endswith("experts.gate_up_proj") for k in sd):
+        pytest.skip("this transformers version keeps experts unfused in memory")
+    name = gguf.GGUFReader(str(ref)).fields["general.name"].contents()
+    ggquant.convert(sd, tmp_path / "sd.gguf", "Q8_0", config=d, tokenizer_dir=d, name=name, quiet=True)
+    a, b = _tensors(tmp_path / "sd.gguf"), _tensors(ref)  # same tensors (the order follows the input's)
+    assert set(a) == set(b) and {n for n in a if "_exps" in n}
+    for k in b:
+        assert a[k][0] == b[k][0] and np.array_equal(a[k][1], b[k][1]), k
