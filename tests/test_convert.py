@@ -96,9 +96,7 @@ def test_llama_cpp_loads_and_matches_transformers(arch, models, tmp_path):
         ref = model(torch.tensor([ids])).logits[0].float().numpy()
     scale = np.abs(ref).max()
     logits = {}
-    for preset in ("F32", "Q8_0", "Q4_K_M"):
-        if preset == "Q4_K_M" and not ggquant.type_info("q4_K").can_quantize:
-            continue  # the tiny rows (64) fall back to q5_0/q8_0, but the plan still names q4_K/q6_K
+    for preset in ("F32", "Q8_0", "Q4_K_M"):  # rows of 64: Q4_K_M's k-types fall back to q5_0/q8_0 here
         out = tmp_path / f"{arch}-{preset}.gguf"
         ggquant.convert(d, out, preset, quiet=True)
         logits[preset], llama_ids = _llama_logits(out, ids)
@@ -111,6 +109,25 @@ def test_llama_cpp_loads_and_matches_transformers(arch, models, tmp_path):
         assert rel < 0.25, f"{arch} {preset}: relative deviation from F32 {rel:.3f}"
         if preset != "F32":
             assert rel > 0  # really quantized
+
+
+@needs_hf
+@needs_llama
+@pytest.mark.parametrize("arch", ["llama", "qwen2moe"])
+def test_k_quant_files_run_in_llama_cpp(arch, models, tmp_path):
+    d, _ = models(arch, hidden=256, layers=2, vocab=384)  # rows of 256: real q4_K/q6_K blocks
+    ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
+    ggquant.convert(d, tmp_path / "f32.gguf", "F32", quiet=True)
+    ref, _ = _llama_logits(tmp_path / "f32.gguf", ids)
+    for preset in ("Q4_K_M", "Q6_K", "IQ4_XS"):
+        try:
+            r = ggquant.convert(d, tmp_path / f"{preset}.gguf", preset, quiet=True)
+        except ggquant.UnsupportedTypeError as e:
+            pytest.skip(f"{preset}: {e}")
+        assert any(t.type.name.endswith("_K") or t.type.name.startswith("IQ") for t in r.plan.tensors)
+        lg, _ = _llama_logits(r.path, ids)
+        rel = np.abs(lg - ref).max() / np.abs(ref).max()
+        assert np.isfinite(lg).all() and 0 < rel < 0.25, f"{preset}: {rel}"
 
 
 PRESETS_ALL = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L",
