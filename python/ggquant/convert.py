@@ -201,6 +201,12 @@ def load_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     normalized as llama-quantize does."""
     p = Path(path)
     try:
+        from .imatrix import load_imatrix as _shared_reader  # type: ignore[attr-defined]
+    except ImportError:
+        _shared_reader = None
+    if _shared_reader is not None:
+        return {k: np.asarray(v, np.float32).reshape(-1) for k, v in _shared_reader(p).items()}
+    try:
         data = p.read_bytes()
     except OSError as e:
         raise GGQuantError(f"{p}: cannot read imatrix: {e}") from e
@@ -567,4 +573,4 @@ def _quantize_rows(arr: np.ndarray, dtype: str, t: GGMLType, weights: np.ndarray
     return pos
 
 
-__all__ = ["convert", "ConversionResult", "load_imatrix", "SUPPORTED_ARCHITECTURES"]
+__all__ = ["convert", "ConversionResult", "SUPPORTED_ARCHITECTURES"]
