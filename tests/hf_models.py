@@ -76,6 +76,26 @@ def spm_tokenizer(out_dir: Path, vocab_size: int, dummy_prefix: bool = True) -> 
         "add_bos_token": True, "add_eos_token": False, "chat_template": CHAT_TEMPLATE}))
 
 
+def spm_json_tokenizer(out_dir: Path, vocab_size: int) -> int:
+    """A SentencePiece-style byte-fallback BPE stored only as tokenizer.json (no tokenizer.model), as some
+    Llama-2/Mistral uploads ship it; returns its vocabulary size."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "chat_template.jinja"):
+        (out_dir / f).unlink(missing_ok=True)
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
+    tok.train_from_iterator([t.replace(" ", "\u2581") for t in CORPUS],
+                            trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>").save_pretrained(out_dir)
+    return len(tok.get_vocab())
+
+
 def _save(model, out_dir: Path) -> None:
     model.save_pretrained(out_dir)
 

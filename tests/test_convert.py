@@ -325,7 +325,7 @@ def _reference_converter() -> Path | None:
 @needs_hf
 @pytest.mark.skipif(_reference_converter() is None, reason="set LLAMA_CPP_DIR to a llama.cpp source tree "
                     "(convert_hf_to_gguf.py + gguf-py) to compare with llama.cpp's converter")
-@pytest.mark.parametrize("arch", [*ARCHS, "qwen2-named-with-card"])
+@pytest.mark.parametrize("arch", [*ARCHS, "qwen2-named-with-card", "llama-spm-tokenizer-json"])
 def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_path):
     if arch == "qwen2-named-with-card":
         # general.* heuristics: name, basename, finetune, size label from the directory name; license, tags
@@ -339,6 +339,16 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
         (d / "README.md").write_text("---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags:\n- chat\n"
                                      "pipeline_tag: text-generation\n---\n# A model\n")
         arch = "qwen2"
+    elif arch == "llama-spm-tokenizer-json":
+        src_dir, _ = models("llama")
+        d = tmp_path / "llama-hf"
+        d.mkdir()
+        for f in src_dir.iterdir():
+            (d / f.name).write_bytes(f.read_bytes())
+        n = hf_models.spm_json_tokenizer(d, 384)
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "bos_token_id": 1, "eos_token_id": 2, "vocab_size": n}))
+        arch = "llama"
     else:
         d, _ = models(arch)
     src = _reference_converter()
