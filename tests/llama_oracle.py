@@ -4,8 +4,9 @@
   built by ``llama_quant_model_from_metadata``) for a synthetic tensor list.
 - :func:`quantize_file`: ``llama_model_quantize`` on a GGUF file (what ``llama-quantize`` runs).
 
-The library is found in the installed ``llama_cpp`` package (``llama_cpp/lib``), or in the directory
-named by ``GGQUANT_LIBLLAMA_DIR``. :func:`available` says why not when it cannot be loaded.
+The library is found in the directory named by ``GGQUANT_LIBLLAMA_DIR`` or ``GGQUANT_GGML_LIB_DIR``
+(as tests/oracle/ggml_oracle.py), else in the installed ``llama_cpp`` package (``llama_cpp/lib``;
+tests/oracle/build_oracle.sh builds and installs it). :func:`available` says why not when it cannot be loaded.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ _ERR: str | None = None
 
 
 def _lib_dir() -> Path | None:
-    env = os.environ.get("GGQUANT_LIBLLAMA_DIR")
-    if env:
-        return Path(env)
+    for var in ("GGQUANT_LIBLLAMA_DIR", "GGQUANT_GGML_LIB_DIR"):  # the latter: tests/oracle/ggml_oracle.py's
+        env = os.environ.get(var)
+        if env and (Path(env) / "libllama.so").is_file():
+            return Path(env)
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or not spec.submodule_search_locations:
         return None

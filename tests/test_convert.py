@@ -6,7 +6,7 @@
 - For each preset, the tensor types and bytes ggquant writes equal what llama.cpp's own quantizer
   (``llama_model_quantize``) writes from ggquant's F32 output.
 - Metadata and F32 tensors equal llama.cpp's convert_hf_to_gguf.py output (when its source is available:
-  set ``LLAMA_CPP_DIR`` to a llama.cpp checkout).
+  set ``LLAMA_CPP_DIR`` to a llama.cpp checkout, or let tests/oracle/build_oracle.sh unpack one).
 
 Engine tests skip with the reason when transformers, torch or llama-cpp-python are missing.
 """
@@ -316,15 +316,17 @@ def test_cli_dry_run_and_convert(models, tmp_path):
 
 
 def _reference_converter() -> Path | None:
-    d = os.environ.get("LLAMA_CPP_DIR")
-    if d and (Path(d) / "convert_hf_to_gguf.py").is_file():
-        return Path(d)
+    """llama.cpp's source tree: $LLAMA_CPP_DIR, else the sdist unpacked by tests/oracle/build_oracle.sh."""
+    oracle = Path(os.environ.get("ORACLE_DIR", Path.home() / ".cache" / "ggquant-oracle"))
+    for d in (os.environ.get("LLAMA_CPP_DIR"), oracle / "llama_cpp_python-0.3.36" / "vendor" / "llama.cpp"):
+        if d and (Path(d) / "convert_hf_to_gguf.py").is_file() and (Path(d) / "conversion").is_dir():
+            return Path(d)
     return None
 
 
 @needs_hf
-@pytest.mark.skipif(_reference_converter() is None, reason="set LLAMA_CPP_DIR to a llama.cpp source tree "
-                    "(convert_hf_to_gguf.py + gguf-py) to compare with llama.cpp's converter")
+@pytest.mark.skipif(_reference_converter() is None, reason="no llama.cpp source tree (set LLAMA_CPP_DIR, or run "
+                    "tests/oracle/build_oracle.sh) to compare with llama.cpp's convert_hf_to_gguf.py")
 @pytest.mark.parametrize("arch", [*ARCHS, "qwen2-named-with-card", "llama-spm-tokenizer-json"])
 def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_path):
     if arch == "qwen2-named-with-card":
