@@ -114,7 +114,7 @@ def reference_ids(model_dir: Path, text: str) -> list[int]:
 
 
 def build(arch: str, out_dir: Path, *, hidden: int = 64, layers: int = 2, vocab: int = 384, seed: int = 0,
-          tie: bool = False, dtype: str = "float32"):
+          tie: bool = False, dtype: str = "float32", rope_scaling: dict | None = None):
     """Build, save and return a tiny random ``arch`` model (llama, mistral, qwen2, gemma, phi3, mixtral, qwen2moe)."""
     import torch
     import transformers as tr
@@ -125,6 +125,8 @@ def build(arch: str, out_dir: Path, *, hidden: int = 64, layers: int = 2, vocab:
     common = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=256,
                   rms_norm_eps=1e-5, tie_word_embeddings=tie)
+    if rope_scaling is not None:
+        common.update(rope_scaling=rope_scaling, rope_theta=500000.0)
     if arch == "gemma":
         common["tie_word_embeddings"] = True  # Gemma always ties (llama.cpp drops lm_head)
     if arch == "llama":

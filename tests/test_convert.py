@@ -113,6 +113,24 @@ def test_llama_cpp_loads_and_matches_transformers(arch, models, tmp_path):
 
 @needs_hf
 @needs_llama
+def test_llama3_rope_scaling_writes_rope_freqs(models, tmp_path):
+    import torch
+
+    rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64}
+    d, model = models("llama", rope_scaling=rope)
+    out = tmp_path / "f32.gguf"
+    r = ggquant.convert(d, out, "F32", quiet=True)
+    assert r.plan.tensor("rope_freqs.weight").shape == (8,)  # head_dim / 2
+    ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
+    with torch.no_grad():
+        ref = model(torch.tensor([ids])).logits[0].float().numpy()
+    lg, _ = _llama_logits(out, ids)
+    assert np.abs(lg - ref).max() / np.abs(ref).max() < 2e-3
+
+
+@needs_hf
+@needs_llama
 @pytest.mark.parametrize("arch", ["llama", "qwen2moe"])
 def test_k_quant_files_run_in_llama_cpp(arch, models, tmp_path):
     d, _ = models(arch, hidden=256, layers=2, vocab=384)  # rows of 256: real q4_K/q6_K blocks

@@ -224,9 +224,12 @@ class Arch:
         if self.gguf_arch == "llama" and str(rp.get("rope_type", "")).lower() == "llama3":
             base = rp.get("rope_theta", 10000.0)
             dim = h.get("head_dim") or h["hidden_size"] // h["num_attention_heads"]
-            import torch  # the factors are computed in float32 as torch does in convert_hf_to_gguf.py
+            try:  # the factors are computed in float32 as torch does in convert_hf_to_gguf.py
+                import torch
 
-            freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+                freqs = list(1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)))
+            except ImportError:
+                freqs = list(np.float32(1.0) / (np.float32(base) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))))
             factor = rp.get("factor", 8.0)
             lo, hi = rp.get("low_freq_factor", 1.0), rp.get("high_freq_factor", 4.0)
             old = rp.get("original_max_position_embeddings", 8192)
@@ -235,13 +238,13 @@ class Arch:
             for fr in freqs:
                 wl = 2 * math.pi / fr
                 if wl < hi_w:
-                    f.append(1)
+                    f.append(1.0)
                 elif wl > lo_w:
-                    f.append(factor)
+                    f.append(float(factor))
                 else:
                     s = (old / wl - lo) / (hi - lo)
-                    f.append(1 / ((1 - s) / factor + s))
-            arr = torch.tensor(f, dtype=torch.float32).numpy()
+                    f.append(float(1 / ((1 - s) / factor + s)))
+            arr = np.asarray(f, dtype=np.float32)
             return [OutTensor("rope_freqs.weight", arr.shape, [lambda: (arr, "F32")], force_f32=True)]
         if self.gguf_arch == "phi3":
             long_f, short_f = self.rope_params.get("long_factor"), self.rope_params.get("short_factor")
