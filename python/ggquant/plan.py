@@ -269,11 +269,12 @@ def resolve_preset(preset: str | GGMLType) -> tuple[str, GGMLType, bool]:
     Preset names (``"Q4_K_M"``, ``"q4_k_m"``, ``"IQ4_XS"``, ...) are matched case-insensitively.
     A :class:`GGMLType` or a ggml type spelled exactly as ggml names it in lower case (``"q4_K"``,
     ``"q4_0"``, ``"iq4_xs"``, ``"f16"``) means that type for every eligible tensor, without the
-    preset's mixture rules (llama-quantize ``--pure``).
+    preset's mixture rules (llama-quantize ``--pure``). Other spellings of ``Q3_K``/``Q4_K``/``Q5_K``
+    are llama-quantize's aliases of the ``_M`` presets.
 
     Example:
-        >>> resolve_preset("q4_k_m")[:2], resolve_preset("q4_K")
-        (('Q4_K_M', <GGMLType.Q4_K: 12>), ('q4_K', <GGMLType.Q4_K: 12>, True))
+        >>> resolve_preset("Q4_K")[0], resolve_preset("q4_k_m")[:2], resolve_preset("q4_K")
+        ('Q4_K_M', ('Q4_K_M', <GGMLType.Q4_K: 12>), ('q4_K', <GGMLType.Q4_K: 12>, True))
     """
     if isinstance(preset, GGMLType):
         return type_info(preset).name, preset, True
@@ -287,6 +288,7 @@ def resolve_preset(preset: str | GGMLType) -> tuple[str, GGMLType, bool]:
     except UnsupportedTypeError:
         pass
     up = key.upper()
+    up = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}.get(up, up)  # llama-quantize's aliases
     if up in _DEFAULT_TYPE:
         return up, _DEFAULT_TYPE[up], False
     raise UnsupportedTypeError(
