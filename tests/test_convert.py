@@ -483,3 +483,20 @@ def test_in_memory_moe_state_dict_with_fused_experts(arch, models, tmp_path):
     assert set(a) == set(b) and {n for n in a if "_exps" in n}
     for k in b:
         assert a[k][0] == b[k][0] and np.array_equal(a[k][1], b[k][1]), k
+
+
+@needs_hf
+def test_nan_weight_error_names_file_and_tensor(models, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    d, _ = models("qwen2")
+    bad = tmp_path / "nan"
+    bad.mkdir()
+    for f in d.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    sd = load_file(str(d / "model.safetensors"))
+    sd["model.layers.1.self_attn.o_proj.weight"][3, 5] = np.nan
+    save_file(sd, str(bad / "model.safetensors"))
+    with pytest.raises(ggquant.NonFiniteError, match=r"model\.safetensors: model\.layers\.1\.self_attn\.o_proj\.weight -> blk\.1\.attn_output\.weight"):
+        ggquant.convert(bad, tmp_path / "o.gguf", "Q8_0", quiet=True)
+    assert not (tmp_path / "o.gguf").exists() and not list(tmp_path.glob("o.gguf*"))

@@ -534,7 +534,10 @@ def _produce(ot: Any, pt: Any, imx: dict[str, np.ndarray] | None, src: TensorSou
             subs = [(arr, None if weights is None else
                      (weights[k * ne0:(k + 1) * ne0] if len(ot.parts) > 1 else weights))]
         for a, w in subs:
-            pos = _quantize_rows(a, dtype, t, w, pt.name, nthreads, out, pos)
+            try:
+                pos = _quantize_rows(a, dtype, t, w, pt.name, nthreads, out, pos)
+            except GGQuantError as e:  # say which file and source tensor, keep the error class
+                raise type(e)(f"{ot.origin(src)} -> {pt.name} ({type_info(t).name}): {e}") from None
         del arr, subs
     if pos != pt.nbytes:
         raise GGQuantError(f"{ot.origin(src)}: produced {pos} bytes for {pt.name}, expected {pt.nbytes}")
