@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -96,7 +95,7 @@ def child_rss(code: str) -> list[str]:
 
 def timed(cmd: list[str], env=None) -> tuple[float, float]:
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}... failed:\n{p.stderr[-3000:]}")
@@ -121,9 +120,9 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         # in a child: Linux keeps ru_maxrss across fork+exec, so the parent must stay small
-        gen = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_convert as b; "
-                              f"print(b.make_model(__import__('pathlib').Path({str(model)!r}), {args.layers}))"],
-                             capture_output=True, text=True)
+        code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_convert as b; "
+                f"print(b.make_model(__import__('pathlib').Path({str(model)!r}), {args.layers}))")
+        gen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
         if gen.returncode != 0:
             raise RuntimeError(gen.stderr[-3000:])
         size = int(gen.stdout.split()[-1])

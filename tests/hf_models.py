@@ -122,9 +122,9 @@ def build(arch: str, out_dir: Path, *, hidden: int = 64, layers: int = 2, vocab:
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     heads, kv = 4, 2
-    common = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                  num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=256,
-                  rms_norm_eps=1e-5, tie_word_embeddings=tie)
+    common = {"vocab_size": vocab, "hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "num_key_value_heads": kv, "max_position_embeddings": 256,
+              "rms_norm_eps": 1e-5, "tie_word_embeddings": tie}
     if rope_scaling is not None:
         common.update(rope_scaling=rope_scaling, rope_theta=500000.0)
     if arch == "gemma":

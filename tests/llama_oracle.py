@@ -28,7 +28,7 @@ def _lib_dir() -> Path | None:
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0]) / "lib"
+    return Path(next(iter(spec.submodule_search_locations))) / "lib"
 
 
 class _InitParams(ctypes.Structure):

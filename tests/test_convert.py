@@ -19,12 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 import ggquant
 import hf_models
 import llama_oracle
+import numpy as np
+import pytest
 from ggquant import GGMLType, GGQuantError
 from ggquant.plan import LLAMA_FTYPE
 
@@ -319,17 +318,17 @@ def test_cli_dry_run_and_convert(models, tmp_path):
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "ggquant.cli", "convert", str(d), "--dry-run", "-q", "Q8_0",
            "--tensor-type", "attn_v=f16"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert p.returncode == 0, p.stderr
     assert "predicted file size" in p.stdout
     line = next(ln for ln in p.stdout.splitlines() if ln.startswith("blk.0.attn_v.weight"))
     assert " F16 " in line
     out = tmp_path / "o.gguf"
     p = subprocess.run([sys.executable, "-m", "ggquant.cli", "convert", str(d), "-o", str(out), "-q", "Q8_0", "--quiet"],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=120, check=False)
     assert p.returncode == 0 and out.is_file() and p.stderr == ""
     p = subprocess.run([sys.executable, "-m", "ggquant.cli", "convert", str(tmp_path), "-o", str(out)],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=120, check=False)
     assert p.returncode == 1 and "error" in p.stderr
 
 
@@ -382,7 +381,7 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
               "b.TextModel.get_vocab_base_pre = p\n"
               f"sys.argv = ['c', {str(d)!r}, '--outtype', 'f32', '--outfile', {str(tmp_path / 'ref.gguf')!r}]\n"
               f"runpy.run_path({str(src / 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n")
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     ours = tmp_path / "ours.gguf"
     ggquant.convert(d, ours, "F32", quiet=True)

@@ -6,9 +6,8 @@ those tests skip when llama-cpp-python is not installed. The rest needs no engin
 
 from __future__ import annotations
 
-import pytest
-
 import llama_oracle
+import pytest
 from ggquant import GGMLType, UnsupportedTypeError
 from ggquant.plan import LLAMA_FTYPE, PRESETS, ModelInfo, allows_quantization, plan_quantization, resolve_preset
 

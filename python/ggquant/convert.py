@@ -18,9 +18,10 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ class _GGUFPyWriter:
     """The agreed ggquant.gguf.GGUFWriter interface over gguf-py, writing to a temp file renamed on close."""
 
     def __init__(self, path: Path, alignment: int = 32):
-        import gguf  # noqa: F401  (gguf-py)
+        import gguf
 
         self._gguf = gguf
         self.path = Path(path)
@@ -526,7 +527,7 @@ def _produce(ot: Any, pt: Any, imx: dict[str, np.ndarray] | None, src: TensorSou
             arr, dtype = part()
         except GGQuantError:
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise FormatError(f"{ot.origin(src)}: cannot read {pt.name}: {e}") from e
         if len(ot.parts) == 1 and n_exp > 1:  # a 3-D tensor given whole: one expert (and imatrix slice) at a time
             subs = [(arr[i], None if weights is None else weights[i * ne0:(i + 1) * ne0]) for i in range(n_exp)]
@@ -576,4 +577,4 @@ def _quantize_rows(arr: np.ndarray, dtype: str, t: GGMLType, weights: np.ndarray
     return pos
 
 
-__all__ = ["convert", "ConversionResult", "SUPPORTED_ARCHITECTURES"]
+__all__ = ["SUPPORTED_ARCHITECTURES", "ConversionResult", "convert"]

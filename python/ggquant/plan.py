@@ -25,8 +25,8 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 from .errors import GGQuantError, UnsupportedTypeError
 from .qtypes import GGMLType, resolve_type, type_info
@@ -351,9 +351,7 @@ def _get_type_impl(qs: _State, new_type: GGMLType, name: str, ne: list[int], fty
     if cat == _OUTPUT or (qs.has_tied_embeddings and cat == _TOKEN_EMBD):
         nx = ne[0]
         qk_k = type_info(new_type).block_size
-        if ftype == "MXFP4_MOE":
-            new_type = T.Q8_0
-        elif arch == "falcon" or nx % qk_k != 0:
+        if ftype == "MXFP4_MOE" or arch == "falcon" or nx % qk_k != 0:
             new_type = T.Q8_0
         elif ftype in ("IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"):
             new_type = T.Q5_K
@@ -396,15 +394,11 @@ def _get_type_impl(qs: _State, new_type: GGMLType, name: str, ne: list[int], fty
             new_type = T.Q4_K
         elif ftype == "IQ3_XXS":
             new_type = T.Q4_K if gqa >= 4 else (T.IQ3_S if not qs.has_imatrix else T.IQ3_XXS)
-        elif ftype in ("IQ3_XS", "IQ3_S") and gqa >= 4:
-            new_type = T.Q4_K
-        elif ftype == "IQ3_M":
+        elif ftype in ("IQ3_XS", "IQ3_S") and gqa >= 4 or ftype == "IQ3_M":
             new_type = T.Q4_K
         elif ftype == "Q3_K_M":
             new_type = T.Q5_K if qs.i_attention_wv < 2 else T.Q4_K
-        elif ftype == "Q3_K_L":
-            new_type = T.Q5_K
-        elif ftype in ("IQ4_NL", "IQ4_XS") and gqa >= 4:
+        elif ftype == "Q3_K_L" or ftype in ("IQ4_NL", "IQ4_XS") and gqa >= 4:
             new_type = T.Q5_K
         elif ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(qs.i_attention_wv, qs.n_attention_wv):
             new_type = T.Q6_K
@@ -622,14 +616,14 @@ def plan_quantization(
 
 
 __all__ = [
-    "PRESETS",
     "LLAMA_FTYPE",
+    "PRESETS",
     "ModelInfo",
     "Plan",
     "PlannedTensor",
-    "plan_quantization",
-    "resolve_preset",
     "allows_quantization",
     "parse_tensor_types",
+    "plan_quantization",
+    "resolve_preset",
     "tensor_nbytes",
 ]

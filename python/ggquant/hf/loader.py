@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ class TensorSource:
             raise GGQuantError(f"{origin}: tensor {name!r} has dtype {dtype}, not a floating-point type")
         try:
             arr = load()
-        except Exception as e:  # noqa: BLE001 - re-raised with the file and tensor named
+        except Exception as e:
             raise FormatError(f"{origin}: cannot read tensor {name!r}: {e}") from e
         return arr.reshape(shape), dtype
 
@@ -153,7 +154,8 @@ def _tensor_table(path: Path) -> tuple[list[tuple[str, str, tuple[int, ...], int
     if st is not None and hasattr(st, "safe_open") and hasattr(st.SafetensorsFile, "data_offsets"):
         f = st.safe_open(str(path))
         try:
-            rows = [(n, str(f.dtype(n)).upper(), tuple(int(x) for x in f.shape(n)), *f.data_offsets(n)) for n in f.keys()]
+            rows = [(n, str(f.dtype(n)).upper(), tuple(int(x) for x in f.shape(n)), *f.data_offsets(n))
+                    for n in f.keys()]  # noqa: SIM118 (file order comes from the offsets)
         finally:
             f.close()
         with open(path, "rb") as fh:
@@ -225,7 +227,7 @@ def _add_torch_file(src: TensorSource, path: Path) -> None:
         raise GGQuantError(f"{path}: reading pytorch_model*.bin needs PyTorch (pip install torch)") from e
     try:
         sd = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise FormatError(f"{path}: cannot load PyTorch checkpoint: {e}") from e
     for name, t in sd.items():
         if not hasattr(t, "dtype"):

@@ -201,7 +201,7 @@ def spm_vocab(model_dir: Path, hparams: dict, phi3: bool = False) -> list[Entry]
     sp = SentencePieceProcessor()
     try:
         sp.LoadFromFile(str(path))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise GGQuantError(f"{path}: not a SentencePiece model: {e}") from e
     if phi3:
         vocab_size = int(hparams.get("vocab_size") or sp.vocab_size())
