@@ -499,3 +499,17 @@ def test_nan_weight_error_names_file_and_tensor(models, tmp_path):
     with pytest.raises(ggquant.NonFiniteError, match=r"model\.safetensors: model\.layers\.1\.self_attn\.o_proj\.weight -> blk\.1\.attn_output\.weight"):
         ggquant.convert(bad, tmp_path / "o.gguf", "Q8_0", quiet=True)
     assert not (tmp_path / "o.gguf").exists() and not list(tmp_path.glob("o.gguf*"))
+
+
+@needs_hf
+def test_progress_names_tensor_and_type_with_or_without_tqdm(models, tmp_path, capsys, monkeypatch):
+    d, _ = models("llama")
+    ggquant.convert(d, tmp_path / "a.gguf", "Q8_0")
+    err = capsys.readouterr().err
+    assert "converting" in err or "->" in err
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # plain-text fallback
+    ggquant.convert(d, tmp_path / "b.gguf", "Q8_0")
+    err = capsys.readouterr().err
+    assert "blk.1.ffn_down.weight -> Q8_0" in err and "ETA" in err
+    ggquant.convert(d, tmp_path / "c.gguf", "Q8_0", quiet=True)
+    assert capsys.readouterr().err == ""
