@@ -127,10 +127,9 @@ def main() -> None:
             raise RuntimeError(gen.stderr[-3000:])
         size = int(gen.stdout.split()[-1])
         print(f"generated {model}: {size / 1e9:.2f} GB bf16 in {time.perf_counter() - t0:.0f} s")
-        try:
-            ggquant.convert(model, None, args.preset, dry_run=True)
-        except ggquant.UnsupportedTypeError as e:
-            print(f"preset {args.preset} not available in this build ({e}); using Q8_0")
+        dry = ggquant.convert(model, None, args.preset, dry_run=True)
+        if any(not ggquant.type_info(t.type).can_quantize for t in dry.plan.tensors):
+            print(f"preset {args.preset} not available in this build ({dry.plan.warnings[-1]}); using Q8_0")
             args.preset = "Q8_0"
         threads = os.cpu_count() or 1
         out = work / "ggquant.gguf"

@@ -152,11 +152,9 @@ PRESETS_ALL = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2
 
 
 def _plan_types_available(d, preset) -> str | None:
-    try:
-        ggquant.convert(d, None, preset, dry_run=True)
-    except ggquant.UnsupportedTypeError as e:
-        return str(e)
-    return None
+    plan = ggquant.convert(d, None, preset, dry_run=True).plan
+    missing = sorted({t.type.name for t in plan.tensors if not ggquant.type_info(t.type).can_quantize})
+    return f"this build cannot quantize {missing}" if missing else None
 
 
 @needs_hf

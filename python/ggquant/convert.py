@@ -404,7 +404,8 @@ def convert(
         imatrix: importance matrix, a llama-imatrix file or ``{gguf tensor name: weights}``.
         tensor_types: per-tensor overrides ``["REGEX=TYPE", ...]`` (llama-quantize ``--tensor-type``).
         token_embedding_type / output_tensor_type / pure: as llama-quantize's options.
-        dry_run: only plan: no tensor data is read and nothing is written.
+        dry_run: only plan: no tensor data is read and nothing is written (what would stop the real
+            conversion, e.g. a type this build cannot quantize, is listed in ``plan.warnings``).
         quiet: no progress bar.
         allow_requantize: convert a checkpoint that declares a ``quantization_config`` anyway.
         name: ``general.name`` (default: from ``_name_or_path`` in config.json or the directory name,
@@ -447,15 +448,18 @@ def convert(
     plan = plan_quantization([(t.name, t.shape) for t in outs], preset, minfo, has_imatrix=imx is not None,
                              tensor_types=tensor_types, token_embedding_type=token_embedding_type,
                              output_tensor_type=output_tensor_type, pure=pure)
+    problems: list[GGQuantError] = []
     missing = sorted({type_info(t.type).name for t in plan.tensors if not type_info(t.type).can_quantize})
     if missing:
-        raise UnsupportedTypeError(f"preset {plan.preset} needs type(s) {', '.join(missing)}, which this build of "
-                                   f"ggquant cannot quantize yet")
-    if imx is None:
-        need = [t.name for t in plan.tensors if t.requires_imatrix]
-        if need:
-            raise GGQuantError(f"preset {plan.preset} quantizes {need[0]} (and {len(need) - 1} more) to a type "
-                               f"that requires an importance matrix; pass imatrix=")
+        problems.append(UnsupportedTypeError(f"preset {plan.preset} needs type(s) {', '.join(missing)}, which this "
+                                             f"build of ggquant cannot quantize yet"))
+    need = [t.name for t in plan.tensors if t.requires_imatrix] if imx is None else []
+    if need:
+        problems.append(GGQuantError(f"preset {plan.preset} quantizes {need[0]} (and {len(need) - 1} more) to a "
+                                     f"type that requires an importance matrix; pass imatrix="))
+    if problems and not dry_run:
+        raise problems[0]
+    plan.warnings.extend(str(p) for p in problems)  # a dry run still shows the plan
 
     # metadata, in convert_hf_to_gguf.py's order
     entries: list[tuple] = [("general.architecture", arch.gguf_arch, _tk.STR, None),
