@@ -97,60 +97,97 @@ def _header_size(entries: list[tuple], plan: Plan, alignment: int = 32) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# GGUF writer: ggquant.gguf, or (until it exists in this build) gguf-py behind the same interface
+# GGUF writer: ggquant.gguf, or (until it exists in this build) a minimal streaming writer
 
 
-class _GGUFPyWriter:
-    """The agreed ggquant.gguf.GGUFWriter interface over gguf-py, writing to a temp file renamed on close."""
+class _StreamWriter:
+    """A minimal streaming GGUF v3 writer (the agreed ggquant.gguf.GGUFWriter interface), used while
+    ggquant.gguf is not part of the build: header and tensor infos first, then each tensor's bytes in
+    info order, padded to the alignment; written to a temporary file renamed into place on close."""
+
+    _SCALAR: ClassVar[dict[int, str]] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
     def __init__(self, path: Path, alignment: int = 32):
-        import gguf
-
-        self._gguf = gguf
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        self.w = gguf.GGUFWriter(str(self.tmp), arch="", use_temp_file=False)
-        self.w.kv_data = [{}]  # drop the architecture key the constructor adds; we write our own
-        self._infos: list[str] = []
-        self._started = False
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self.alignment = alignment
+        self._kv: list[bytes] = []
+        self._infos: list[tuple[str, tuple[int, ...], GGMLType, int]] = []
+        self._f: Any = None
+        self._next = 0
+
+    @staticmethod
+    def _str(s: str) -> bytes:
+        b = s.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+
+    def _value(self, v: Any, vt: int, sub: int | None) -> bytes:
+        if vt == _tk.STR:
+            return self._str(v)
+        if vt == _tk.ARR:
+            items = v.tolist() if isinstance(v, np.ndarray) else list(v)
+            if sub is None:
+                raise GGQuantError("GGUF arrays need an element type")
+            if sub == _tk.STR:
+                body = b"".join(self._str(x) for x in items)
+            else:
+                code = self._SCALAR[sub]
+                body = np.asarray(items, dtype=np.dtype(code)).tobytes()
+            return struct.pack("<IQ", sub, len(items)) + body
+        return struct.pack(self._SCALAR[vt], v)
 
     def add_kv(self, key: str, value: Any, vtype: int, subtype: int | None = None) -> None:
-        g = self._gguf
-        vt = g.GGUFValueType(vtype)
-        st = g.GGUFValueType(subtype) if subtype is not None else None
-        if vt == g.GGUFValueType.ARRAY:
-            value = list(value.tolist() if isinstance(value, np.ndarray) else value)
-        self.w.kv_data[0][key] = g.GGUFValue(value=value, type=vt, sub_type=st)
+        self._kv.append(self._str(key) + struct.pack("<I", vtype) + self._value(value, vtype, subtype))
 
     def add_tensor_info(self, name: str, shape: tuple[int, ...], type: GGMLType) -> None:
         info = type_info(type)
-        nbytes = int(np.prod(shape[:-1], dtype=np.int64)) * (shape[-1] // info.block_size) * info.type_size
-        byte_shape = (*shape[:-1], shape[-1] // info.block_size * info.type_size)
-        self.w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), nbytes, raw_dtype=self._gguf.GGMLQuantizationType(int(type)))
-        self._infos.append(name)
+        n = int(np.prod(shape[:-1], dtype=np.int64)) * (shape[-1] // info.block_size) * info.type_size
+        self._infos.append((name, tuple(int(x) for x in shape), type, n))
+
+    def _start(self) -> None:
+        a = self.alignment
+        head = [b"GGUF", struct.pack("<IQQ", 3, len(self._infos), len(self._kv)), *self._kv]
+        off = 0
+        for name, shape, t, n in self._infos:
+            ne = tuple(reversed(shape))
+            head.append(self._str(name) + struct.pack("<I", len(ne)) + struct.pack(f"<{len(ne)}Q", *ne)
+                        + struct.pack("<IQ", int(t), off))
+            off += (n + a - 1) // a * a
+        blob = b"".join(head)
+        try:
+            self._f = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
+            self._f.write(blob + b"\0" * (-len(blob) % a))
+        except OSError as e:
+            from .errors import GGQuantIOError
+
+            raise GGQuantIOError(f"{self.tmp}: cannot write: {e}") from e
 
     def write_tensor(self, name: str, data: np.ndarray) -> None:
-        if not self._started:
-            self.w.write_header_to_file()
-            self.w.write_kv_data_to_file()
-            self.w.write_ti_data_to_file()
-            self._started = True
-        self.w.write_tensor_data(np.ascontiguousarray(data).view(np.uint8).reshape(-1))
+        if self._f is None:
+            self._start()
+        exp_name, _, _, n = self._infos[self._next]
+        if name != exp_name or data.nbytes != n:
+            raise GGQuantError(f"GGUF writer: expected {exp_name} ({n} bytes), got {name} ({data.nbytes} bytes)")
+        self._next += 1
+        self._f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
+        self._f.write(b"\0" * (-n % self.alignment))
 
     def close(self) -> None:
-        if not self._started:
-            self.w.write_header_to_file()
-            self.w.write_kv_data_to_file()
-            self.w.write_ti_data_to_file()
-        self.w.close()
+        if self._f is None:
+            self._start()
+        if self._next != len(self._infos):
+            self.abort()
+            raise GGQuantError(f"GGUF writer: {len(self._infos) - self._next} tensors were not written")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        try:
-            self.w.close()
-        finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+        if self._f is not None:
+            self._f.close()
+        if self.tmp.exists():
+            self.tmp.unlink()
 
 
 class _Writer:
@@ -186,10 +223,7 @@ def _open_writer(path: Path) -> Any:
         return _Writer(path)
     except ImportError:
         pass
-    try:
-        return _GGUFPyWriter(path)  # until ggquant.gguf is part of the build
-    except ImportError as e:
-        raise GGQuantError("writing GGUF needs ggquant.gguf (or the gguf package)") from e
+    return _StreamWriter(path)  # until ggquant.gguf is part of the build
 
 
 # ---------------------------------------------------------------------------------------------
