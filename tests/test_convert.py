@@ -511,3 +511,17 @@ def test_progress_names_tensor_and_type_with_or_without_tqdm(models, tmp_path, c
     assert "blk.1.ffn_down.weight -> Q8_0" in err and "ETA" in err
     ggquant.convert(d, tmp_path / "c.gguf", "Q8_0", quiet=True)
     assert capsys.readouterr().err == ""
+
+
+@needs_hf
+@needs_llama
+def test_split_output_loads_in_llama_cpp(models, tmp_path):
+    d, _ = models("qwen2")
+    ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
+    whole = ggquant.convert(d, tmp_path / "whole.gguf", "Q8_0", quiet=True)
+    r = ggquant.convert(d, tmp_path / "m.gguf", "Q8_0", quiet=True, split_max_tensors=8)
+    shards = sorted(tmp_path.glob("m-*-of-*.gguf"))
+    assert len(shards) == 4 and r.path == shards[0]  # 27 tensors, 8 per shard
+    a, _ = _llama_logits(whole.path, ids)
+    b, _ = _llama_logits(r.path, ids)
+    assert np.array_equal(a, b)

@@ -13,6 +13,17 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(text: str) -> int:
+    mult = {"K": 1000, "M": 1000**2, "G": 1000**3}.get(text[-1:].upper(), 1)
+    try:
+        n = int(text[:-1] if mult > 1 else text) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected a number with optional K, M or G") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be positive")
+    return n
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
     from .errors import GGQuantError
@@ -25,7 +36,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         r = convert(args.model, args.outfile, args.quant, imatrix=args.imatrix, tensor_types=overrides,
                     token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
                     pure=args.pure, dry_run=args.dry_run, quiet=args.quiet, allow_requantize=args.allow_requantize,
-                    nthreads=args.threads)
+                    nthreads=args.threads, split_max_tensors=args.split_max_tensors,
+                    split_max_size=args.split_max_size)
     except GGQuantError as e:
         print(f"ggquant convert: error: {e}", file=sys.stderr)
         return 1
@@ -65,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--allow-requantize", action="store_true",
                     help="convert a checkpoint that declares a quantization_config anyway")
     cv.add_argument("--threads", type=int, default=None, help="quantization threads (default: all)")
+    cv.add_argument("--split-max-tensors", type=int, default=None, metavar="N",
+                    help="write shards of at most N tensors (OUT-00001-of-0000K.gguf)")
+    cv.add_argument("--split-max-size", type=_size, default=None, metavar="N[K|M|G]",
+                    help="write shards of at most this much tensor data (decimal units, as llama-gguf-split)")
     cv.set_defaults(func=_cmd_convert)
     return p
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -97,107 +97,17 @@ def _header_size(entries: list[tuple], plan: Plan, alignment: int = 32) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# GGUF writer: ggquant.gguf, or (until it exists in this build) a minimal streaming writer
-
-
-class _StreamWriter:
-    """A minimal streaming GGUF v3 writer (the agreed ggquant.gguf.GGUFWriter interface), used while
-    ggquant.gguf is not part of the build: header and tensor infos first, then each tensor's bytes in
-    info order, padded to the alignment; written to a temporary file renamed into place on close."""
-
-    _SCALAR: ClassVar[dict[int, str]] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-    def __init__(self, path: Path, alignment: int = 32):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        self.alignment = alignment
-        self._kv: list[bytes] = []
-        self._infos: list[tuple[str, tuple[int, ...], GGMLType, int]] = []
-        self._f: Any = None
-        self._next = 0
-
-    @staticmethod
-    def _str(s: str) -> bytes:
-        b = s.encode("utf-8")
-        return struct.pack("<Q", len(b)) + b
-
-    def _value(self, v: Any, vt: int, sub: int | None) -> bytes:
-        if vt == _tk.STR:
-            return self._str(v)
-        if vt == _tk.ARR:
-            items = v.tolist() if isinstance(v, np.ndarray) else list(v)
-            if sub is None:
-                raise GGQuantError("GGUF arrays need an element type")
-            if sub == _tk.STR:
-                body = b"".join(self._str(x) for x in items)
-            else:
-                code = self._SCALAR[sub]
-                body = np.asarray(items, dtype=np.dtype(code)).tobytes()
-            return struct.pack("<IQ", sub, len(items)) + body
-        return struct.pack(self._SCALAR[vt], v)
-
-    def add_kv(self, key: str, value: Any, vtype: int, subtype: int | None = None) -> None:
-        self._kv.append(self._str(key) + struct.pack("<I", vtype) + self._value(value, vtype, subtype))
-
-    def add_tensor_info(self, name: str, shape: tuple[int, ...], type: GGMLType) -> None:
-        info = type_info(type)
-        n = int(np.prod(shape[:-1], dtype=np.int64)) * (shape[-1] // info.block_size) * info.type_size
-        self._infos.append((name, tuple(int(x) for x in shape), type, n))
-
-    def _start(self) -> None:
-        a = self.alignment
-        head = [b"GGUF", struct.pack("<IQQ", 3, len(self._infos), len(self._kv)), *self._kv]
-        off = 0
-        for name, shape, t, n in self._infos:
-            ne = tuple(reversed(shape))
-            head.append(self._str(name) + struct.pack("<I", len(ne)) + struct.pack(f"<{len(ne)}Q", *ne)
-                        + struct.pack("<IQ", int(t), off))
-            off += (n + a - 1) // a * a
-        blob = b"".join(head)
-        try:
-            self._f = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
-            self._f.write(blob + b"\0" * (-len(blob) % a))
-        except OSError as e:
-            from .errors import GGQuantIOError
-
-            raise GGQuantIOError(f"{self.tmp}: cannot write: {e}") from e
-
-    def write_tensor(self, name: str, data: np.ndarray) -> None:
-        if self._f is None:
-            self._start()
-        exp_name, _, _, n = self._infos[self._next]
-        if name != exp_name or data.nbytes != n:
-            raise GGQuantError(f"GGUF writer: expected {exp_name} ({n} bytes), got {name} ({data.nbytes} bytes)")
-        self._next += 1
-        self._f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
-        self._f.write(b"\0" * (-n % self.alignment))
-
-    def close(self) -> None:
-        if self._f is None:
-            self._start()
-        if self._next != len(self._infos):
-            self.abort()
-            raise GGQuantError(f"GGUF writer: {len(self._infos) - self._next} tensors were not written")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        if self._f is not None:
-            self._f.close()
-        if self.tmp.exists():
-            self.tmp.unlink()
+# GGUF writer: ggquant.gguf
 
 
 class _Writer:
     """ggquant.gguf.GGUFWriter with the value types passed as its GGUFValueType."""
 
-    def __init__(self, path: Path):
-        from .gguf import GGUFValueType, GGUFWriter  # type: ignore[attr-defined]
+    def __init__(self, path: Path, split_max_tensors: int | None = None, split_max_size: int | None = None):
+        from .gguf import GGUFValueType, GGUFWriter
 
         self._vt = GGUFValueType
-        self.w = GGUFWriter(str(path))
+        self.w = GGUFWriter(str(path), split_max_tensors=split_max_tensors, split_max_size=split_max_size)
 
     def add_kv(self, key: str, value: Any, vtype: int, subtype: int | None = None) -> None:
         if subtype is None:
@@ -218,12 +128,8 @@ class _Writer:
         self.w.abort()
 
 
-def _open_writer(path: Path) -> Any:
-    try:
-        return _Writer(path)
-    except ImportError:
-        pass
-    return _StreamWriter(path)  # until ggquant.gguf is part of the build
+def _open_writer(path: Path, split_max_tensors: int | None = None, split_max_size: int | None = None) -> Any:
+    return _Writer(path, split_max_tensors, split_max_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +328,8 @@ def convert(
     allow_requantize: bool = False,
     name: str | None = None,
     nthreads: int | None = None,
+    split_max_tensors: int | None = None,
+    split_max_size: int | None = None,
 ) -> ConversionResult:
     """Convert a Hugging Face checkpoint to a (quantized) GGUF file in one streaming pass.
 
@@ -445,6 +353,8 @@ def convert(
         name: ``general.name`` (default: from ``_name_or_path`` in config.json or the directory name,
             with gguf-py's heuristics for basename, finetune, version and size label).
         nthreads: quantization threads (default: :func:`ggquant.get_num_threads`).
+        split_max_tensors / split_max_size: write ``{stem}-00001-of-0000N.gguf`` shards of at most this
+            many tensors / bytes of tensor data (as llama-gguf-split; llama.cpp loads the first shard).
 
     Returns:
         A :class:`ConversionResult` with the plan, metadata and (predicted) file size.
@@ -518,7 +428,7 @@ def convert(
         raise GGQuantError("outfile is required unless dry_run=True")
     out_path = Path(outfile)
 
-    w = _open_writer(out_path)
+    w = _open_writer(out_path, split_max_tensors, split_max_size)
     prog = _Progress(sum(t.nbytes for t in plan.tensors), quiet)
     try:
         for key, value, vt, st in entries:
@@ -538,8 +448,13 @@ def convert(
     prog.close()
     w.close()
     src.close()
-    result.path = out_path
-    result.file_size = out_path.stat().st_size
+    shards = sorted(out_path.parent.glob(f"{out_path.stem}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].gguf"))
+    if out_path.exists():
+        result.path, result.file_size = out_path, out_path.stat().st_size
+    elif shards:
+        result.path, result.file_size = shards[0], sum(p.stat().st_size for p in shards)
+    else:
+        raise GGQuantError(f"{out_path}: the GGUF writer produced no file")
     result.seconds = time.perf_counter() - t0
     return result
 
