@@ -152,7 +152,10 @@ def _tensor_table(path: Path) -> tuple[list[tuple[str, str, tuple[int, ...], int
     except ImportError:
         st = None
     if st is not None and hasattr(st, "safe_open") and hasattr(st.SafetensorsFile, "data_offsets"):
-        f = st.safe_open(str(path))
+        try:
+            f = st.safe_open(str(path))
+        except GGQuantError as e:  # its messages do not always name the file
+            raise type(e)(f"{path}: {e}") from None
         try:
             rows = [(n, str(f.dtype(n)).upper(), tuple(int(x) for x in f.shape(n)), *f.data_offsets(n))
                     for n in f.keys()]  # noqa: SIM118 (file order comes from the offsets)
