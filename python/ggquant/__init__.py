@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from .convert import ConversionResult, convert
 from .config import config, get_num_threads, get_simd_level, set_num_threads, set_simd_level, show_config
 from .errors import (
     FormatError,
@@ -45,6 +46,8 @@ __all__ = [
     "__version__",
     "quantize",
     "dequantize",
+    "convert",
+    "ConversionResult",
     "row_size",
     "quant_shape_to_byte_shape",
     "quant_shape_from_byte_shape",

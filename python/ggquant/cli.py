@@ -13,16 +13,83 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(text: str) -> int:
+    mult = {"K": 1000, "M": 1000**2, "G": 1000**3}.get(text[-1:].upper(), 1)
+    try:
+        n = int(text[:-1] if mult > 1 else text) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected a number with optional K, M or G") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be positive")
+    return n
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+    from .errors import GGQuantError
+
+    overrides = []
+    for spec in args.tensor_type or []:
+        pat, sep, typ = spec.rpartition("=")
+        overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
+    try:
+        r = convert(args.model, args.outfile, args.quant, imatrix=args.imatrix, tensor_types=overrides,
+                    token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
+                    pure=args.pure, dry_run=args.dry_run, quiet=args.quiet, allow_requantize=args.allow_requantize,
+                    nthreads=args.threads, split_max_tensors=args.split_max_tensors,
+                    split_max_size=args.split_max_size)
+    except GGQuantError as e:
+        print(f"ggquant convert: error: {e}", file=sys.stderr)
+        return 1
+    for w in r.plan.warnings:
+        if not args.quiet:
+            print(f"warning: {w}", file=sys.stderr)
+    if args.dry_run:
+        print(r.format())
+    elif not args.quiet:
+        print(f"wrote {r.path} ({r.file_size:,} bytes, preset {r.plan.preset}, {r.plan.bits_per_weight:.2f} bpw) "
+              f"in {r.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ggquant", description="Fast, bit-exact GGUF and MLX quantization.")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("config", help="show version, OpenMP, threads and SIMD level")
     c.set_defaults(func=_cmd_config)
+
+    cv = sub.add_parser("convert", help="Hugging Face model directory -> quantized GGUF, in one step",
+                        description="Convert a Hugging Face checkpoint (config.json + safetensors or pytorch_model.bin) "
+                                    "to a GGUF file with llama.cpp's per-tensor quantization preset.")
+    cv.add_argument("model", help="model directory (config.json, model*.safetensors or pytorch_model*.bin, tokenizer)")
+    cv.add_argument("-o", "--outfile", help="output .gguf file (required unless --dry-run)")
+    cv.add_argument("-q", "--quant", default="Q4_K_M",
+                    help="preset (Q2_K, Q3_K_S/M/L, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, IQ4_NL, "
+                         "IQ4_XS, F16, BF16, F32) or one ggml type for all tensors (e.g. q4_K); default Q4_K_M")
+    cv.add_argument("--imatrix", help="importance matrix file from llama-imatrix (GGUF or legacy .dat)")
+    cv.add_argument("--tensor-type", action="append", metavar="REGEX=TYPE",
+                    help="override the type of tensors whose name matches REGEX (repeatable), e.g. attn_v=q8_0")
+    cv.add_argument("--token-embedding-type", metavar="TYPE", help="type of token_embd.weight")
+    cv.add_argument("--output-tensor-type", metavar="TYPE", help="type of output.weight")
+    cv.add_argument("--pure", action="store_true", help="no mixture rules: the preset's base type everywhere")
+    cv.add_argument("--dry-run", action="store_true", help="print the per-tensor plan and the predicted size; write nothing")
+    cv.add_argument("--quiet", action="store_true", help="no progress bar")
+    cv.add_argument("--allow-requantize", action="store_true",
+                    help="convert a checkpoint that declares a quantization_config anyway")
+    cv.add_argument("--threads", type=int, default=None, help="quantization threads (default: all)")
+    cv.add_argument("--split-max-tensors", type=int, default=None, metavar="N",
+                    help="write shards of at most N tensors (OUT-00001-of-0000K.gguf)")
+    cv.add_argument("--split-max-size", type=_size, default=None, metavar="N[K|M|G]",
+                    help="write shards of at most this much tensor data (decimal units, as llama-gguf-split)")
+    cv.set_defaults(func=_cmd_convert)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "convert" and not args.dry_run and not args.outfile:
+        parser.error("convert: -o/--outfile is required unless --dry-run")
     return args.func(args)
 
 
