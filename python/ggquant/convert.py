@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -139,61 +138,10 @@ def _open_writer(path: Path, split_max_tensors: int | None = None, split_max_siz
 def load_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read an importance matrix written by llama-imatrix (GGUF format or the legacy ``.dat`` format)
     into ``{GGUF tensor name: float32 weights}`` (``ne0`` values, ``ne0 * n_expert`` for expert tensors),
-    normalized as llama-quantize does."""
-    p = Path(path)
-    try:
-        from .imatrix import load_imatrix as _shared_reader  # type: ignore[attr-defined]
-    except ImportError:
-        _shared_reader = None
-    if _shared_reader is not None:
-        return {k: np.asarray(v, np.float32).reshape(-1) for k, v in _shared_reader(p).items()}
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise GGQuantError(f"{p}: cannot read imatrix: {e}") from e
-    out: dict[str, np.ndarray] = {}
-    if data[:4] == b"GGUF":
-        try:
-            from .gguf import GGUFReader  # type: ignore[attr-defined]
+    normalized as llama-quantize does (see :func:`ggquant.imatrix.read_imatrix`)."""
+    from .imatrix import load_imatrix as read
 
-            r = GGUFReader(str(p))
-            tensors = {t.name: np.asarray(t.data, np.float32).reshape(-1) for t in r.tensors}
-        except ImportError:
-            import gguf
-
-            r = gguf.GGUFReader(str(p))
-            tensors = {t.name: np.asarray(t.data, np.float32).reshape(-1) for t in r.tensors}
-        for name, sums in tensors.items():
-            if not name.endswith(".in_sum2"):
-                continue
-            base = name[: -len(".in_sum2")]
-            counts = tensors.get(base + ".counts")
-            if counts is None:
-                raise FormatError(f"{p}: {base}.in_sum2 has no {base}.counts")
-            ne0 = sums.size // counts.size
-            e = np.ones(sums.size, np.float32)
-            for j, c in enumerate(counts):
-                if c > 0:
-                    e[j * ne0:(j + 1) * ne0] = sums[j * ne0:(j + 1) * ne0] / np.float32(c)
-            out[base] = e
-        return out
-    try:
-        off = 0
-        (n,) = struct.unpack_from("<i", data, off)
-        off += 4
-        for _ in range(n):
-            (ln,) = struct.unpack_from("<i", data, off)
-            off += 4
-            name = data[off:off + ln].decode()
-            off += ln
-            ncall, nval = struct.unpack_from("<ii", data, off)
-            off += 8
-            vals = np.frombuffer(data, np.float32, nval, off).copy()
-            off += 4 * nval
-            out[name] = vals / np.float32(ncall) if ncall > 0 else vals
-    except (struct.error, ValueError, UnicodeDecodeError) as e:
-        raise FormatError(f"{p}: not a GGUF or legacy llama-imatrix file: {e}") from e
-    return out
+    return {k: np.asarray(v, np.float32).reshape(-1) for k, v in read(Path(path)).items()}
 
 
 # ---------------------------------------------------------------------------------------------
