@@ -149,6 +149,8 @@ def load_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 class _Progress:
+    """Progress over bytes of source tensors: a tqdm bar, or plain lines with an ETA without tqdm."""
+
     def __init__(self, total: int, quiet: bool):
         self.quiet = quiet
         self.bar = None
@@ -165,15 +167,16 @@ class _Progress:
         except ImportError:
             self.bar = None
 
-    def start(self, name: str, t: GGMLType) -> None:
+    def start(self, name: str, what: str) -> None:
+        """A tensor starts: ``name`` and what it becomes (a type name)."""
         if self.quiet:
             return
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{name} -> {t.name}", refresh=False)
+            self.bar.set_postfix_str(f"{name} -> {what}", refresh=False)
         else:
             el = time.perf_counter() - self.t0
             eta = el / self.done * (self.total - self.done) if self.done else float("nan")
-            print(f"[{100 * self.done / max(self.total, 1):5.1f}%] {name} -> {t.name} (ETA {eta:.0f} s)",
+            print(f"[{100 * self.done / max(self.total, 1):5.1f}%] {name} -> {what} (ETA {eta:.0f} s)",
                   file=sys.stderr, flush=True)
 
     def update(self, n: int) -> None:
@@ -384,7 +387,7 @@ def convert(
         for t in plan.tensors:
             w.add_tensor_info(t.name, t.shape, t.type)
         for ot, pt in zip(outs, plan.tensors):
-            prog.start(pt.name, pt.type)
+            prog.start(pt.name, pt.type.name)
             data = _produce(ot, pt, imx, src, nthreads)
             w.write_tensor(pt.name, data)
             prog.update(pt.nbytes)

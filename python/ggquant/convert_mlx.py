@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import mlx as _mlx
+from .convert import _Progress
 from .errors import FormatError, GGQuantError, GGQuantIOError
 
 #: Shard size limit, as mlx_lm (5 GiB).
@@ -111,44 +112,6 @@ class MLXConversionResult:
             f"{self.total_size:,} bytes of tensors (source {self.source_bytes:,})"
         )
         return "\n".join(lines)
-
-
-class _Progress:
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.quiet, self.total, self.done, self.t0, self.bar = quiet, total, 0, time.perf_counter(), None
-        if quiet:
-            return
-        try:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                dynamic_ncols=True,
-                desc="converting",
-                file=sys.stderr,
-            )
-        except ImportError:
-            self.bar = None
-
-    def start(self, name: str, what: str) -> None:
-        if self.quiet:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{name} -> {what}", refresh=False)
-        else:
-            print(f"[{100 * self.done / max(self.total, 1):5.1f}%] {name} -> {what}", file=sys.stderr, flush=True)
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _should_quantize(name: str, shape: tuple[int, ...], dtype: str, group_size: int) -> bool:
