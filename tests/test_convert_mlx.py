@@ -236,3 +236,17 @@ def test_dtype_conversion_like_mlx_lm(tmp_path, src, torch_dtype):
     ggquant.convert_mlx(model, kept, "int4", quiet=True, dtype=None)
     src_name = "bfloat16" if src is None else np.dtype(src).name
     assert mx.load(str(kept / "model.safetensors"))["model.norm.weight"].dtype == getattr(mx, src_name)
+
+
+def test_command_line(tiny, tmp_path, capsys):
+    """``ggquant convert DIR --format mlx -q int4 -o OUT_DIR`` through the real parser."""
+    from ggquant.cli import main
+
+    out = tmp_path / "out"
+    assert main(["convert", str(tiny), "--format", "mlx", "-q", "int4", "-o", str(out), "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["quantization"] == {"group_size": 32, "bits": 4, "mode": "affine"}
+    assert main(["convert", str(tiny), "--format", "mlx", "-q", "int8", "--group-size", "128", "--dry-run"]) == 0
+    assert "affine 8b/128" in capsys.readouterr().out
+    assert main(["convert", str(tiny), "--format", "mlx", "--imatrix", "x.dat", "--dry-run"]) == 2
+    assert main(["convert", str(tiny), "--group-size", "64", "--dry-run"]) == 2  # GGUF takes no group size

@@ -25,6 +25,13 @@ def _size(text: str) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    if args.format == "mlx":
+        from .convert_mlx import run_cli
+
+        return run_cli(args)
+    if args.group_size is not None or args.dtype is not None:
+        print("ggquant convert: error: --group-size and --dtype apply to --format mlx only", file=sys.stderr)
+        return 2
     from .convert import convert
     from .errors import GGQuantError
 
@@ -33,7 +40,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         pat, sep, typ = spec.rpartition("=")
         overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
     try:
-        r = convert(args.model, args.outfile, args.quant, imatrix=args.imatrix, tensor_types=overrides,
+        r = convert(args.model, args.outfile, args.quant or "Q4_K_M", imatrix=args.imatrix, tensor_types=overrides,
                     token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
                     pure=args.pure, dry_run=args.dry_run, quiet=args.quiet, allow_requantize=args.allow_requantize,
                     nthreads=args.threads, split_max_tensors=args.split_max_tensors,
@@ -58,14 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="show version, OpenMP, threads and SIMD level")
     c.set_defaults(func=_cmd_config)
 
-    cv = sub.add_parser("convert", help="Hugging Face model directory -> quantized GGUF, in one step",
+    cv = sub.add_parser("convert", help="Hugging Face model directory -> quantized GGUF (or MLX), in one step",
                         description="Convert a Hugging Face checkpoint (config.json + safetensors or pytorch_model.bin) "
-                                    "to a GGUF file with llama.cpp's per-tensor quantization preset.")
+                                    "to a GGUF file with llama.cpp's per-tensor quantization preset, or with "
+                                    "--format mlx to an MLX model directory that mlx_lm.load opens.")
     cv.add_argument("model", help="model directory (config.json, model*.safetensors or pytorch_model*.bin, tokenizer)")
-    cv.add_argument("-o", "--outfile", help="output .gguf file (required unless --dry-run)")
-    cv.add_argument("-q", "--quant", default="Q4_K_M",
+    cv.add_argument("-o", "--outfile", help="output .gguf file, or the output directory for --format mlx "
+                                            "(required unless --dry-run)")
+    cv.add_argument("-q", "--quant", default=None,
                     help="preset (Q2_K, Q3_K_S/M/L, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, IQ4_NL, "
-                         "IQ4_XS, F16, BF16, F32) or one ggml type for all tensors (e.g. q4_K); default Q4_K_M")
+                         "IQ4_XS, F16, BF16, F32) or one ggml type for all tensors (e.g. q4_K); default Q4_K_M. "
+                         "With --format mlx: int4, int8, mxfp4, nvfp4, mxfp8 or affine; default int4")
+    cv.add_argument("--format", choices=["gguf", "mlx"], default="gguf",
+                    help="gguf (default): one GGUF file; mlx: an mlx_lm model directory (safetensors shards with "
+                         ".weight/.scales/.biases and config.json's quantization section)")
+    cv.add_argument("--group-size", type=int, default=None, help="--format mlx: override the mode's group size")
+    cv.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
+                    help="--format mlx: convert the weights to this dtype first (default: config.json's torch_dtype, "
+                         "as mlx_lm.convert)")
     cv.add_argument("--imatrix", help="importance matrix file from llama-imatrix (GGUF or legacy .dat)")
     cv.add_argument("--tensor-type", action="append", metavar="REGEX=TYPE",
                     help="override the type of tensors whose name matches REGEX (repeatable), e.g. attn_v=q8_0")

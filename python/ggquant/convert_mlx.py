@@ -327,10 +327,11 @@ def convert_mlx(
 def run_cli(args: Any) -> int:
     """``ggquant convert DIR --format mlx -q int4 -o OUT_DIR``: the CLI's MLX branch.
 
-    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``dry_run``, ``quiet``,
-    ``allow_requantize`` and ``threads``; GGUF-only options are rejected.
+    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``dtype``, ``split_max_size``
+    (the shard size), ``dry_run``, ``quiet``, ``allow_requantize`` and ``threads``; GGUF-only
+    options are rejected.
     """
-    for opt in ("imatrix", "tensor_type", "token_embedding_type", "output_tensor_type"):
+    for opt in ("imatrix", "tensor_type", "token_embedding_type", "output_tensor_type", "split_max_tensors"):
         if getattr(args, opt, None):
             print(f"ggquant convert: error: --{opt.replace('_', '-')} applies to --format gguf only", file=sys.stderr)
             return 2
@@ -351,6 +352,8 @@ def run_cli(args: Any) -> int:
             args.outfile,
             quant,
             group_size=getattr(args, "group_size", None),
+            dtype=getattr(args, "dtype", None) or "auto",
+            max_shard_size=getattr(args, "split_max_size", None) or MAX_SHARD_BYTES,
             dry_run=args.dry_run,
             quiet=args.quiet,
             allow_requantize=getattr(args, "allow_requantize", False),
