@@ -332,8 +332,10 @@ def test_cli_dry_run_and_convert(models, tmp_path):
 
 def _reference_converter() -> Path | None:
     """llama.cpp's source tree: $LLAMA_CPP_DIR, else the sdist unpacked by tests/oracle/build_oracle.sh."""
-    oracle = Path(os.environ.get("ORACLE_DIR", Path.home() / ".cache" / "ggquant-oracle"))
-    for d in (os.environ.get("LLAMA_CPP_DIR"), oracle / "llama_cpp_python-0.3.36" / "vendor" / "llama.cpp"):
+    sub = Path("llama_cpp_python-0.3.36") / "vendor" / "llama.cpp"
+    oracles = [Path(os.environ.get("ORACLE_DIR", Path.home() / ".cache" / "ggquant-oracle")),
+               Path(__file__).resolve().parent.parent / "build" / "oracle"]  # .ci/run's ORACLE_DIR
+    for d in (os.environ.get("LLAMA_CPP_DIR"), *(o / sub for o in oracles)):
         if d and (Path(d) / "convert_hf_to_gguf.py").is_file() and (Path(d) / "conversion").is_dir():
             return Path(d)
     return None
