@@ -355,8 +355,13 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
         d.mkdir()
         for f in src_dir.iterdir():
             (d / f.name).write_bytes(f.read_bytes())
-        (d / "README.md").write_text("---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags:\n- chat\n"
-                                     "pipeline_tag: text-generation\n---\n# A model\n")
+        (d / "README.md").write_text(
+            "---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags:\n- chat\npipeline_tag: text-generation\n"
+            "base_model: Qwen/Qwen2.5-0.5B\ndatasets:\n- HuggingFaceH4/ultrachat_200k\n"
+            "- https://huggingface.co/datasets/x/y\nmodel_creator: Someone\n---\n# A model\n")
+        gen = json.loads((d / "generation_config.json").read_text())
+        gen.update(temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.05)  # -> general.sampling.*
+        (d / "generation_config.json").write_text(json.dumps(gen))
         arch = "qwen2"
     elif arch == "llama-spm-tokenizer-json":
         src_dir, _ = models("llama")

@@ -1,14 +1,16 @@
 """``general.*`` model-card metadata as gguf-py's ``Metadata`` heuristics derive it: name, organization,
-basename, finetune, version and size label from the model id (``_name_or_path`` or the directory name),
-and license, tags and languages from the README.md front matter (when PyYAML is installed)."""
+basename, finetune, version and size label from the model id (``_name_or_path`` or the directory name);
+licence, sources, base models, datasets, tags and languages from the README.md front matter (when
+PyYAML is installed); sampling defaults from generation_config.json."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-STR, ARR = 8, 9
+U32, I32, F32, STR, ARR = 4, 5, 6, 8, 9
 
 
 def id_to_title(s: str) -> str:
@@ -106,27 +108,102 @@ def _model_card(model_dir: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _source_entry(ref: Any, total_params: int) -> dict | None:
+    """One ``base_model`` / ``datasets`` entry of a model card, as gguf-py's Metadata turns it into a dict."""
+    if isinstance(ref, dict):
+        return ref
+    if not isinstance(ref, str):
+        return None
+    out: dict[str, str] = {}
+    if ref.startswith(("http://", "https://", "ssh://")):
+        out["repo_url"] = ref
+        m = re.match(r"https?://huggingface.co/([^/]+/[^/]+)$", ref) if "huggingface.co" in ref else None
+        if m:
+            full, org, _, _, ver, _ = model_id_components(m.group(1), total_params)
+            if full is not None:
+                out["name"] = id_to_title(full)
+            if org is not None:
+                out["organization"] = id_to_title(org)
+            if ver is not None:
+                out["version"] = ver
+        return out
+    full, org, _, _, ver, _ = model_id_components(ref, total_params)
+    if full is not None:
+        out["name"] = id_to_title(full)
+    if org is not None:
+        out["organization"] = id_to_title(org)
+    if ver is not None:
+        out["version"] = ver
+    if org is not None and full is not None:
+        out["repo_url"] = f"https://huggingface.co/{org}/{full}"
+    return out
+
+
+_SAMPLING = (("sequence", ("sequence",), STR), ("top_k", ("top_k",), I32), ("top_p", ("top_p",), F32),
+             ("min_p", ("min_p",), F32), ("xtc_probability", ("xtc_probability",), F32),
+             ("xtc_threshold", ("xtc_threshold",), F32), ("temp", ("temperature",), F32),
+             ("penalty_last_n", ("penalty_last_n",), I32), ("penalty_repeat", ("penalty_repeat", "repetition_penalty"), F32),
+             ("mirostat", ("mirostat",), I32), ("mirostat_tau", ("mirostat_tau",), F32),
+             ("mirostat_eta", ("mirostat_eta",), F32))
+
+
+def _generation_config(model_dir: Path | None) -> dict:
+    p = None if model_dir is None else model_dir / "generation_config.json"
+    if p is None or not p.is_file():
+        return {}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def general_entries(hparams: dict, model_dir: Path | None, total_params: int, size_label_fallback: str | None,
                     name: str | None = None) -> list[tuple]:
-    """The ``general.*`` entries written between ``general.type`` and the architecture's parameters."""
+    """The ``general.*`` entries written between ``general.type`` and the architecture's parameters:
+    sampling defaults from generation_config.json, then names, licence, sources, base models,
+    datasets, tags and languages, in gguf-py's ``Metadata.set_gguf_meta_model`` order."""
     card = _model_card(model_dir)
     meta: dict[str, Any] = {}
-    for key in ("name", "author", "version", "organization", "description", "finetune", "basename",
-                "size_label", "license", "license_name", "license_link"):
-        if key in card and card[key] is not None and key in ("name", "author", "version", "organization",
-                                                              "description", "license", "license_name",
-                                                              "license_link"):
-            meta[key] = card[key]
-    for key, card_keys in (("tags", ("tags", "pipeline_tag")), ("languages", ("languages", "language"))):
-        vals: list = []
-        for ck in card_keys:
-            v = card.get(ck)
-            if isinstance(v, str):
-                vals.append(v)
-            elif isinstance(v, list):
-                vals.extend(v)
-        if vals or any(ck in card for ck in card_keys):
-            meta[key] = vals
+
+    def use(key: str, card_key: str) -> None:
+        if card_key in card and meta.get(key) is None:
+            meta[key] = card[card_key]
+
+    def use_list(key: str, card_key: str) -> None:
+        v = card.get(card_key)
+        if v is None:
+            return
+        cur = meta.get(key) or []
+        cur += [v] if isinstance(v, str) else list(v) if isinstance(v, list) else []
+        meta[key] = cur
+
+    if card:
+        for k in ("name", "author", "version", "organization", "description", "finetune", "basename", "size_label"):
+            use(k, k)
+        for k, ck in (("source_url", "url"), ("source_doi", "doi"), ("source_uuid", "uuid"), ("source_repo_url", "repo_url")):
+            use(k, ck)
+        for k in ("name", "author", "version", "organization", "description", "finetune", "basename", "size_label"):
+            use(k, f"model_{k}")
+        for k, ck in (("source_url", "model_url"), ("source_doi", "model_doi"), ("source_uuid", "model_uuid"),
+                      ("source_repo_url", "model_repo_url")):
+            use(k, ck)
+        use("name", "model_name")
+        use("author", "model_creator")
+        use("basename", "model_type")
+        for key, names in (("base_models", ("base_model", "base_models", "base_model_sources")),
+                           ("datasets", ("datasets", "dataset", "dataset_sources"))):
+            if any(n in card for n in names):
+                value = card.get(names[0], card.get(names[1], card.get(names[2])))
+                refs = [value] if isinstance(value, str) else list(value) if isinstance(value, list) else []
+                meta[key] = [e for e in (_source_entry(r, total_params) for r in refs) if e is not None]
+        use("license", "license")
+        use("license_name", "license_name")
+        use("license_link", "license_link")
+        use_list("tags", "tags")
+        use_list("tags", "pipeline_tag")
+        use_list("languages", "languages")
+        use_list("languages", "language")
     if name is not None:
         meta["name"] = name
 
@@ -148,16 +225,32 @@ def general_entries(hparams: dict, model_dir: Path | None, total_params: int, si
         meta["size_label"] = size_label_fallback
     if meta.get("name") is None:
         meta["name"] = "model"
-    out: list[tuple] = [("general.name", str(meta["name"]), STR, None)]
+
+    out: list[tuple] = []
+    gen = _generation_config(model_dir)
+    for key, gen_keys, vt in _SAMPLING:
+        v = next((gen[g] for g in gen_keys if g in gen), None)
+        if v is not None:
+            out.append((f"general.sampling.{key}", str(v) if vt == STR else int(v) if vt == I32 else float(v), vt, None))
+    out.append(("general.name", str(meta["name"]), STR, None))
     for k in ("author", "version", "organization", "finetune", "basename", "description", "size_label"):
         if meta.get(k) is not None:
             out.append((f"general.{k}", str(meta[k]), STR, None))
     lic = meta.get("license")
     if lic is not None:
         out.append(("general.license", ",".join(lic) if isinstance(lic, list) else str(lic), STR, None))
-    for k in ("license_name", "license_link"):
+    for k, key in (("license_name", "general.license.name"), ("license_link", "general.license.link"),
+                   ("source_url", "general.source.url"), ("source_doi", "general.source.doi"),
+                   ("source_uuid", "general.source.uuid"), ("source_repo_url", "general.source.repo_url")):
         if meta.get(k) is not None:
-            out.append((f"general.{k.replace('_name', '.name').replace('_link', '.link')}", str(meta[k]), STR, None))
+            out.append((key, str(meta[k]), STR, None))
+    for key, kind in (("base_models", "base_model"), ("datasets", "dataset")):
+        if meta.get(key) is not None:
+            out.append((f"general.{kind}.count", len(meta[key]), U32, None))
+            for i, entry in enumerate(meta[key]):
+                for f in ("name", "author", "version", "organization", "description", "url", "doi", "uuid", "repo_url"):
+                    if f in entry:
+                        out.append((f"general.{kind}.{i}.{f}", str(entry[f]), STR, None))
     if meta.get("tags") is not None:
         out.append(("general.tags", [str(x) for x in meta["tags"]], ARR, STR))
     if meta.get("languages") is not None:
