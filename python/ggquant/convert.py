@@ -363,7 +363,11 @@ def convert(
     entries += _naming.general_entries(hparams, model_dir, total_params, _size_label(outs), name)
     entries += arch.hparam_entries(plan.file_type)
     entries.append(("general.quantization_version", 2, _tk.U32, None))
-    entries += arch.vocab_entries(tok_dir)
+    vocab = arch.vocab_entries(tok_dir)
+    if not vocab:
+        plan.warnings.append(f"no tokenizer.json or tokenizer.model in {tok_dir}: the GGUF gets no vocabulary "
+                             f"(pass tokenizer_dir=)")
+    entries += vocab
     ordered: dict[str, tuple] = {}
     for e in entries:  # a key set twice keeps its first position and its last value (as gguf-py)
         ordered[e[0]] = e
