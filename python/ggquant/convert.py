@@ -365,8 +365,9 @@ def convert(
     entries.append(("general.quantization_version", 2, _tk.U32, None))
     vocab = arch.vocab_entries(tok_dir)
     if not vocab:
-        plan.warnings.append(f"no tokenizer.json or tokenizer.model in {tok_dir}: the GGUF gets no vocabulary "
-                             f"(pass tokenizer_dir=)")
+        where = f"in {tok_dir}" if tok_dir is not None else "(no tokenizer_dir given)"
+        plan.warnings.append(f"no tokenizer.json or tokenizer.model {where}: the GGUF gets no vocabulary, "
+                             f"which llama.cpp needs (pass tokenizer_dir=)")
     entries += vocab
     ordered: dict[str, tuple] = {}
     for e in entries:  # a key set twice keeps its first position and its last value (as gguf-py)
