@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from . import mlx as _mlx
-from .errors import GGQuantError, ShapeError
+from .errors import GGQuantError, ShapeError, UnsupportedTypeError
 from .qtypes import GGMLType, resolve_type, type_info
 
 _SIMD_INDEX = {"generic": 0, "avx2": 1, "avx512": 2}
@@ -155,8 +155,6 @@ def quantize(
         if arr.ndim == 0:
             raise ShapeError(f"cannot quantize a 0-d array to {info.name}: need at least one row")
         if not info.can_quantize:
-            from .errors import UnsupportedTypeError
-
             raise UnsupportedTypeError(f"quantization to {info.name} is not supported")
         n = arr.shape[-1]
         if n == 0 or n % info.block_size != 0:
