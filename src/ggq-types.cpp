@@ -102,7 +102,6 @@ constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
     t[GGQ_TYPE_IQ2_XXS].requires_imatrix = true;
     t[GGQ_TYPE_IQ2_XS].requires_imatrix = true;
     t[GGQ_TYPE_IQ1_S].requires_imatrix = true;
-    t[GGQ_TYPE_IQ1_M].requires_imatrix = true;
     return t;
 }
 
