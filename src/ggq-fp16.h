@@ -1,22 +1,14 @@
 // Scalar float conversions, bit-exact with ggml's (round to nearest even; NaN kept quiet).
 #pragma once
 
+#include "ggq-kernel.h"
+
 #include <cstdint>
-#include <cstring>
 
 namespace ggq {
 
-inline uint32_t f32_bits(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-inline float f32_from_bits(uint32_t u) {
-    float f;
-    std::memcpy(&f, &u, sizeof f);
-    return f;
-}
+// Internal linkage, as the helpers of ggq-kernel.h: the SIMD translation units include this too.
+namespace {
 
 inline float fp16_to_fp32(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -75,4 +67,5 @@ inline uint16_t fp32_to_bf16(float f) {
     return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 
+}  // namespace
 }  // namespace ggq

@@ -2,10 +2,10 @@
 
 #include "ggq-common.h"
 #include "ggq-error.h"
-#include "quants-k-avx.h"
 #include "quants-k.h"
 #include "quants-iq.h"
 #include "quants-legacy.h"
+#include "quants-tq-fp4.h"
 
 #include <array>
 #include <limits>

@@ -35,14 +35,6 @@ static inline int best_index_iq4nl(float x) {
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
-// Round to nearest by the 1.5 * 2^23 trick (ties to even), as ggml's nearest_int.
-static inline int nearest_int(float fval) {
-    const float val = fval + 12582912.f;
-    int i;
-    std::memcpy(&i, &val, sizeof(int));
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 // 2/n times the sum of squares, summed in order.
 static inline float block_sigma2(const float * x, int n) {
     float sigma2 = 0;

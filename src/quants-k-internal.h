@@ -1,6 +1,6 @@
 // Internal to the K-quant kernels: the per-super-block steps that follow the per-group scale
-// searches. The scalar reference (quants-k.cpp) and the vector paths (quants-k-avx2.cpp,
-// quants-k-avx512.cpp) run the searches differently but finish every super-block through these
+// searches. The scalar reference (quants-k.cpp) and the vector paths (quants-k-lanes.h) run the
+// searches differently but finish every super-block through these
 // same functions, compiled once in the generic translation unit.
 #pragma once
 
@@ -26,14 +26,6 @@ void finish_q4_K_impl(const float * x, uint8_t * L, const float * scales, const 
 void finish_q5_K_ref(const float * x, uint8_t * L, const float * scales, const float * mins, block_q5_K & b);
 void finish_q5_K_impl(const float * x, uint8_t * L, const float * scales, const float * mins, const float * sw, block_q5_K & b);
 void finish_q6_K(const float * x, int8_t * L, const float * scales, block_q6_K & b);
-
-// Weighted legacy blocks of 32: sigma2 of a whole row (mean of x^2, in ggml's order), and the
-// packing of one block from its search result (scale d, negated offset the_min, levels L).
-float row_sigma2(const float * x, int64_t n);
-void finish_q4_0_w(float d, const uint8_t * L, block_q4_0 & b);
-void finish_q4_1_w(float d, float the_min, const uint8_t * L, block_q4_1 & b);
-void finish_q5_0_w(float d, const uint8_t * L, block_q5_0 & b);
-void finish_q5_1_w(float d, float the_min, const uint8_t * L, block_q5_1 & b);
 
 }  // namespace kq
 }  // namespace ggq

@@ -3,12 +3,15 @@
 // bit-identical to the scalar code. Only IEEE-exact operations are used (add, sub, mul, div, sqrt,
 // compares, integer bit tricks); data-dependent branches become per-lane masks.
 //
-// Included by quants-k-avx2.cpp (W = 8) and quants-k-avx512.cpp (W = 16). Everything here has
-// internal linkage: each ISA gets its own copy, compiled with its own flags.
+// Included by quants-k-avx2.cpp (W = 8) and quants-k-avx512.cpp (W = 16), which instantiate
+// kquants_simd<W> (quants-k.h), and by quants-legacy-lanes.h for the weighted Q4_0..Q5_1 search.
+// Everything else here has internal linkage: each ISA gets its own copy, compiled with its own flags.
 #pragma once
 
 #include "ggq-common.h"
 #include "quants-k-internal.h"
+#include "quants-k.h"
+#include "quants-legacy.h"
 #include "quants-k-search.h"
 
 #include <immintrin.h>
@@ -487,7 +490,7 @@ struct kquants {
         const int64_t total = nrows * nb;
         auto * y = static_cast<Block *>(dst);
         std::vector<float> sig((size_t)nrows);
-        for (int64_t r = 0; r < nrows; ++r) sig[(size_t)r] = row_sigma2(src + r * n_per_row, n_per_row);
+        for (int64_t r = 0; r < nrows; ++r) sig[(size_t)r] = legacy::row_sigma2(src + r * n_per_row, n_per_row);
         VF xt[32], qt[32], w[32];
         VI L[32], aux[32];
         alignas(64) int32_t Lt[32][W];
@@ -520,13 +523,13 @@ struct kquants {
                 for (int i = 0; i < 32; ++i) Lb[i] = (uint8_t)Lt[i][k];
                 Block & b = y[b0 + k];
                 if constexpr (AFFINE && NMAX == 15) {
-                    finish_q4_1_w(d[k], the_min[k], Lb, b);
+                    legacy::finish_q4_1_w(d[k], the_min[k], Lb, b);
                 } else if constexpr (AFFINE) {
-                    finish_q5_1_w(d[k], the_min[k], Lb, b);
+                    legacy::finish_q5_1_w(d[k], the_min[k], Lb, b);
                 } else if constexpr (NMAX == 8) {
-                    finish_q4_0_w(d[k], Lb, b);
+                    legacy::finish_q4_0_w(d[k], Lb, b);
                 } else {
-                    finish_q5_0_w(d[k], Lb, b);
+                    legacy::finish_q5_0_w(d[k], Lb, b);
                 }
             }
         }
@@ -534,6 +537,44 @@ struct kquants {
     }
 };
 
+// The vector types of W float / int32 lanes.
+template <int W>
+struct vec;
+template <>
+struct vec<8> {
+    typedef float f __attribute__((vector_size(32)));
+    typedef int32_t i __attribute__((vector_size(32)));
+};
+template <>
+struct vec<16> {
+    typedef float f __attribute__((vector_size(64)));
+    typedef int32_t i __attribute__((vector_size(64)));
+};
+template <int W>
+using kquants_w = kquants<typename vec<W>::f, typename vec<W>::i>;
+
 }  // namespace
 }  // namespace kq
+
+template <int W>
+size_t kquants_simd<W>::q2_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return kq::kquants_w<W>::q2_K(src, dst, nrows, n_per_row, imatrix);
+}
+template <int W>
+size_t kquants_simd<W>::q3_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return kq::kquants_w<W>::q3_K(src, dst, nrows, n_per_row, imatrix);
+}
+template <int W>
+size_t kquants_simd<W>::q4_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return kq::kquants_w<W>::q4_K(src, dst, nrows, n_per_row, imatrix);
+}
+template <int W>
+size_t kquants_simd<W>::q5_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return kq::kquants_w<W>::q5_K(src, dst, nrows, n_per_row, imatrix);
+}
+template <int W>
+size_t kquants_simd<W>::q6_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return kq::kquants_w<W>::q6_K(src, dst, nrows, n_per_row, imatrix);
+}
+
 }  // namespace ggq

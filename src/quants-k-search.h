@@ -21,15 +21,6 @@ namespace kq {
 // Below this magnitude a group counts as all zero.
 constexpr float GROUP_MAX_EPS = 1e-15f;
 
-// Round to nearest (ties to even) with the 1.5 * 2^23 trick, exact for |x| <= 2^22 - 1. Larger
-// inputs give the same (meaningless) bits as ggml's, which matters only for bit-equality.
-static inline int nearest_int(float fval) {
-    const float val = fval + 12582912.f;
-    int i;
-    std::memcpy(&i, &val, sizeof(int));
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 

@@ -16,14 +16,8 @@ namespace ggq {
 
 using kq::imax;
 using kq::imin;
-using kq::nearest_int;
 
 namespace {
-
-template <typename Block>
-size_t rows_bytes(int64_t nrows, int64_t n_per_row) {
-    return (size_t)nrows * (size_t)(n_per_row / QK_K) * sizeof(Block);
-}
 
 // Runs a per-row weighted quantizer over nrows rows.
 template <typename Block, typename RowFn>
@@ -552,7 +546,7 @@ void dequantize_row_q2_K(const void * vx, float * y, int64_t k) {
 size_t quantize_q2_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (!imatrix) {
         quantize_row_q2_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q2_K>(nrows, n_per_row);
+        return rows_bytes<block_q2_K, QK_K>(nrows, n_per_row);
     }
     return quantize_rows_weighted<block_q2_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q2_K_impl);
 }
@@ -599,7 +593,7 @@ void dequantize_row_q3_K(const void * vx, float * y, int64_t k) {
 size_t quantize_q3_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (!imatrix) {
         quantize_row_q3_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q3_K>(nrows, n_per_row);
+        return rows_bytes<block_q3_K, QK_K>(nrows, n_per_row);
     }
     return quantize_rows_weighted<block_q3_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q3_K_impl);
 }
@@ -644,7 +638,7 @@ void dequantize_row_q4_K(const void * vx, float * y, int64_t k) {
 size_t quantize_q4_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (!imatrix) {
         quantize_row_q4_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q4_K>(nrows, n_per_row);
+        return rows_bytes<block_q4_K, QK_K>(nrows, n_per_row);
     }
     return quantize_rows_weighted<block_q4_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q4_K_impl);
 }
@@ -693,7 +687,7 @@ void dequantize_row_q5_K(const void * vx, float * y, int64_t k) {
 size_t quantize_q5_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (!imatrix) {
         quantize_row_q5_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q5_K>(nrows, n_per_row);
+        return rows_bytes<block_q5_K, QK_K>(nrows, n_per_row);
     }
     return quantize_rows_weighted<block_q5_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q5_K_impl);
 }
@@ -742,121 +736,9 @@ void dequantize_row_q6_K(const void * vx, float * y, int64_t k) {
 size_t quantize_q6_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (!imatrix) {
         quantize_row_q6_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q6_K>(nrows, n_per_row);
+        return rows_bytes<block_q6_K, QK_K>(nrows, n_per_row);
     }
     return quantize_rows_weighted<block_q6_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q6_K_impl);
-}
-
-// ===== Weighted Q4_0 / Q4_1 / Q5_0 / Q5_1 (ggml's quantize_row_<t>_impl)
-
-namespace kq {
-
-float row_sigma2(const float * x, int64_t n) {
-    float sum_x2 = 0;
-    for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
-    return sum_x2 / (float)n;
-}
-
-namespace {
-
-void pack_4bit_32(const uint8_t * L, uint8_t * qs) {
-    for (int j = 0; j < 16; ++j) qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
-}
-
-// 32 five-bit values: low nibbles into qs (x[j] | x[j+16] << 4), fifth bits into qh.
-void pack_5bit_32(const uint8_t * L, uint8_t * qs, uint8_t * qh_out) {
-    uint32_t qh = 0;
-    for (int j = 0; j < 16; ++j) {
-        const uint8_t xi0 = L[j];
-        const uint8_t xi1 = L[j + 16];
-        qs[j] = (uint8_t)((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
-        qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
-        qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
-    }
-    std::memcpy(qh_out, &qh, sizeof qh);
-}
-
-}  // namespace
-
-void finish_q4_0_w(float d, const uint8_t * L, block_q4_0 & b) {
-    b.d = fp32_to_fp16(d);
-    pack_4bit_32(L, b.qs);
-}
-
-void finish_q4_1_w(float d, float the_min, const uint8_t * L, block_q4_1 & b) {
-    b.d = fp32_to_fp16(d);
-    b.m = fp32_to_fp16(-the_min);
-    pack_4bit_32(L, b.qs);
-}
-
-void finish_q5_0_w(float d, const uint8_t * L, block_q5_0 & b) {
-    b.d = fp32_to_fp16(d);
-    pack_5bit_32(L, b.qs, b.qh);
-}
-
-void finish_q5_1_w(float d, float the_min, const uint8_t * L, block_q5_1 & b) {
-    b.d = fp32_to_fp16(d);
-    b.m = fp32_to_fp16(-the_min);
-    pack_5bit_32(L, b.qs, b.qh);
-}
-
-}  // namespace kq
-
-namespace {
-
-// One weighted legacy block: weights qw * sqrt(sigma2 + x^2), then the type's search. NMAX is
-// make_qx_quants' half range (Q4_0: 8, Q5_0: 16) or make_qkx3_quants' top level (Q4_1: 15, Q5_1: 31).
-template <typename Block, int NMAX, bool AFFINE>
-void legacy_block_weighted(const float * xb, const float * qw, float sigma2, Block & b) {
-    float weight[32];
-    uint8_t L[32];
-    for (int j = 0; j < 32; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
-    if constexpr (AFFINE) {
-        uint8_t Laux[32];
-        float the_min;
-        const float d = kq::make_qkx3_quants(32, NMAX, xb, weight, L, &the_min, Laux, -0.9f, 0.05f, 36, false);
-        if constexpr (NMAX == 15) {
-            kq::finish_q4_1_w(d, the_min, L, b);
-        } else {
-            kq::finish_q5_1_w(d, the_min, L, b);
-        }
-    } else {
-        const float d = kq::make_qx_quants(32, NMAX, xb, reinterpret_cast<int8_t *>(L), 1, weight);
-        if constexpr (NMAX == 8) {
-            kq::finish_q4_0_w(d, L, b);
-        } else {
-            kq::finish_q5_0_w(d, L, b);
-        }
-    }
-}
-
-template <typename Block, int NMAX, bool AFFINE>
-size_t legacy_rows_weighted(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    const int64_t nb = n_per_row / 32;
-    auto * y = static_cast<Block *>(dst);
-    for (int64_t r = 0; r < nrows; ++r) {
-        const float * x = src + r * n_per_row;
-        const float sigma2 = kq::row_sigma2(x, n_per_row);
-        for (int64_t ib = 0; ib < nb; ++ib) {
-            legacy_block_weighted<Block, NMAX, AFFINE>(x + 32 * ib, imatrix + 32 * ib, sigma2, y[r * nb + ib]);
-        }
-    }
-    return (size_t)nrows * (size_t)nb * sizeof(Block);
-}
-
-}  // namespace
-
-size_t quantize_q4_0_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return legacy_rows_weighted<block_q4_0, 8, false>(src, dst, nrows, n_per_row, imatrix);
-}
-size_t quantize_q4_1_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return legacy_rows_weighted<block_q4_1, 15, true>(src, dst, nrows, n_per_row, imatrix);
-}
-size_t quantize_q5_0_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return legacy_rows_weighted<block_q5_0, 16, false>(src, dst, nrows, n_per_row, imatrix);
-}
-size_t quantize_q5_1_imatrix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return legacy_rows_weighted<block_q5_1, 31, true>(src, dst, nrows, n_per_row, imatrix);
 }
 
 }  // namespace ggq

@@ -1,11 +1,11 @@
-// ===== F32 / F16 / BF16 and the legacy block-of-32 formats: scalar reference kernels.
+// ===== F32 / F16 / BF16 and the legacy block-of-32 formats: scalar reference kernels, and the
+// weighted Q4_0..Q5_1 quantizers (ggml's quantize_row_<t>_impl on the K-quant scale searches).
 // The arithmetic follows ggml's reference quantizers operation by operation (this file is built
 // with -ffp-contract=off so that no multiply-add is fused), which is what makes the bytes equal.
 #include "quants-legacy.h"
 
-#include "ggq-error.h"
 #include "ggq-fp16.h"
-#include "quants-k.h"
+#include "quants-k-search.h"
 
 #include <algorithm>
 #include <cfloat>
@@ -14,12 +14,101 @@
 
 namespace ggq {
 
+// ===== Weighted Q4_0 / Q4_1 / Q5_0 / Q5_1 (ggml's quantize_row_<t>_impl)
+
+namespace legacy {
+
+float row_sigma2(const float * x, int64_t n) {
+    float sum_x2 = 0;
+    for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+    return sum_x2 / (float)n;
+}
+
 namespace {
 
-// Row size helper for the fixed-layout types of this file.
-template <typename Block, int QK>
-size_t rows_bytes(int64_t nrows, int64_t n_per_row) {
-    return (size_t)nrows * (size_t)(n_per_row / QK) * sizeof(Block);
+void pack_4bit_32(const uint8_t * L, uint8_t * qs) {
+    for (int j = 0; j < 16; ++j) qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+}
+
+// 32 five-bit values: low nibbles into qs (x[j] | x[j+16] << 4), fifth bits into qh.
+void pack_5bit_32(const uint8_t * L, uint8_t * qs, uint8_t * qh_out) {
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+        const uint8_t xi0 = L[j];
+        const uint8_t xi1 = L[j + 16];
+        qs[j] = (uint8_t)((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+        qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+        qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
+    }
+    std::memcpy(qh_out, &qh, sizeof qh);
+}
+
+}  // namespace
+
+void finish_q4_0_w(float d, const uint8_t * L, block_q4_0 & b) {
+    b.d = fp32_to_fp16(d);
+    pack_4bit_32(L, b.qs);
+}
+
+void finish_q4_1_w(float d, float the_min, const uint8_t * L, block_q4_1 & b) {
+    b.d = fp32_to_fp16(d);
+    b.m = fp32_to_fp16(-the_min);
+    pack_4bit_32(L, b.qs);
+}
+
+void finish_q5_0_w(float d, const uint8_t * L, block_q5_0 & b) {
+    b.d = fp32_to_fp16(d);
+    pack_5bit_32(L, b.qs, b.qh);
+}
+
+void finish_q5_1_w(float d, float the_min, const uint8_t * L, block_q5_1 & b) {
+    b.d = fp32_to_fp16(d);
+    b.m = fp32_to_fp16(-the_min);
+    pack_5bit_32(L, b.qs, b.qh);
+}
+
+}  // namespace legacy
+
+namespace {
+
+// One weighted legacy block: weights qw * sqrt(sigma2 + x^2), then the type's search. NMAX is
+// make_qx_quants' half range (Q4_0: 8, Q5_0: 16) or make_qkx3_quants' top level (Q4_1: 15, Q5_1: 31).
+template <typename Block, int NMAX, bool AFFINE>
+void legacy_block_weighted(const float * xb, const float * qw, float sigma2, Block & b) {
+    float weight[32];
+    uint8_t L[32];
+    for (int j = 0; j < 32; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+    if constexpr (AFFINE) {
+        uint8_t Laux[32];
+        float the_min;
+        const float d = kq::make_qkx3_quants(32, NMAX, xb, weight, L, &the_min, Laux, -0.9f, 0.05f, 36, false);
+        if constexpr (NMAX == 15) {
+            legacy::finish_q4_1_w(d, the_min, L, b);
+        } else {
+            legacy::finish_q5_1_w(d, the_min, L, b);
+        }
+    } else {
+        const float d = kq::make_qx_quants(32, NMAX, xb, reinterpret_cast<int8_t *>(L), 1, weight);
+        if constexpr (NMAX == 8) {
+            legacy::finish_q4_0_w(d, L, b);
+        } else {
+            legacy::finish_q5_0_w(d, L, b);
+        }
+    }
+}
+
+template <typename Block, int NMAX, bool AFFINE>
+size_t legacy_rows_weighted(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    const int64_t nb = n_per_row / 32;
+    auto * y = static_cast<Block *>(dst);
+    for (int64_t r = 0; r < nrows; ++r) {
+        const float * x = src + r * n_per_row;
+        const float sigma2 = legacy::row_sigma2(x, n_per_row);
+        for (int64_t ib = 0; ib < nb; ++ib) {
+            legacy_block_weighted<Block, NMAX, AFFINE>(x + 32 * ib, imatrix + 32 * ib, sigma2, y[r * nb + ib]);
+        }
+    }
+    return (size_t)nrows * (size_t)nb * sizeof(Block);
 }
 
 }  // namespace
@@ -58,19 +147,16 @@ void dequantize_row_bf16(const void * x, float * y, int64_t k) {
     }
 }
 
-size_t quantize_f32(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_f32_ref(src, dst, nrows * n_per_row);
-    return (size_t)(nrows * n_per_row) * sizeof(float);
+size_t quantize_f32(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<float, 1, quantize_row_f32_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
-size_t quantize_f16(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_f16_ref(src, dst, nrows * n_per_row);
-    return (size_t)(nrows * n_per_row) * sizeof(ggml_half);
+size_t quantize_f16(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<ggml_half, 1, quantize_row_f16_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
-size_t quantize_bf16(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_bf16_ref(src, dst, nrows * n_per_row);
-    return (size_t)(nrows * n_per_row) * sizeof(ggml_bf16);
+size_t quantize_bf16(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<ggml_bf16, 1, quantize_row_bf16_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q4_0: d = max / -8, q = x/d + 8 (the signed value of largest magnitude maps to -8)
@@ -114,10 +200,9 @@ void dequantize_row_q4_0(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q4_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_q4_0_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+        return legacy_rows_weighted<block_q4_0, 8, false>(src, dst, nrows, n_per_row, imatrix);
     }
-    quantize_row_q4_0_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_q4_0, QK4_0>(nrows, n_per_row);
+    return quantize_rows_ref<block_q4_0, QK4_0, quantize_row_q4_0_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q4_1: d = (max - min) / 15, m = min, q = (x - min)/d
@@ -161,10 +246,9 @@ void dequantize_row_q4_1(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q4_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_q4_1_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+        return legacy_rows_weighted<block_q4_1, 15, true>(src, dst, nrows, n_per_row, imatrix);
     }
-    quantize_row_q4_1_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_q4_1, QK4_1>(nrows, n_per_row);
+    return quantize_rows_ref<block_q4_1, QK4_1, quantize_row_q4_1_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q5_0: d = max / -16, q = x/d + 16; the fifth bits go to qh
@@ -216,10 +300,9 @@ void dequantize_row_q5_0(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q5_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_q5_0_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+        return legacy_rows_weighted<block_q5_0, 16, false>(src, dst, nrows, n_per_row, imatrix);
     }
-    quantize_row_q5_0_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_q5_0, QK5_0>(nrows, n_per_row);
+    return quantize_rows_ref<block_q5_0, QK5_0, quantize_row_q5_0_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q5_1: d = (max - min) / 31, m = min
@@ -272,10 +355,9 @@ void dequantize_row_q5_1(const void * vx, float * y, int64_t k) {
 
 size_t quantize_q5_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     if (imatrix) {
-        return quantize_q5_1_imatrix(src, dst, nrows, n_per_row, imatrix);  // quants-k.cpp
+        return legacy_rows_weighted<block_q5_1, 31, true>(src, dst, nrows, n_per_row, imatrix);
     }
-    quantize_row_q5_1_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_q5_1, QK5_1>(nrows, n_per_row);
+    return quantize_rows_ref<block_q5_1, QK5_1, quantize_row_q5_1_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q8_0: d = amax / 127, q = roundf(x/d)
@@ -310,9 +392,8 @@ void dequantize_row_q8_0(const void * vx, float * y, int64_t k) {
 }
 
 // ggml's q8_0 has no weighted variant: importance weights are accepted and ignored.
-size_t quantize_q8_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_q8_0_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_q8_0, QK8_0>(nrows, n_per_row);
+size_t quantize_q8_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<block_q8_0, QK8_0, quantize_row_q8_0_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 }  // namespace ggq

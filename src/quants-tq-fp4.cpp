@@ -2,7 +2,7 @@
 // or UE4M3 scale): scalar reference kernels, operation by operation as ggml's reference code.
 #include "ggq-fp16.h"
 #include "iq-grids.h"
-#include "quants-iq.h"
+#include "quants-tq-fp4.h"
 
 #include <algorithm>
 #include <cmath>
@@ -77,11 +77,6 @@ inline float ggml_max(float a, float b) { return a > b ? a : b; }
 
 inline int trit(float v, float id) { return (int)std::lround(v * id) + 1; }  // -1, 0, 1 -> 0, 1, 2
 
-template <typename Block, int QK>
-size_t rows_bytes(int64_t nrows, int64_t n_per_row) {
-    return (size_t)nrows * (size_t)(n_per_row / QK) * sizeof(Block);
-}
-
 }  // namespace
 
 // ===== TQ1_0: 5 trits per byte (base 3, scaled to 0..255 by a ceiling division), d = max |x|
@@ -147,9 +142,8 @@ void dequantize_row_tq1_0(const void * vx, float * y, int64_t k) {
     }
 }
 
-size_t quantize_tq1_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_tq1_0_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_tq1_0, QK_K>(nrows, n_per_row);
+size_t quantize_tq1_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<block_tq1_0, QK_K, quantize_row_tq1_0_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== TQ2_0: 2 bits per trit, 4 per byte, d = max |x|
@@ -184,9 +178,8 @@ void dequantize_row_tq2_0(const void * vx, float * y, int64_t k) {
     }
 }
 
-size_t quantize_tq2_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_tq2_0_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_tq2_0, QK_K>(nrows, n_per_row);
+size_t quantize_tq2_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<block_tq2_0, QK_K, quantize_row_tq2_0_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q1_0: sign bits, d = mean |x|
@@ -215,9 +208,8 @@ void dequantize_row_q1_0(const void * vx, float * y, int64_t k) {
     }
 }
 
-size_t quantize_q1_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_q1_0_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_q1_0, QK1_0>(nrows, n_per_row);
+size_t quantize_q1_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<block_q1_0, QK1_0, quantize_row_q1_0_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q2_0: codes -1, 0, 1, 2 times d = max |x|
@@ -249,9 +241,8 @@ void dequantize_row_q2_0(const void * vx, float * y, int64_t k) {
     }
 }
 
-size_t quantize_q2_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_q2_0_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_q2_0, QK2_0>(nrows, n_per_row);
+size_t quantize_q2_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<block_q2_0, QK2_0, quantize_row_q2_0_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== MXFP4: E2M1 codes with a shared power-of-two scale per 32 values
@@ -285,9 +276,8 @@ void dequantize_row_mxfp4(const void * vx, float * y, int64_t k) {
     }
 }
 
-size_t quantize_mxfp4(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_mxfp4_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_mxfp4, QK_MXFP4>(nrows, n_per_row);
+size_t quantize_mxfp4(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<block_mxfp4, QK_MXFP4, quantize_row_mxfp4_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== NVFP4: E2M1 codes with a UE4M3 scale per 16 values, 64 values per block
@@ -327,9 +317,8 @@ void dequantize_row_nvfp4(const void * vx, float * y, int64_t k) {
     }
 }
 
-size_t quantize_nvfp4(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
-    quantize_row_nvfp4_ref(src, dst, nrows * n_per_row);
-    return rows_bytes<block_nvfp4, QK_NVFP4>(nrows, n_per_row);
+size_t quantize_nvfp4(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    return quantize_rows_ref<block_nvfp4, QK_NVFP4, quantize_row_nvfp4_ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 }  // namespace ggq
