@@ -13,45 +13,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
-import threading
-import time
 
 import numpy as np
 
 import ggquant
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from _common import best_time, ggml_oracle_or_exit, ggml_runner
 
 TYPES = ["iq4_xs", "iq4_nl"]
-
-
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def ggml_runner(oracle, t: str, x: np.ndarray, w: np.ndarray | None, nthreads: int):
-    parts = np.array_split(np.arange(x.shape[0]), nthreads)
-    chunks = [np.ascontiguousarray(x[p[0] : p[-1] + 1]) for p in parts]  # copied once, outside timing
-    tid = int(ggquant.resolve_type(t))
-
-    def run():
-        if nthreads == 1:
-            oracle.quantize_chunk(tid, chunks[0], w)
-            return
-        ths = [threading.Thread(target=oracle.quantize_chunk, args=(tid, c, w)) for c in chunks]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join()
-
-    return run
 
 
 def main() -> None:
@@ -62,14 +31,7 @@ def main() -> None:
     ap.add_argument("--simd", default=None, help="force a SIMD level for ggquant (generic, avx2, avx512)")
     args = ap.parse_args()
 
-    try:
-        from oracle import ggml_oracle
-
-        oracle = ggml_oracle.get_oracle()
-    except ImportError as e:
-        sys.exit(f"the ggml oracle is needed for this benchmark: {e}")
-    if oracle is None:
-        sys.exit(f"the ggml oracle is needed for this benchmark: {ggml_oracle.unavailable_reason()}")
+    oracle = ggml_oracle_or_exit()
 
     shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
     cfg = ggquant.config()

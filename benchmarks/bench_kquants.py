@@ -12,47 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import threading
-import time
 
 import numpy as np
 
 import ggquant
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from _common import best_times, ggml_oracle_or_exit, ggml_runner
 
 TYPES = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"]
-
-
-def best_times(fns: dict, repeat: int) -> dict:
-    """Best wall time of each function; rounds interleave them so that a burst of load from other
-    processes hits all of them alike."""
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
-
-
-def ggml_runner(oracle, t: str, x: np.ndarray, w: np.ndarray | None, nthreads: int):
-    tid = int(ggquant.resolve_type(t))
-    parts = np.array_split(np.arange(x.shape[0]), nthreads)
-    chunks = [x[p[0] : p[-1] + 1] for p in parts]  # contiguous row ranges: no copies
-
-    def run():
-        if nthreads == 1:
-            oracle.quantize_chunk(tid, chunks[0], w)
-            return
-        ths = [threading.Thread(target=oracle.quantize_chunk, args=(tid, c, w)) for c in chunks]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join()
-
-    return run
 
 
 def main() -> None:
@@ -63,13 +29,7 @@ def main() -> None:
     ap.add_argument("--simd", default=None, help="force a SIMD level for ggquant (generic, avx2, avx512)")
     args = ap.parse_args()
 
-    try:
-        from oracle import ggml_oracle
-    except ImportError as e:
-        sys.exit(f"the ggml oracle (tests/oracle/ggml_oracle.py) is needed for this benchmark: {e}")
-    oracle = ggml_oracle.get_oracle()
-    if oracle is None:
-        sys.exit(f"the ggml oracle is needed for this benchmark: {ggml_oracle.unavailable_reason()}")
+    oracle = ggml_oracle_or_exit()
 
     shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
     cfg = ggquant.config()

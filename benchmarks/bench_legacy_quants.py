@@ -7,22 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 from gguf import GGMLQuantizationType as GT
 from gguf import quants as gq
 
 import ggquant
-
-
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from _common import best_time
 
 
 def main() -> None:

@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import ggquant
 import ggquant.mlx as gm
 import numpy as np
-
-
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from _common import best_time
 
 
 def main() -> None:

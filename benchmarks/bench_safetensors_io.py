@@ -24,6 +24,7 @@ import safetensors
 import safetensors.numpy as st_np
 
 import ggquant
+from _common import best_time
 
 
 def touch(a: np.ndarray) -> int:
@@ -67,15 +68,6 @@ def make_tensors(gb: float) -> dict[str, np.ndarray]:
             raw = np.resize(np.roll(block, i * 4099 + len(out)), n)
             out[f"model.layers.{i}.{name}"] = raw.view(dt).reshape(shape)
     return out
-
-
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def timed_write(fn, path: str) -> float:
