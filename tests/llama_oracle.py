@@ -132,6 +132,20 @@ def _silence(llama) -> None:
     llama.llama_log_set(cb, None)
 
 
+def _set_overrides(params: QuantizeParams, tensor_types) -> list:
+    """Point params.tt_overrides at a null-terminated array of (pattern, type); returns what must stay alive."""
+    if not tensor_types:
+        return []
+    arr = (TensorOverride * (len(tensor_types) + 1))()
+    keep: list = [arr]
+    for i, (pat, t) in enumerate(tensor_types):
+        keep.append(pat.encode())
+        arr[i].pattern, arr[i].type = keep[-1], int(t)
+    arr[len(tensor_types)].pattern = None
+    params.tt_overrides = ctypes.cast(arr, ctypes.POINTER(TensorOverride))
+    return keep
+
+
 def compute_types(tensors, ftype: int, *, arch: str, n_layer: int, n_head: int, n_head_kv: int, n_expert: int = 0,
                   n_embd: int = 64, n_ff: int = 128, tensor_types=None, pure: bool = False) -> dict[str, int]:
     """llama.cpp's ggml type id for each (name, numpy shape); tensors are passed in llama-quantize's order."""
@@ -144,15 +158,7 @@ def compute_types(tensors, ftype: int, *, arch: str, n_layer: int, n_head: int, 
     params = llama.llama_model_quantize_default_params()
     params.ftype = ftype
     params.pure = pure
-    keep = []
-    if tensor_types:
-        arr = (TensorOverride * (len(tensor_types) + 1))()
-        for i, (pat, t) in enumerate(tensor_types):
-            keep.append(pat.encode())
-            arr[i].pattern, arr[i].type = keep[-1], int(t)
-        arr[len(tensor_types)].pattern = None
-        params.tt_overrides = ctypes.cast(arr, ctypes.POINTER(TensorOverride))
-        keep.append(arr)
+    keep = _set_overrides(params, tensor_types)
     qs = llama.llama_quant_init(model, ctypes.byref(params))
     ctx = base.ggml_init(_InitParams(64 << 20, None, True))
     try:
@@ -195,14 +201,7 @@ def quantize_file(inp: str, out: str, ftype: int, *, nthread: int = 2, imatrix: 
         arr[len(imatrix)].name = None
         params.imatrix = ctypes.cast(arr, ctypes.POINTER(ImatrixData))
         keep.append(arr)
-    if tensor_types:
-        tarr = (TensorOverride * (len(tensor_types) + 1))()
-        for i, (pat, t) in enumerate(tensor_types):
-            keep.append(pat.encode())
-            tarr[i].pattern, tarr[i].type = keep[-1], int(t)
-        tarr[len(tensor_types)].pattern = None
-        params.tt_overrides = ctypes.cast(tarr, ctypes.POINTER(TensorOverride))
-        keep.append(tarr)
+    keep += _set_overrides(params, tensor_types)
     rc = llama.llama_model_quantize(str(inp).encode(), str(out).encode(), ctypes.byref(params))
     if rc != 0:
         raise RuntimeError(f"llama_model_quantize failed ({rc}) for {inp}")

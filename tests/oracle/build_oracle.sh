@@ -33,20 +33,13 @@ SRC="$WORK/llama_cpp_python-$VER/vendor/llama.cpp"
 # 2. shared libs only (no common/tools/tests/examples/server/mtmd)
 #    GGML_NATIVE=OFF: portable ggml-cpu (x86-64 + AVX2/FMA/F16C), no -march=native.
 #    ggml-base (the reference quantizers) gets no ISA flags in either case.
-cmake -S "$SRC" -B build -G Ninja \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DBUILD_SHARED_LIBS=ON \
-    -DGGML_NATIVE=OFF \
-    -DGGML_CCACHE=OFF \
-    -DLLAMA_BUILD_COMMON=OFF \
-    -DLLAMA_BUILD_TESTS=OFF \
-    -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_TOOLS=OFF \
-    -DLLAMA_BUILD_SERVER=OFF \
-    -DLLAMA_BUILD_APP=OFF \
-    -DLLAMA_OPENSSL=OFF \
-    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
-    -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON \
+OFF=()
+for opt in GGML_NATIVE GGML_CCACHE LLAMA_OPENSSL LLAMA_BUILD_COMMON LLAMA_BUILD_TESTS LLAMA_BUILD_EXAMPLES \
+           LLAMA_BUILD_TOOLS LLAMA_BUILD_SERVER LLAMA_BUILD_APP; do
+    OFF+=("-D$opt=OFF")
+done
+cmake -S "$SRC" -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "${OFF[@]}" \
+    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON \
     '-DCMAKE_INSTALL_RPATH=$ORIGIN'
 cmake --build build -j "$JOBS" --target llama   # pulls in ggml, ggml-base, ggml-cpu
 

@@ -256,6 +256,16 @@ class GGMLOracle:
     def _traits(self, type_id: int) -> _TypeTraits:
         return self._lib.ggml_get_type_traits(int(type_id)).contents
 
+    def _trait_fn(self, cache: dict, type_id: int, field: str, proto):
+        """The type's traits function pointer `field` as a ctypes callable (cached)."""
+        fn = cache.get(type_id)
+        if fn is None:
+            ptr = getattr(self._traits(type_id), field)
+            if not ptr:
+                raise ValueError(f"{self.type_name(type_id)} has no {field}")
+            fn = cache[type_id] = proto(ptr)
+        return fn
+
     # -- scalar info ------------------------------------------------------
     def type_name(self, type_id: int) -> str:
         return self._lib.ggml_type_name(int(type_id)).decode()
@@ -343,12 +353,7 @@ class GGMLOracle:
         """
         type_id = int(type_id)
         self._check_type(type_id)
-        fn = self._from_float_ref.get(type_id)
-        if fn is None:
-            ptr = self._traits(type_id).from_float_ref
-            if not ptr:
-                raise ValueError(f"{self.type_name(type_id)} has no from_float_ref")
-            fn = self._from_float_ref[type_id] = _FromFloat(ptr)
+        fn = self._trait_fn(self._from_float_ref, type_id, "from_float_ref", _FromFloat)
         x = _as_f32_2d(x)
         nrows, n_per_row = x.shape
         if n_per_row % self.blck_size(type_id):
@@ -378,12 +383,7 @@ class GGMLOracle:
         nrows = data.shape[0]
         if type_id == GGML_TYPE_F32:
             return data.view(np.float32).reshape(nrows, n_per_row).copy()
-        fn = self._to_float.get(type_id)
-        if fn is None:
-            ptr = self._traits(type_id).to_float
-            if not ptr:
-                raise ValueError(f"{self.type_name(type_id)} has no to_float")
-            fn = self._to_float[type_id] = _ToFloat(ptr)
+        fn = self._trait_fn(self._to_float, type_id, "to_float", _ToFloat)
         out = np.empty((nrows, n_per_row), dtype=np.float32)
         if nrows:
             fn(data.ctypes.data, out.ctypes.data, nrows * n_per_row)
