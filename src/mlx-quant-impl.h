@@ -242,10 +242,15 @@ void mlx_affine_row_generic(const float * x, int64_t n, int bits, int gs, uint8_
 void mlx_fp_row_generic(mlx_mode mode, src_dtype dtype, const float * x, int64_t n, bool has_gs, float enc,
                         uint8_t * wrow, uint8_t * srow);
 #if defined(GGQUANT_X86_SIMD)
-void mlx_affine_row_avx2(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, float * scales,
-                         float * biases);
-void mlx_fp_row_avx2(mlx_mode mode, src_dtype dtype, const float * x, int64_t n, bool has_gs, float enc, uint8_t * wrow,
-                     uint8_t * srow);
+// Vector versions of the two row kernels: one body over W float lanes (mlx-quant-lanes.h),
+// compiled in mlx-quant-avx2.cpp (W = 8). Same bytes as the _generic kernels.
+template <int W>
+struct mlx_simd {
+    static void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, float * scales, float * biases);
+    static void fp_row(mlx_mode mode, src_dtype dtype, const float * x, int64_t n, bool has_gs, float enc, uint8_t * wrow,
+                       uint8_t * srow);
+};
+extern template struct mlx_simd<8>;
 #endif
 
 // LSB-first bit-stream packing of `count` codes (a multiple of the pack size) as MLX writes it.

@@ -324,8 +324,8 @@ void mlx_quantize_rows(const mlx_params & p, const void * src, src_dtype dtype, 
     mlx_fp_row_fn fp_kernel = mlx_fp_row_generic;
 #if defined(GGQUANT_X86_SIMD)
     if (simd_active_level() >= GGQ_SIMD_AVX2) {
-        kernel = mlx_affine_row_avx2;
-        fp_kernel = mlx_fp_row_avx2;
+        kernel = mlx_simd<8>::affine_row;
+        fp_kernel = mlx_simd<8>::fp_row;
     }
 #endif
     parallel_for(ntasks, resolve_threads(nthreads), [&](int64_t t) {

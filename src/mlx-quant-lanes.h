@@ -1,0 +1,333 @@
+// Vector row kernels for the MLX modes, one body over W float lanes (lanes<W> holds the
+// instruction-set leaves); compiled in mlx-quant-avx2.cpp (W = 8), which instantiates mlx_simd<8>.
+//
+// Why the bytes are the scalar kernels' (mlx-quant.cpp): every lane runs the same operations.
+// Division, nearest-even rounding and the float16 conversions (F16C) are exact IEEE operations and
+// the bfloat16 rounding is the same integer arithmetic, so the codes are identical; minima and
+// maxima are exact in any order; groups with non-finite values or |x / scale| >= 8 take the
+// scalar path. No fused operations are used.
+//
+// Everything but mlx_simd<W>'s members has internal linkage, so each ISA keeps its own copy.
+#pragma once
+
+#include "mlx-quant-impl.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <limits>
+
+namespace ggq {
+namespace mq {
+namespace {
+
+template <int W>
+struct lanes;
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+template <>
+struct lanes<8> {
+    using F = __m256;
+    using I = __m256i;
+    using nibbles = uint32_t;  // the fp4 codes of one vector
+
+    static F load(const float * p) { return _mm256_loadu_ps(p); }
+    static F set1(float v) { return _mm256_set1_ps(v); }
+    static F div(F a, F b) { return _mm256_div_ps(a, b); }
+    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+    static F vmin(F a, F b) { return _mm256_min_ps(a, b); }
+    static F vmax(F a, F b) { return _mm256_max_ps(a, b); }
+    static void store(float * p, F v) { _mm256_storeu_ps(p, v); }
+
+    static float hmax(__m256 v) {
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+        return _mm_cvtss_f32(m);
+    }
+
+    static float hmin(__m256 v) {
+        __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+        return _mm_cvtss_f32(m);
+    }
+
+    // 32 int32 codes (each 0..255) in order -> 32 bytes in order.
+    static __m256i to_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
+        const __m256i ab = _mm256_packus_epi32(a, b);
+        const __m256i cd = _mm256_packus_epi32(c, d);
+        const __m256i abcd = _mm256_packus_epi16(ab, cd);
+        return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    }
+
+    // Lane-wise rnd<T>: the value rounded to T and widened back (finite lanes).
+    template <src_dtype T>
+    static __m256 vrnd(__m256 v) {
+        if constexpr (T == src_dtype::f32) {
+            return v;
+        } else if constexpr (T == src_dtype::f16) {
+            return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        } else {
+            const __m256i u = _mm256_castps_si256(v);
+            const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+            const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF)));
+            return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32((int)0xFFFF0000u)));
+        }
+    }
+
+    static __m256 vabs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+    // fp4_code<D> for 8 lanes with |a| < 8 (checked by the caller).
+    template <src_dtype D>
+    static __m256i vfp4_code(__m256 a) {
+        const __m256 b = vabs(a);
+        // k = how many of the magnitudes 0.5 .. 6 are <= b
+        __m256i k = _mm256_setzero_si256();
+        for (int i = 1; i < 8; ++i) {
+            k = _mm256_sub_epi32(k, _mm256_castps_si256(_mm256_cmp_ps(b, _mm256_set1_ps(k_fp4_mags[i]), _CMP_GE_OQ)));
+        }
+        const __m256 mags = _mm256_loadu_ps(k_fp4_mags);
+        const __m256i seven = _mm256_set1_epi32(7);
+        const __m256i k1 = _mm256_min_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(1)), seven);
+        const __m256 d_lo = vrnd<D>(_mm256_sub_ps(b, _mm256_permutevar8x32_ps(mags, k)));
+        const __m256 d_hi = vrnd<D>(_mm256_sub_ps(_mm256_permutevar8x32_ps(mags, k1), b));
+        const __m256i up = _mm256_andnot_si256(_mm256_cmpeq_epi32(k, seven),
+                                               _mm256_castps_si256(_mm256_cmp_ps(d_hi, d_lo, _CMP_LT_OQ)));
+        k = _mm256_sub_epi32(k, up);
+        const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_LT_OQ));
+        const __m256i nz = _mm256_xor_si256(_mm256_cmpeq_epi32(k, _mm256_setzero_si256()), _mm256_set1_epi32(-1));
+        return _mm256_or_si256(k, _mm256_and_si256(_mm256_and_si256(neg, nz), _mm256_set1_epi32(8)));
+    }
+
+    // mq_fp8_encode for 8 lanes (int32 lanes holding the byte).
+    static __m256i vfp8_encode(__m256 a) {
+        const __m256i u0 = _mm256_castps_si256(a);
+        const __m256i sign = _mm256_and_si256(u0, _mm256_set1_epi32((int)0x80000000u));
+        const __m256i u = _mm256_xor_si256(u0, sign);
+        const __m256i magic = _mm256_set1_epi32(141 << 23);
+        const __m256i low = _mm256_sub_epi32(
+            _mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(u), _mm256_set1_ps(16384.0f))), magic);
+        const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 20), _mm256_set1_epi32(1));
+        const __m256i high = _mm256_srli_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32((int)(((uint32_t)(7 - 127) << 23) + 0x7FFFFu))), odd),
+            20);
+        const __m256i is_low = _mm256_cmpgt_epi32(_mm256_set1_epi32(121 << 23), u);
+        const __m256i sat = _mm256_cmpgt_epi32(u, _mm256_set1_epi32(0x43E00000 - 1));
+        __m256i r = _mm256_blendv_epi8(high, low, is_low);
+        r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7E), sat);
+        return _mm256_or_si256(_mm256_and_si256(r, _mm256_set1_epi32(0xFF)), _mm256_srli_epi32(sign, 24));
+    }
+
+    // 8 fp4 codes (int32 lanes, 0..15) -> one uint32, lane i at bits 4i.
+    static uint32_t pack_nibbles(__m256i c) {
+        const __m256i s = _mm256_sllv_epi32(c, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
+        __m128i o = _mm_or_si128(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        o = _mm_or_si128(o, _mm_shuffle_epi32(o, 0x4E));
+        o = _mm_or_si128(o, _mm_shuffle_epi32(o, 0xB1));
+        return (uint32_t)_mm_cvtsi128_si32(o);
+    }
+
+    static __m256 vabsmax(const float * x, int gs) {
+        __m256 m = vabs(_mm256_loadu_ps(x));
+        for (int j = 8; j < gs; j += 8) m = _mm256_max_ps(vabs(_mm256_loadu_ps(x + j)), m);
+        return m;
+    }
+
+    static bool all_finite_and_small(__m256 a, __m256 limit) {
+        // lanes with |a| < limit (false for NaN)
+        return _mm256_movemask_ps(_mm256_cmp_ps(vabs(a), limit, _CMP_LT_OQ)) == 0xFF;
+    }
+
+    // 32 / W vectors of int32 codes (each 0..255) -> 32 bytes
+    static void store_bytes32(uint8_t * dst, const I * c) { _mm256_storeu_si256((__m256i *)dst, to_bytes(c[0], c[1], c[2], c[3])); }
+
+    // lanes that are NaN or +-Inf
+    static F nonfinite(F v) { return _mm256_cmp_ps(vabs(v), _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_NLT_UQ); }
+    static F or_(F a, F b) { return _mm256_or_ps(a, b); }
+    static bool any(F m) { return _mm256_movemask_ps(m) != 0; }
+
+    // nearest-even rounding, then the truncating int32 conversion
+    static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+    static I to_int(F v) { return _mm256_cvttps_epi32(v); }
+
+    // 32 four-bit codes (one per byte) -> 16 bytes, byte i = q[2i] | q[2i+1] << 4: multiply-add
+    // adjacent bytes by (1, 16)
+    static void pack4_32(const uint8_t * q, uint8_t * dst) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)q);
+        const __m256i w16 = _mm256_maddubs_epi16(v, _mm256_set1_epi16(0x1001));
+        const __m256i b8 = _mm256_packus_epi16(w16, w16);
+        const __m256i ordered = _mm256_permute4x64_epi64(b8, 0x08);  // lanes 0 and 2
+        _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(ordered));
+    }
+};
+#endif
+
+template <int W, src_dtype T, bool FP8>
+void mx_row(const float * x, int64_t n, uint8_t * wrow, uint8_t * srow) {
+    using L = lanes<W>;
+    using F = typename L::F;
+    constexpr int NV = 32 / W;  // vectors per group of 32
+    const float maxval = FP8 ? 448.0f : 6.0f;
+    const F inf = L::set1(std::numeric_limits<float>::infinity());
+    for (int64_t g = 0; g < n / 32; ++g) {
+        const float * xg = x + g * 32;
+        const F m = L::vabsmax(xg, 32);
+        // non-finite values (only with allow_nonfinite): the scalar path
+        if (!L::all_finite_and_small(m, inf)) {
+            float p;
+            srow[g] = mx_group_scale<T>(group_absmax(xg, 32), maxval, p);
+            uint8_t q[32];
+            mx_group_codes<T, FP8>(xg, 32, p, q);
+            mlx_pack_codes(q, 32, FP8 ? 8 : 4, wrow + g * (FP8 ? 32 : 16));
+            continue;
+        }
+        float p;
+        srow[g] = mx_group_scale<T>(L::hmax(m), maxval, p);
+        const F vp = L::set1(p);
+        F a[NV];
+        for (int k = 0; k < NV; ++k) a[k] = L::template vrnd<T>(L::div(L::load(xg + W * k), vp));
+        if constexpr (FP8) {
+            typename L::I c[NV];
+            for (int k = 0; k < NV; ++k) c[k] = L::vfp8_encode(a[k]);
+            L::store_bytes32(wrow + g * 32, c);
+        } else {
+            const F eight = L::set1(8.0f);
+            typename L::nibbles words[NV];
+            for (int k = 0; k < NV; ++k) {
+                if (L::all_finite_and_small(a[k], eight)) {
+                    words[k] = L::pack_nibbles(L::template vfp4_code<T>(a[k]));
+                } else {
+                    alignas(64) float t[W];
+                    L::store(t, a[k]);
+                    typename L::nibbles w = 0;
+                    for (int i = 0; i < W; ++i) w |= (typename L::nibbles)fp4_code<T>(t[i]) << (4 * i);
+                    words[k] = w;
+                }
+            }
+            std::memcpy(wrow + g * 16, words, sizeof words);
+        }
+    }
+}
+
+template <int W, src_dtype T>
+void nv_row(const float * x, int64_t n, bool has_gs, float enc, uint8_t * wrow, uint8_t * srow) {
+    using L = lanes<W>;
+    using F = typename L::F;
+    constexpr int NV = 16 / W;  // vectors per group of 16
+    const F venc = L::set1(enc), eight = L::set1(8.0f);
+    const F inf = L::set1(std::numeric_limits<float>::infinity());
+    for (int64_t g = 0; g < n / 16; ++g) {
+        const float * xg = x + g * 16;
+        const F m = L::vabsmax(xg, 16);
+        float sd;
+        const bool finite = L::all_finite_and_small(m, inf);
+        srow[g] = nv_group_scale<T>(finite ? L::hmax(m) : group_absmax(xg, 16), has_gs, enc, sd);
+        typename L::nibbles words[NV];
+        bool done = finite && sd != 0.0f;
+        if (done) {
+            const F vsd = L::set1(sd);
+            for (int k = 0; k < NV && done; ++k) {
+                F a = L::template vrnd<T>(L::div(L::load(xg + W * k), vsd));
+                if (has_gs) a = L::mul(a, venc);
+                if (!L::all_finite_and_small(a, eight)) {
+                    done = false;
+                    break;
+                }
+                words[k] = L::pack_nibbles(L::template vfp4_code<src_dtype::f32>(a));
+            }
+        }
+        if (done) {
+            std::memcpy(wrow + g * 8, words, sizeof words);
+        } else {  // zero scale (0/0), non-finite or out-of-table values: the scalar path
+            uint8_t q[16];
+            nv_group_codes<T>(xg, 16, sd, has_gs, enc, q);
+            mlx_pack_codes(q, 16, 4, wrow + g * 8);
+        }
+    }
+}
+
+template <int W>
+void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, float * scales, float * biases) {
+    using L = lanes<W>;
+    using F = typename L::F;
+    constexpr int NV = 32 / W;  // vectors per 32 values
+    if (bits == 1) {  // rare; the scalar kernel
+        mlx_affine_row_generic(x, n, bits, gs, wrow, scales, biases);
+        return;
+    }
+    const float n_bins = (float)((1 << bits) - 1);
+    const F lo = L::set1(-1.0f), hi = L::set1(n_bins + 1.0f);
+    const F zero = L::set1(0.0f), top = L::set1(n_bins);
+    const int64_t gbytes = (int64_t)gs * bits / 8;
+    alignas(64) uint8_t q[128];
+    for (int64_t g = 0; g < n / gs; ++g) {
+        const float * xg = x + g * gs;
+        F vmax = L::load(xg), vmin = vmax;
+        F bad = L::nonfinite(vmax);
+        for (int j = W; j < gs; j += W) {
+            const F v = L::load(xg + j);
+            vmax = L::vmax(v, vmax);
+            vmin = L::vmin(v, vmin);
+            bad = L::or_(bad, L::nonfinite(v));
+        }
+        if (L::any(bad)) {  // non-finite values (allow_nonfinite): the scalar path
+            affine_group_codes(xg, gs, bits, q, scales[g], biases[g]);
+            mlx_pack_codes(q, gs, bits, wrow + g * gbytes);
+            continue;
+        }
+        float scale, bias;
+        mlx_affine_params(L::hmin(vmin), L::hmax(vmax), bits, scale, bias);
+        const F vs = L::set1(scale), vb = L::set1(bias);
+        for (int j = 0; j < gs; j += 32) {
+            typename L::I c[NV];
+            for (int k = 0; k < NV; ++k) {
+                F v = L::div(L::sub(L::load(xg + j + W * k), vb), vs);
+                v = L::vmin(L::vmax(v, lo), hi);
+                v = L::round_even(v);
+                v = L::vmin(L::vmax(v, zero), top);
+                c[k] = L::to_int(v);
+            }
+            L::store_bytes32(q + j, c);
+        }
+        uint8_t * dst = wrow + g * gbytes;
+        if (bits == 8) {
+            std::memcpy(dst, q, (size_t)gs);
+        } else if (bits == 4) {
+            for (int j = 0; j < gs; j += 32) L::pack4_32(q + j, dst + j / 2);
+        } else {
+            mlx_pack_codes(q, gs, bits, dst);
+        }
+        scales[g] = scale;
+        biases[g] = bias;
+    }
+}
+
+}  // namespace
+}  // namespace mq
+
+template <int W>
+void mlx_simd<W>::fp_row(mlx_mode mode, src_dtype dtype, const float * x, int64_t n, bool has_gs, float enc, uint8_t * wrow,
+                         uint8_t * srow) {
+    auto run = [&]<src_dtype T>() {
+        switch (mode) {
+            case mlx_mode::mxfp4: mq::mx_row<W, T, false>(x, n, wrow, srow); break;
+            case mlx_mode::mxfp8: mq::mx_row<W, T, true>(x, n, wrow, srow); break;
+            case mlx_mode::nvfp4: mq::nv_row<W, T>(x, n, has_gs, enc, wrow, srow); break;
+            default: break;
+        }
+    };
+    switch (dtype) {
+        case src_dtype::f32: run.template operator()<src_dtype::f32>(); break;
+        case src_dtype::f16: run.template operator()<src_dtype::f16>(); break;
+        case src_dtype::bf16: run.template operator()<src_dtype::bf16>(); break;
+    }
+}
+
+template <int W>
+void mlx_simd<W>::affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, float * scales, float * biases) {
+    mq::affine_row<W>(x, n, bits, gs, wrow, scales, biases);
+}
+
+}  // namespace ggq
