@@ -10,6 +10,7 @@
 // Everything but mlx_simd<W>'s members has internal linkage, so each ISA keeps its own copy.
 #pragma once
 
+#include "ggq-lanes-x86.h"
 #include "mlx-quant-impl.h"
 
 #include <immintrin.h>
@@ -17,8 +18,7 @@
 #include <cstring>
 #include <limits>
 
-namespace ggq {
-namespace mq {
+namespace ggq::mq {
 namespace {
 
 template <int W>
@@ -27,6 +27,7 @@ struct lanes;
 #if defined(__AVX2__) && !defined(__AVX512F__)
 template <>
 struct lanes<8> {
+    using isa = x86::avx2;
     using F = __m256;
     using I = __m256i;
     using nibbles = uint32_t;  // the fp4 codes of one vector
@@ -40,27 +41,8 @@ struct lanes<8> {
     static F vmax(F a, F b) { return _mm256_max_ps(a, b); }
     static void store(float * p, F v) { _mm256_storeu_ps(p, v); }
 
-    static float hmax(__m256 v) {
-        __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-        return _mm_cvtss_f32(m);
-    }
 
-    static float hmin(__m256 v) {
-        __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
-        return _mm_cvtss_f32(m);
-    }
 
-    // 32 int32 codes (each 0..255) in order -> 32 bytes in order.
-    static __m256i to_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
-        const __m256i ab = _mm256_packus_epi32(a, b);
-        const __m256i cd = _mm256_packus_epi32(c, d);
-        const __m256i abcd = _mm256_packus_epi16(ab, cd);
-        return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    }
 
     // Lane-wise rnd<T>: the value rounded to T and widened back (finite lanes).
     template <src_dtype T>
@@ -77,7 +59,9 @@ struct lanes<8> {
         }
     }
 
-    static __m256 vabs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+    static __m256 vabs(__m256 v) { return isa::abs(v); }
+    static float hmax(__m256 v) { return isa::hmax(v); }
+    static float hmin(__m256 v) { return isa::hmin(v); }
 
     // fp4_code<D> for 8 lanes with |a| < 8 (checked by the caller).
     template <src_dtype D>
@@ -141,7 +125,7 @@ struct lanes<8> {
     }
 
     // 32 / W vectors of int32 codes (each 0..255) -> 32 bytes
-    static void store_bytes32(uint8_t * dst, const I * c) { _mm256_storeu_si256((__m256i *)dst, to_bytes(c[0], c[1], c[2], c[3])); }
+    static void store_bytes32(uint8_t * dst, const I * c) { _mm256_storeu_si256((__m256i *)dst, isa::pack_bytes(c[0], c[1], c[2], c[3])); }
 
     // lanes that are NaN or +-Inf
     static F nonfinite(F v) { return _mm256_cmp_ps(vabs(v), _mm256_set1_ps(std::numeric_limits<float>::infinity()), _CMP_NLT_UQ); }
@@ -305,7 +289,9 @@ void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, fl
 }
 
 }  // namespace
-}  // namespace mq
+}  // namespace ggq::mq
+
+namespace ggq {
 
 template <int W>
 void mlx_simd<W>::fp_row(mlx_mode mode, src_dtype dtype, const float * x, int64_t n, bool has_gs, float enc, uint8_t * wrow,

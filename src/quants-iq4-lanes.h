@@ -20,12 +20,11 @@
 
 #include "quants-iq-impl.h"
 #include "quants-iq.h"
-#include "quants-legacy-lanes.h"
+#include "ggq-lanes-x86.h"
 
 #include <immintrin.h>
 
-namespace ggq {
-namespace iq4 {
+namespace ggq::iq4 {
 namespace {
 
 template <int W>
@@ -34,6 +33,7 @@ struct lanes;
 #if defined(__AVX2__) && !defined(__AVX512F__)
 template <>
 struct lanes<8> {
+    using isa = x86::avx2;
     struct F {
         __m256 lo, hi;
     };
@@ -99,6 +99,7 @@ struct lanes<8> {
 #if defined(__AVX512F__)
 template <>
 struct lanes<16> {
+    using isa = x86::avx512;
     using F = __m512;
 
     static F load(const float * p) { return _mm512_loadu_ps(p); }
@@ -151,10 +152,10 @@ struct lanes<16> {
 
 // max |xb[j]| of a block of 32, and the first xb[j] reaching it (the reference starts from +0 and
 // keeps the first strictly larger |x|): the same maximum and search as Q4_0's.
-template <int W>
+template <class P>
 float abs_max32(const float * xb, float * max) {
-    const float amax = legacy::lanes<W>::abs_max(xb);
-    *max = amax > 0.0f ? xb[__builtin_ctz(legacy::lanes<W>::hits(xb, amax))] : 0.0f;
+    const float amax = P::isa::abs_max32(xb);
+    *max = amax > 0.0f ? xb[__builtin_ctz(P::isa::abs_hits32(xb, amax))] : 0.0f;
     return amax;
 }
 
@@ -171,7 +172,7 @@ void weights32(const float * xb, const float * qw, float sigma2, float * w) {
 template <int W, class P = lanes<W>>
 float block_scale_simd(const float * xb, const float * weight) {
     float max;
-    const float amax = abs_max32<W>(xb, &max);
+    const float amax = abs_max32<P>(xb, &max);
     if (amax < k_group_max_eps) {
         return 0.0f;
     }
@@ -251,7 +252,9 @@ size_t quantize_iq4_xs_simd(const float * src, void * dst, int64_t nrows, int64_
 }
 
 }  // namespace
-}  // namespace iq4
+}  // namespace ggq::iq4
+
+namespace ggq {
 
 template <int W>
 size_t iq4_simd<W>::iq4_nl(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {

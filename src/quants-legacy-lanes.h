@@ -13,6 +13,7 @@
 #pragma once
 
 #include "quants-k-lanes.h"
+#include "ggq-lanes-x86.h"
 #include "quants-legacy.h"
 
 #include <immintrin.h>
@@ -30,7 +31,9 @@ struct lanes;
 // AVX2: a block of 32 values is four vectors.
 template <>
 struct lanes<8> {
-    static __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+    using isa = x86::avx2;
+    static float abs_max(const float * x) { return isa::abs_max32(x); }
+    static uint32_t hits(const float * x, float amax) { return isa::abs_hits32(x, amax); }
 
     // roundf() (halves away from zero) for the float x: adding the largest float below 0.5 with x's
     // sign and truncating gives the same integer for every float, ties included.
@@ -45,14 +48,6 @@ struct lanes<8> {
     // Sign-extends the low byte: the value of a C cast (int8_t)(int32 lane).
     static __m256i as_int8(__m256i v) { return _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24); }
 
-    // 32 int32 lanes (in order) -> their 32 low bytes.
-    static __m256i pack_low_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
-        const __m256i ab = _mm256_packus_epi32(low_byte(a), low_byte(b));
-        const __m256i cd = _mm256_packus_epi32(low_byte(c), low_byte(d));
-        const __m256i abcd = _mm256_packus_epi16(ab, cd);
-        // packs work per 128-bit lane: restore the element order
-        return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    }
 
     // Per-block scales of a group from its numerators: d = num / div, id = d ? 1/d : 0, d as fp16.
     static void group_scales(const float * num, float div, uint16_t * dh, float * id) {
@@ -62,30 +57,12 @@ struct lanes<8> {
         _mm_storeu_si128((__m128i *)dh, _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
 
-    // max |x[j]| of a block
-    static float abs_max(const float * x) {
-        const __m256 v = _mm256_max_ps(_mm256_max_ps(abs_ps(_mm256_loadu_ps(x)), abs_ps(_mm256_loadu_ps(x + 8))),
-                                       _mm256_max_ps(abs_ps(_mm256_loadu_ps(x + 16)), abs_ps(_mm256_loadu_ps(x + 24))));
-        __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-        return _mm_cvtss_f32(m);
-    }
 
-    // bit j set where |x[j]| == amax
-    static uint32_t hits(const float * x, float amax) {
-        const __m256 vmax = _mm256_set1_ps(amax);
-        uint32_t hit = 0;
-        for (int k = 0; k < 4; ++k) {
-            hit |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(abs_ps(_mm256_loadu_ps(x + 8 * k)), vmax, _CMP_EQ_OQ)) << (8 * k);
-        }
-        return hit;
-    }
 
     static void store_q8_0(const float * x, float id, block_q8_0 * y) {
         const __m256 vid = _mm256_set1_ps(id);
         auto q = [&](int k) { return round_away_to_i32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid)); };
-        _mm256_storeu_si256((__m256i *)y->qs, pack_low_bytes(q(0), q(1), q(2), q(3)));
+        _mm256_storeu_si256((__m256i *)y->qs, isa::pack_bytes(low_byte(q(0)), low_byte(q(1)), low_byte(q(2)), low_byte(q(3))));
     }
 
     static void store_q4_0(const float * x, float id, block_q4_0 * y) {
@@ -111,6 +88,10 @@ struct lanes<8> {
 // AVX-512: a block of 32 values is two vectors; int32 -> int8 truncation is one instruction.
 template <>
 struct lanes<16> {
+    using isa = x86::avx512;
+    static float abs_max(const float * x) { return isa::abs_max32(x); }
+    static uint32_t hits(const float * x, float amax) { return isa::abs_hits32(x, amax); }
+
     static __m512i round_away_to_i32(__m512 x) {  // as lanes<8>::round_away_to_i32
         const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
         const __m512 h = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(0.49999997f)), sign));
@@ -124,15 +105,7 @@ struct lanes<16> {
         _mm256_storeu_si256((__m256i *)dh, _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
 
-    static float abs_max(const float * x) {
-        return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x)), _mm512_abs_ps(_mm512_loadu_ps(x + 16))));
-    }
 
-    static uint32_t hits(const float * x, float amax) {
-        const __m512 vmax = _mm512_set1_ps(amax);
-        return (uint32_t)_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x)), vmax, _CMP_EQ_OQ) |
-               (uint32_t)_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16)), vmax, _CMP_EQ_OQ) << 16;
-    }
 
     static void store_q8_0(const float * x, float id, block_q8_0 * y) {
         const __m512 vid = _mm512_set1_ps(id);
