@@ -71,7 +71,10 @@ def ggml_runner(oracle, t: str, x: np.ndarray, w: np.ndarray | None, nthreads: i
 
 def quantize_vs_ggml_main(doc: str, types: list[str]) -> None:
     """The command line of bench_kquants.py / bench_iq.py: ggquant vs ggml_quantize_chunk at 1 and 2
-    threads, with and without an imatrix; the bytes are checked equal once per row of the table."""
+    threads, with and without an imatrix. ggml runs through the test oracle (ctypes, which releases
+    the GIL); for 2 threads its rows are split into two halves run on two Python threads, while
+    ggquant uses its own thread pool. Every ratio printed is measured in this run (best of
+    --repeat, rounds interleaved); the bytes are checked equal once per row of the table."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one 1024x4096 matrix instead of 4096x4096 and 14336x4096")
     ap.add_argument("--repeat", type=int, default=3)
