@@ -232,7 +232,8 @@ void mlx_fp_row_generic(mlx_mode mode, src_dtype dtype, const float * x, int64_t
                         uint8_t * wrow, uint8_t * srow);
 #if defined(GGQUANT_X86_SIMD)
 // Vector versions of the two row kernels: one body over W float lanes (mlx-quant-lanes.h),
-// compiled in mlx-quant-avx2.cpp (W = 8). Same bytes as the _generic kernels.
+// compiled in mlx-quant-avx2.cpp (W = 8) and mlx-quant-avx512.cpp (W = 16). Same bytes as the
+// _generic kernels.
 template <int W>
 struct mlx_simd {
     static void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, float * scales, float * biases);
@@ -240,6 +241,7 @@ struct mlx_simd {
                        uint8_t * srow);
 };
 extern template struct mlx_simd<8>;
+extern template struct mlx_simd<16>;
 #endif
 
 // LSB-first bit-stream packing of `count` codes (a multiple of the pack size) as MLX writes it.
