@@ -22,41 +22,57 @@
 namespace ggq::mq {
 namespace {
 
+// The arithmetic leaves both widths share, through GCC's vector extensions on the intrinsic
+// types (the same IEEE instructions: a / b is divps, a < b ? a : b is minps, NaN rules included).
+template <class V>
+struct lane_ops {
+    using F = V;
+    typedef uint32_t U __attribute__((vector_size(sizeof(V))));
+
+    static F load(const float * p) {
+        F v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static F set1(float v) { return F{} + v; }
+    static F div(F a, F b) { return a / b; }
+    static F mul(F a, F b) { return a * b; }
+    static F sub(F a, F b) { return a - b; }
+    static F vmin(F a, F b) { return a < b ? a : b; }
+    static F vmax(F a, F b) { return a > b ? a : b; }
+    static void store(float * p, F v) { std::memcpy(p, &v, sizeof v); }
+
+    // bfloat16 rounding (nearest even) of finite lanes, kept as float32
+    static F round_bf16(F v) {
+        const U u = (U)v;
+        return (F)((u + (((u >> 16) & 1u) + 0x7FFFu)) & 0xFFFF0000u);
+    }
+};
+
+// rnd<T> lane by lane: the value rounded to T and widened back (finite lanes).
+template <class L, src_dtype T>
+typename L::F vrnd(typename L::F v) {
+    if constexpr (T == src_dtype::f32) {
+        return v;
+    } else if constexpr (T == src_dtype::f16) {
+        return L::round_f16(v);
+    } else {
+        return L::round_bf16(v);
+    }
+}
+
 template <int W>
 struct lanes;
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
 template <>
-struct lanes<8> {
+struct lanes<8> : lane_ops<__m256> {
     using isa = x86::avx2;
-    using F = __m256;
     using I = __m256i;
     using nibbles = uint32_t;  // the fp4 codes of one vector
 
-    static F load(const float * p) { return _mm256_loadu_ps(p); }
-    static F set1(float v) { return _mm256_set1_ps(v); }
-    static F div(F a, F b) { return _mm256_div_ps(a, b); }
-    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-    static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
-    static F vmin(F a, F b) { return _mm256_min_ps(a, b); }
-    static F vmax(F a, F b) { return _mm256_max_ps(a, b); }
-    static void store(float * p, F v) { _mm256_storeu_ps(p, v); }
 
-    // Lane-wise rnd<T>: the value rounded to T and widened back (finite lanes).
-    template <src_dtype T>
-    static __m256 vrnd(__m256 v) {
-        if constexpr (T == src_dtype::f32) {
-            return v;
-        } else if constexpr (T == src_dtype::f16) {
-            return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        } else {
-            const __m256i u = _mm256_castps_si256(v);
-            const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-            const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF)));
-            return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32((int)0xFFFF0000u)));
-        }
-    }
-
+    static F round_f16(F v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
     static __m256 vabs(__m256 v) { return isa::abs(v); }
     static float hmax(__m256 v) { return isa::hmax(v); }
     static float hmin(__m256 v) { return isa::hmin(v); }
@@ -73,8 +89,8 @@ struct lanes<8> {
         const __m256 mags = _mm256_loadu_ps(k_fp4_mags);
         const __m256i seven = _mm256_set1_epi32(7);
         const __m256i k1 = _mm256_min_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(1)), seven);
-        const __m256 d_lo = vrnd<D>(_mm256_sub_ps(b, _mm256_permutevar8x32_ps(mags, k)));
-        const __m256 d_hi = vrnd<D>(_mm256_sub_ps(_mm256_permutevar8x32_ps(mags, k1), b));
+        const __m256 d_lo = vrnd<lanes<8>, D>(_mm256_sub_ps(b, _mm256_permutevar8x32_ps(mags, k)));
+        const __m256 d_hi = vrnd<lanes<8>, D>(_mm256_sub_ps(_mm256_permutevar8x32_ps(mags, k1), b));
         const __m256i up = _mm256_andnot_si256(_mm256_cmpeq_epi32(k, seven),
                                                _mm256_castps_si256(_mm256_cmp_ps(d_hi, d_lo, _CMP_LT_OQ)));
         k = _mm256_sub_epi32(k, up);
@@ -134,48 +150,17 @@ struct lanes<8> {
     static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
     static I to_int(F v) { return _mm256_cvttps_epi32(v); }
 
-    // 32 four-bit codes (one per byte) -> 16 bytes, byte i = q[2i] | q[2i+1] << 4: multiply-add
-    // adjacent bytes by (1, 16)
-    static void pack4_32(const uint8_t * q, uint8_t * dst) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)q);
-        const __m256i w16 = _mm256_maddubs_epi16(v, _mm256_set1_epi16(0x1001));
-        const __m256i b8 = _mm256_packus_epi16(w16, w16);
-        const __m256i ordered = _mm256_permute4x64_epi64(b8, 0x08);  // lanes 0 and 2
-        _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(ordered));
-    }
 };
 #endif
 
 #if defined(__AVX512F__)
 template <>
-struct lanes<16> {
-    using F = __m512;
+struct lanes<16> : lane_ops<__m512> {
     using I = __m512i;
     using nibbles = uint64_t;  // the fp4 codes of one vector
 
-    static F load(const float * p) { return _mm512_loadu_ps(p); }
-    static F set1(float v) { return _mm512_set1_ps(v); }
-    static F div(F a, F b) { return _mm512_div_ps(a, b); }
-    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-    static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
-    static F vmin(F a, F b) { return _mm512_min_ps(a, b); }
-    static F vmax(F a, F b) { return _mm512_max_ps(a, b); }
-    static void store(float * p, F v) { _mm512_storeu_ps(p, v); }
 
-    template <src_dtype T>
-    static F vrnd(F v) {  // as lanes<8>::vrnd
-        if constexpr (T == src_dtype::f32) {
-            return v;
-        } else if constexpr (T == src_dtype::f16) {
-            return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        } else {
-            const I u = _mm512_castps_si512(v);
-            const I odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-            const I r = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF)));
-            return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xFFFF0000u)));
-        }
-    }
-
+    static F round_f16(F v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
     static F vabs(F v) { return _mm512_abs_ps(v); }
     static float hmax(F v) { return _mm512_reduce_max_ps(v); }
     static float hmin(F v) { return _mm512_reduce_min_ps(v); }
@@ -190,8 +175,8 @@ struct lanes<16> {
         }
         const F mags = _mm512_broadcast_f32x8(_mm256_loadu_ps(k_fp4_mags));
         const I k1 = _mm512_min_epi32(_mm512_add_epi32(k, one), seven);
-        const F d_lo = vrnd<D>(_mm512_sub_ps(b, _mm512_permutexvar_ps(k, mags)));
-        const F d_hi = vrnd<D>(_mm512_sub_ps(_mm512_permutexvar_ps(k1, mags), b));
+        const F d_lo = vrnd<lanes<16>, D>(_mm512_sub_ps(b, _mm512_permutexvar_ps(k, mags)));
+        const F d_hi = vrnd<lanes<16>, D>(_mm512_sub_ps(_mm512_permutexvar_ps(k1, mags), b));
         const __mmask16 up = _mm512_cmp_ps_mask(d_hi, d_lo, _CMP_LT_OQ) & ~_mm512_cmpeq_epi32_mask(k, seven);
         k = _mm512_mask_add_epi32(k, up, k, one);
         const __mmask16 neg_nz = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ) & _mm512_test_epi32_mask(k, k);
@@ -243,13 +228,6 @@ struct lanes<16> {
     static F round_even(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
     static I to_int(F v) { return _mm512_cvttps_epi32(v); }
 
-    static void pack4_32(const uint8_t * q, uint8_t * dst) {  // lanes<8>'s AVX2 code
-        const __m256i v = _mm256_loadu_si256((const __m256i *)q);
-        const __m256i w16 = _mm256_maddubs_epi16(v, _mm256_set1_epi16(0x1001));
-        const __m256i b8 = _mm256_packus_epi16(w16, w16);
-        const __m256i ordered = _mm256_permute4x64_epi64(b8, 0x08);  // lanes 0 and 2
-        _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(ordered));
-    }
 };
 #endif
 
@@ -276,7 +254,7 @@ void mx_row(const float * x, int64_t n, uint8_t * wrow, uint8_t * srow) {
         srow[g] = mx_group_scale<T>(L::hmax(m), maxval, p);
         const F vp = L::set1(p);
         F a[NV];
-        for (int k = 0; k < NV; ++k) a[k] = L::template vrnd<T>(L::div(L::load(xg + W * k), vp));
+        for (int k = 0; k < NV; ++k) a[k] = vrnd<L, T>(L::div(L::load(xg + W * k), vp));
         if constexpr (FP8) {
             typename L::I c[NV];
             for (int k = 0; k < NV; ++k) c[k] = L::vfp8_encode(a[k]);
@@ -318,7 +296,7 @@ void nv_row(const float * x, int64_t n, bool has_gs, float enc, uint8_t * wrow, 
         if (done) {
             const F vsd = L::set1(sd);
             for (int k = 0; k < NV && done; ++k) {
-                F a = L::template vrnd<T>(L::div(L::load(xg + W * k), vsd));
+                F a = vrnd<L, T>(L::div(L::load(xg + W * k), vsd));
                 if (has_gs) a = L::mul(a, venc);
                 if (!L::all_finite_and_small(a, eight)) {
                     done = false;
@@ -384,7 +362,7 @@ void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, fl
         if (bits == 8) {
             std::memcpy(dst, q, (size_t)gs);
         } else if (bits == 4) {
-            for (int j = 0; j < gs; j += 32) L::pack4_32(q + j, dst + j / 2);
+            for (int j = 0; j < gs; j += 32) x86::pack_nibble_pairs32(q + j, dst + j / 2);
         } else {
             mlx_pack_codes(q, gs, bits, dst);
         }
