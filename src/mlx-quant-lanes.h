@@ -23,7 +23,8 @@ namespace ggq::mq {
 namespace {
 
 // The arithmetic leaves both widths share, through GCC's vector extensions on the intrinsic
-// types (the same IEEE instructions: a / b is divps, a < b ? a : b is minps, NaN rules included).
+// types (the same IEEE instructions: a / b is divps). Minima and maxima stay intrinsics in lanes<W>:
+// GCC lowers a vector a < b ? a : b to a compare and a blend.
 template <class V>
 struct lane_ops {
     using F = V;
@@ -38,8 +39,6 @@ struct lane_ops {
     static F div(F a, F b) { return a / b; }
     static F mul(F a, F b) { return a * b; }
     static F sub(F a, F b) { return a - b; }
-    static F vmin(F a, F b) { return a < b ? a : b; }
-    static F vmax(F a, F b) { return a > b ? a : b; }
     static void store(float * p, F v) { std::memcpy(p, &v, sizeof v); }
 
     // bfloat16 rounding (nearest even) of finite lanes, kept as float32
@@ -68,6 +67,8 @@ struct lanes;
 template <>
 struct lanes<8> : lane_ops<__m256> {
     using isa = x86::avx2;
+    static F vmin(F a, F b) { return _mm256_min_ps(a, b); }
+    static F vmax(F a, F b) { return _mm256_max_ps(a, b); }
     using I = __m256i;
     using nibbles = uint32_t;  // the fp4 codes of one vector
 
@@ -156,6 +157,8 @@ struct lanes<8> : lane_ops<__m256> {
 #if defined(__AVX512F__)
 template <>
 struct lanes<16> : lane_ops<__m512> {
+    static F vmin(F a, F b) { return _mm512_min_ps(a, b); }
+    static F vmax(F a, F b) { return _mm512_max_ps(a, b); }
     using I = __m512i;
     using nibbles = uint64_t;  // the fp4 codes of one vector
 
