@@ -57,6 +57,18 @@ struct avx2 {
 };
 #endif
 
+#if defined(__AVX2__)
+// 32 four-bit codes (one per byte) -> 16 bytes, byte i = q[2i] | q[2i+1] << 4: multiply-add adjacent
+// bytes by (1, 16). AVX2, also in the AVX-512 units.
+inline void pack_nibble_pairs32(const uint8_t * q, uint8_t * dst) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)q);
+    const __m256i w16 = _mm256_maddubs_epi16(v, _mm256_set1_epi16(0x1001));
+    const __m256i b8 = _mm256_packus_epi16(w16, w16);
+    const __m256i ordered = _mm256_permute4x64_epi64(b8, 0x08);  // lanes 0 and 2
+    _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(ordered));
+}
+#endif
+
 #if defined(__AVX512F__)
 struct avx512 {
     static float abs_max32(const float * x) {

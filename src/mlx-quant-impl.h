@@ -3,6 +3,7 @@
 // with AVX2 flags can never be picked by the linker for the portable translation unit.
 #pragma once
 
+#include "ggq-kernel.h"
 #include "mlx-quant.h"
 
 #include <cmath>
@@ -19,30 +20,18 @@ constexpr float k_fp4_values[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4
                                     -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 constexpr float k_fp4_mags[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
-inline uint32_t mq_bits(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-inline float mq_float(uint32_t u) {
-    float f;
-    std::memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 // ---- storing a float32 in a narrower dtype and reading it back, as MLX's half types do
 
 // bfloat16 bits: nearest even; NaN becomes MLX's single positive quiet NaN.
 inline uint16_t mq_bf16_bits(float x) {
     if (std::isnan(x)) return 0x7FC0;
-    const uint32_t u = mq_bits(x);
+    const uint32_t u = f32_bits(x);
     return (uint16_t)((u + ((u >> 16) & 1u) + 0x7FFFu) >> 16);
 }
 
 // x rounded to the nearest binary16 value (ties to even; overflow to Inf; NaN kept).
 inline float mq_round_f16(float x) {
-    uint32_t u = mq_bits(x);
+    uint32_t u = f32_bits(x);
     const uint32_t ax = u & 0x7FFFFFFFu;
     if (ax >= 0x7F800000u) return x;
     if (ax >= 0x477FF000u) return std::copysign(std::numeric_limits<float>::infinity(), x);  // >= 65520
@@ -50,7 +39,7 @@ inline float mq_round_f16(float x) {
         return std::nearbyint(x * 16777216.0f) * 5.9604644775390625e-8f;
     }
     u += 0xFFFu + ((u >> 13) & 1u);
-    return mq_float(u & ~0x1FFFu);
+    return f32_from_bits(u & ~0x1FFFu);
 }
 
 template <src_dtype T>
@@ -60,21 +49,21 @@ inline float rnd(float x) {
     } else if constexpr (T == src_dtype::f16) {
         return mq_round_f16(x);
     } else {
-        return mq_float((uint32_t)mq_bf16_bits(x) << 16);
+        return f32_from_bits((uint32_t)mq_bf16_bits(x) << 16);
     }
 }
 
 // ---- E4M3 (MLX's to_fp8 / from_fp8)
 
 inline uint8_t mq_fp8_encode(float x) {
-    uint32_t u = mq_bits(x);
+    uint32_t u = f32_bits(x);
     const uint32_t sign = u & 0x80000000u;
     u ^= sign;
     uint8_t r;
     if (u >= 0x43E00000u) {  // >= 448 (also Inf, NaN): saturate to 448
         r = 0x7E;
     } else if (u < (121u << 23)) {  // below 2^-6: subnormal; adding 2^14 rounds to a multiple of 2^-9
-        r = (uint8_t)(mq_bits(mq_float(u) + 16384.0f) - (141u << 23));
+        r = (uint8_t)(f32_bits(f32_from_bits(u) + 16384.0f) - (141u << 23));
     } else {  // normal: rebias the exponent and round the 20 dropped mantissa bits to nearest even
         u += ((uint32_t)(7 - 127) << 23) + 0x7FFFFu + ((u >> 20) & 1u);
         r = (uint8_t)(u >> 20);
@@ -243,7 +232,8 @@ void mlx_fp_row_generic(mlx_mode mode, src_dtype dtype, const float * x, int64_t
                         uint8_t * wrow, uint8_t * srow);
 #if defined(GGQUANT_X86_SIMD)
 // Vector versions of the two row kernels: one body over W float lanes (mlx-quant-lanes.h),
-// compiled in mlx-quant-avx2.cpp (W = 8). Same bytes as the _generic kernels.
+// compiled in mlx-quant-avx2.cpp (W = 8) and mlx-quant-avx512.cpp (W = 16). Same bytes as the
+// _generic kernels.
 template <int W>
 struct mlx_simd {
     static void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, float * scales, float * biases);
@@ -251,6 +241,7 @@ struct mlx_simd {
                        uint8_t * srow);
 };
 extern template struct mlx_simd<8>;
+extern template struct mlx_simd<16>;
 #endif
 
 // LSB-first bit-stream packing of `count` codes (a multiple of the pack size) as MLX writes it.

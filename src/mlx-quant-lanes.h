@@ -1,5 +1,6 @@
 // Vector row kernels for the MLX modes, one body over W float lanes (lanes<W> holds the
-// instruction-set leaves); compiled in mlx-quant-avx2.cpp (W = 8), which instantiates mlx_simd<8>.
+// instruction-set leaves); compiled in mlx-quant-avx2.cpp (W = 8) and mlx-quant-avx512.cpp (W = 16),
+// which instantiate mlx_simd<W>.
 //
 // Why the bytes are the scalar kernels' (mlx-quant.cpp): every lane runs the same operations.
 // Division, nearest-even rounding and the float16 conversions (F16C) are exact IEEE operations and
@@ -21,44 +22,58 @@
 namespace ggq::mq {
 namespace {
 
+// The arithmetic leaves both widths share, through GCC's vector extensions on the intrinsic
+// types (the same IEEE instructions: a / b is divps). Minima and maxima stay intrinsics in lanes<W>:
+// GCC lowers a vector a < b ? a : b to a compare and a blend.
+template <class V>
+struct lane_ops {
+    using F = V;
+    typedef uint32_t U __attribute__((vector_size(sizeof(V))));
+
+    static F load(const float * p) {
+        F v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static F set1(float v) { return F{} + v; }
+    static F div(F a, F b) { return a / b; }
+    static F mul(F a, F b) { return a * b; }
+    static F sub(F a, F b) { return a - b; }
+    static void store(float * p, F v) { std::memcpy(p, &v, sizeof v); }
+
+    // bfloat16 rounding (nearest even) of finite lanes, kept as float32
+    static F round_bf16(F v) {
+        const U u = (U)v;
+        return (F)((u + (((u >> 16) & 1u) + 0x7FFFu)) & 0xFFFF0000u);
+    }
+};
+
+// rnd<T> lane by lane: the value rounded to T and widened back (finite lanes).
+template <class L, src_dtype T>
+typename L::F vrnd(typename L::F v) {
+    if constexpr (T == src_dtype::f32) {
+        return v;
+    } else if constexpr (T == src_dtype::f16) {
+        return L::round_f16(v);
+    } else {
+        return L::round_bf16(v);
+    }
+}
+
 template <int W>
 struct lanes;
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
 template <>
-struct lanes<8> {
+struct lanes<8> : lane_ops<__m256> {
     using isa = x86::avx2;
-    using F = __m256;
+    static F vmin(F a, F b) { return _mm256_min_ps(a, b); }
+    static F vmax(F a, F b) { return _mm256_max_ps(a, b); }
     using I = __m256i;
     using nibbles = uint32_t;  // the fp4 codes of one vector
 
-    static F load(const float * p) { return _mm256_loadu_ps(p); }
-    static F set1(float v) { return _mm256_set1_ps(v); }
-    static F div(F a, F b) { return _mm256_div_ps(a, b); }
-    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-    static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
-    static F vmin(F a, F b) { return _mm256_min_ps(a, b); }
-    static F vmax(F a, F b) { return _mm256_max_ps(a, b); }
-    static void store(float * p, F v) { _mm256_storeu_ps(p, v); }
 
-
-
-
-    // Lane-wise rnd<T>: the value rounded to T and widened back (finite lanes).
-    template <src_dtype T>
-    static __m256 vrnd(__m256 v) {
-        if constexpr (T == src_dtype::f32) {
-            return v;
-        } else if constexpr (T == src_dtype::f16) {
-            return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        } else {
-            const __m256i u = _mm256_castps_si256(v);
-            const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-            const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF)));
-            return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32((int)0xFFFF0000u)));
-        }
-    }
-
+    static F round_f16(F v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
     static __m256 vabs(__m256 v) { return isa::abs(v); }
     static float hmax(__m256 v) { return isa::hmax(v); }
     static float hmin(__m256 v) { return isa::hmin(v); }
@@ -75,8 +90,8 @@ struct lanes<8> {
         const __m256 mags = _mm256_loadu_ps(k_fp4_mags);
         const __m256i seven = _mm256_set1_epi32(7);
         const __m256i k1 = _mm256_min_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(1)), seven);
-        const __m256 d_lo = vrnd<D>(_mm256_sub_ps(b, _mm256_permutevar8x32_ps(mags, k)));
-        const __m256 d_hi = vrnd<D>(_mm256_sub_ps(_mm256_permutevar8x32_ps(mags, k1), b));
+        const __m256 d_lo = vrnd<lanes<8>, D>(_mm256_sub_ps(b, _mm256_permutevar8x32_ps(mags, k)));
+        const __m256 d_hi = vrnd<lanes<8>, D>(_mm256_sub_ps(_mm256_permutevar8x32_ps(mags, k1), b));
         const __m256i up = _mm256_andnot_si256(_mm256_cmpeq_epi32(k, seven),
                                                _mm256_castps_si256(_mm256_cmp_ps(d_hi, d_lo, _CMP_LT_OQ)));
         k = _mm256_sub_epi32(k, up);
@@ -136,15 +151,86 @@ struct lanes<8> {
     static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
     static I to_int(F v) { return _mm256_cvttps_epi32(v); }
 
-    // 32 four-bit codes (one per byte) -> 16 bytes, byte i = q[2i] | q[2i+1] << 4: multiply-add
-    // adjacent bytes by (1, 16)
-    static void pack4_32(const uint8_t * q, uint8_t * dst) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)q);
-        const __m256i w16 = _mm256_maddubs_epi16(v, _mm256_set1_epi16(0x1001));
-        const __m256i b8 = _mm256_packus_epi16(w16, w16);
-        const __m256i ordered = _mm256_permute4x64_epi64(b8, 0x08);  // lanes 0 and 2
-        _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(ordered));
+};
+#endif
+
+#if defined(__AVX512F__)
+template <>
+struct lanes<16> : lane_ops<__m512> {
+    static F vmin(F a, F b) { return _mm512_min_ps(a, b); }
+    static F vmax(F a, F b) { return _mm512_max_ps(a, b); }
+    using I = __m512i;
+    using nibbles = uint64_t;  // the fp4 codes of one vector
+
+
+    static F round_f16(F v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+    static F vabs(F v) { return _mm512_abs_ps(v); }
+    static float hmax(F v) { return _mm512_reduce_max_ps(v); }
+    static float hmin(F v) { return _mm512_reduce_min_ps(v); }
+
+    template <src_dtype D>
+    static I vfp4_code(F a) {  // as lanes<8>::vfp4_code, with masks for the compare results
+        const F b = vabs(a);
+        const I one = _mm512_set1_epi32(1), seven = _mm512_set1_epi32(7);
+        I k = _mm512_setzero_si512();
+        for (int i = 1; i < 8; ++i) {
+            k = _mm512_mask_add_epi32(k, _mm512_cmp_ps_mask(b, _mm512_set1_ps(k_fp4_mags[i]), _CMP_GE_OQ), k, one);
+        }
+        const F mags = _mm512_broadcast_f32x8(_mm256_loadu_ps(k_fp4_mags));
+        const I k1 = _mm512_min_epi32(_mm512_add_epi32(k, one), seven);
+        const F d_lo = vrnd<lanes<16>, D>(_mm512_sub_ps(b, _mm512_permutexvar_ps(k, mags)));
+        const F d_hi = vrnd<lanes<16>, D>(_mm512_sub_ps(_mm512_permutexvar_ps(k1, mags), b));
+        const __mmask16 up = _mm512_cmp_ps_mask(d_hi, d_lo, _CMP_LT_OQ) & ~_mm512_cmpeq_epi32_mask(k, seven);
+        k = _mm512_mask_add_epi32(k, up, k, one);
+        const __mmask16 neg_nz = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ) & _mm512_test_epi32_mask(k, k);
+        return _mm512_mask_or_epi32(k, neg_nz, k, _mm512_set1_epi32(8));
     }
+
+    static I vfp8_encode(F a) {  // as lanes<8>::vfp8_encode, with masks for the blends
+        const I u0 = _mm512_castps_si512(a);
+        const I sign = _mm512_and_si512(u0, _mm512_set1_epi32((int)0x80000000u));
+        const I u = _mm512_xor_si512(u0, sign);
+        const I magic = _mm512_set1_epi32(141 << 23);
+        const I low = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(u), _mm512_set1_ps(16384.0f))), magic);
+        const I odd = _mm512_and_si512(_mm512_srli_epi32(u, 20), _mm512_set1_epi32(1));
+        const I high = _mm512_srli_epi32(
+            _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32((int)(((uint32_t)(7 - 127) << 23) + 0x7FFFFu))), odd), 20);
+        const __mmask16 is_low = _mm512_cmpgt_epi32_mask(_mm512_set1_epi32(121 << 23), u);
+        const __mmask16 sat = _mm512_cmpgt_epi32_mask(u, _mm512_set1_epi32(0x43E00000 - 1));
+        I r = _mm512_mask_blend_epi32(is_low, high, low);
+        r = _mm512_mask_blend_epi32(sat, r, _mm512_set1_epi32(0x7E));
+        return _mm512_or_si512(_mm512_and_si512(r, _mm512_set1_epi32(0xFF)), _mm512_srli_epi32(sign, 24));
+    }
+
+    // 16 fp4 codes (int32 lanes, 0..15) -> one uint64, lane i at bits 4i.
+    static nibbles pack_nibbles(I c) {
+        const I s = _mm512_sllv_epi32(c, _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28));
+        const uint32_t lo = (uint32_t)_mm512_mask_reduce_or_epi32(0x00FF, s);
+        const uint32_t hi = (uint32_t)_mm512_mask_reduce_or_epi32(0xFF00, s);
+        return (nibbles)lo | (nibbles)hi << 32;
+    }
+
+    static F vabsmax(const float * x, int gs) {  // the operand order of lanes<8>::vabsmax
+        F m = vabs(_mm512_loadu_ps(x));
+        for (int j = 16; j < gs; j += 16) m = _mm512_max_ps(vabs(_mm512_loadu_ps(x + j)), m);
+        return m;
+    }
+
+    static bool all_finite_and_small(F a, F limit) { return _mm512_cmp_ps_mask(vabs(a), limit, _CMP_LT_OQ) == 0xFFFF; }
+
+    // 2 vectors of int32 codes (each 0..255) -> 32 bytes
+    static void store_bytes32(uint8_t * dst, const I * c) {
+        _mm_storeu_si128((__m128i *)dst, _mm512_cvtepi32_epi8(c[0]));
+        _mm_storeu_si128((__m128i *)(dst + 16), _mm512_cvtepi32_epi8(c[1]));
+    }
+
+    static __mmask16 nonfinite(F v) { return _mm512_cmp_ps_mask(vabs(v), _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_NLT_UQ); }
+    static __mmask16 or_(__mmask16 a, __mmask16 b) { return a | b; }
+    static bool any(__mmask16 m) { return m != 0; }
+
+    static F round_even(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+    static I to_int(F v) { return _mm512_cvttps_epi32(v); }
+
 };
 #endif
 
@@ -171,7 +257,7 @@ void mx_row(const float * x, int64_t n, uint8_t * wrow, uint8_t * srow) {
         srow[g] = mx_group_scale<T>(L::hmax(m), maxval, p);
         const F vp = L::set1(p);
         F a[NV];
-        for (int k = 0; k < NV; ++k) a[k] = L::template vrnd<T>(L::div(L::load(xg + W * k), vp));
+        for (int k = 0; k < NV; ++k) a[k] = vrnd<L, T>(L::div(L::load(xg + W * k), vp));
         if constexpr (FP8) {
             typename L::I c[NV];
             for (int k = 0; k < NV; ++k) c[k] = L::vfp8_encode(a[k]);
@@ -213,7 +299,7 @@ void nv_row(const float * x, int64_t n, bool has_gs, float enc, uint8_t * wrow, 
         if (done) {
             const F vsd = L::set1(sd);
             for (int k = 0; k < NV && done; ++k) {
-                F a = L::template vrnd<T>(L::div(L::load(xg + W * k), vsd));
+                F a = vrnd<L, T>(L::div(L::load(xg + W * k), vsd));
                 if (has_gs) a = L::mul(a, venc);
                 if (!L::all_finite_and_small(a, eight)) {
                     done = false;
@@ -249,7 +335,7 @@ void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, fl
     for (int64_t g = 0; g < n / gs; ++g) {
         const float * xg = x + g * gs;
         F vmax = L::load(xg), vmin = vmax;
-        F bad = L::nonfinite(vmax);
+        auto bad = L::nonfinite(vmax);
         for (int j = W; j < gs; j += W) {
             const F v = L::load(xg + j);
             vmax = L::vmax(v, vmax);
@@ -279,7 +365,7 @@ void affine_row(const float * x, int64_t n, int bits, int gs, uint8_t * wrow, fl
         if (bits == 8) {
             std::memcpy(dst, q, (size_t)gs);
         } else if (bits == 4) {
-            for (int j = 0; j < gs; j += 32) L::pack4_32(q + j, dst + j / 2);
+            for (int j = 0; j < gs; j += 32) x86::pack_nibble_pairs32(q + j, dst + j / 2);
         } else {
             mlx_pack_codes(q, gs, bits, dst);
         }

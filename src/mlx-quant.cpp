@@ -323,7 +323,10 @@ void mlx_quantize_rows(const mlx_params & p, const void * src, src_dtype dtype, 
     mlx_affine_row_fn kernel = mlx_affine_row_generic;
     mlx_fp_row_fn fp_kernel = mlx_fp_row_generic;
 #if defined(GGQUANT_X86_SIMD)
-    if (simd_active_level() >= GGQ_SIMD_AVX2) {
+    if (simd_active_level() >= GGQ_SIMD_AVX512) {
+        kernel = mlx_simd<16>::affine_row;
+        fp_kernel = mlx_simd<16>::fp_row;
+    } else if (simd_active_level() >= GGQ_SIMD_AVX2) {
         kernel = mlx_simd<8>::affine_row;
         fp_kernel = mlx_simd<8>::fp_row;
     }

@@ -556,25 +556,10 @@ using kquants_w = kquants<typename vec<W>::f, typename vec<W>::i>;
 }  // namespace
 }  // namespace kq
 
-template <int W>
-size_t kquants_simd<W>::q2_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return kq::kquants_w<W>::q2_K(src, dst, nrows, n_per_row, imatrix);
-}
-template <int W>
-size_t kquants_simd<W>::q3_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return kq::kquants_w<W>::q3_K(src, dst, nrows, n_per_row, imatrix);
-}
-template <int W>
-size_t kquants_simd<W>::q4_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return kq::kquants_w<W>::q4_K(src, dst, nrows, n_per_row, imatrix);
-}
-template <int W>
-size_t kquants_simd<W>::q5_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return kq::kquants_w<W>::q5_K(src, dst, nrows, n_per_row, imatrix);
-}
-template <int W>
-size_t kquants_simd<W>::q6_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return kq::kquants_w<W>::q6_K(src, dst, nrows, n_per_row, imatrix);
-}
+template <int W> size_t kquants_simd<W>::q2_K(const float * x, void * y, int64_t r, int64_t n, const float * w) { return kq::kquants_w<W>::q2_K(x, y, r, n, w); }
+template <int W> size_t kquants_simd<W>::q3_K(const float * x, void * y, int64_t r, int64_t n, const float * w) { return kq::kquants_w<W>::q3_K(x, y, r, n, w); }
+template <int W> size_t kquants_simd<W>::q4_K(const float * x, void * y, int64_t r, int64_t n, const float * w) { return kq::kquants_w<W>::q4_K(x, y, r, n, w); }
+template <int W> size_t kquants_simd<W>::q5_K(const float * x, void * y, int64_t r, int64_t n, const float * w) { return kq::kquants_w<W>::q5_K(x, y, r, n, w); }
+template <int W> size_t kquants_simd<W>::q6_K(const float * x, void * y, int64_t r, int64_t n, const float * w) { return kq::kquants_w<W>::q6_K(x, y, r, n, w); }
 
 }  // namespace ggq
