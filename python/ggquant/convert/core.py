@@ -164,7 +164,7 @@ class Progress:
         if quiet:
             return
         try:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
             self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
                             desc="converting", file=sys.stderr)
@@ -304,7 +304,7 @@ def produce(ot: OutTensor, targets: Sequence[Target], ck: Checkpoint | None, nth
                     pos[j] += q.size
                 del chunk
                 release_pages(arr)
-        del arr, subs
+        del arr, subs, a, rows  # the part's mapping goes before the next part is mapped
     for j, t in enumerate(targets):
         if pos[j] != t.tensor.nbytes:
             raise GGQuantError(f"{ot.origin(ck)}: produced {pos[j]} bytes for {t.tensor.name}, "
@@ -345,8 +345,10 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
             first = jobs[0].tensors[i]
             prog.start(first.name, "/".join(dict.fromkeys(j.tensors[i].type.name for j in jobs)))
             targets = [Target(j.tensors[i], imatrix_weights(j.tensors[i], j.imatrix)) for j in jobs]
-            for job, data in zip(jobs, produce(ot, targets, ck, nthreads)):
+            outs = produce(ot, targets, ck, nthreads)
+            for job, data in zip(jobs, outs):
                 job.sink.write_tensor(job.tensors[i].name, data)
+            del outs, data  # before the next tensor's buffers exist: peak memory is one tensor per output
             prog.update(first.nbytes)
             if on_tensor is not None:
                 on_tensor(ot)
