@@ -32,7 +32,7 @@ import math
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ import numpy as np
 
 from . import _core
 from .errors import GGQuantError, GGUFError
+from .fileio import PathArg, fs_path, remove_stale_temporaries
 from .qtypes import GGMLType, resolve_type, type_info
 
 
@@ -108,7 +109,6 @@ def _encode(s: str | bytes) -> bytes:
     return s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True)
 class GGUFTensor:
     """One tensor of a GGUF file.
 
@@ -118,21 +118,35 @@ class GGUFTensor:
         shape: NumPy-order shape in values (GGUF stores it reversed).
         offset: absolute file offset of the data.
         nbytes: size of the data in bytes.
-        data: zero-copy read-only view of the data: typed for F32/F16/I8..F64, ``uint16`` bits for
-            BF16 (an ``ml_dtypes.bfloat16`` view when ml_dtypes is installed), ``uint8`` blocks of
-            byte shape ``shape[:-1] + (row_bytes,)`` for quantized types.
+        data: zero-copy read-only view of the data (made when asked for): typed for
+            F32/F16/I8..F64, ``uint16`` bits for BF16 (an ``ml_dtypes.bfloat16`` view when
+            ml_dtypes is installed), ``uint8`` blocks of byte shape ``shape[:-1] + (row_bytes,)``
+            for quantized types. A zero-element tensor whose other dimensions multiply past what
+            NumPy can index (ggml allows it) comes as an empty 1-D view.
     """
 
-    name: str
-    type: GGMLType
-    shape: tuple[int, ...]
-    offset: int
-    nbytes: int
-    data: np.ndarray
+    __slots__ = ("name", "type", "shape", "offset", "nbytes", "_buf")
+
+    def __init__(self, name: str, type: GGMLType, shape: tuple[int, ...], offset: int, nbytes: int, buf: np.ndarray):
+        self.name = name
+        self.type = type
+        self.shape = shape
+        self.offset = offset
+        self.nbytes = nbytes
+        self._buf = buf
+
+    @property
+    def data(self) -> np.ndarray:
+        return _tensor_view(self._buf, self.type, self.shape, self.offset, self.nbytes)
+
+    def __repr__(self) -> str:
+        return f"GGUFTensor({self.name!r}, {self.type.name}, shape={self.shape}, offset={self.offset}, nbytes={self.nbytes})"
 
 
 def _tensor_view(buf: np.ndarray, t: GGMLType, shape: tuple[int, ...], offset: int, nbytes: int) -> np.ndarray:
     raw = buf[offset : offset + nbytes]
+    if nbytes == 0 and math.prod(d for d in shape if d) >= 2**63:
+        return raw  # NumPy cannot represent the shape even with no elements
     if t in _TENSOR_DTYPES:
         return raw.view(_TENSOR_DTYPES[t]).reshape(shape)
     if t == GGMLType.BF16:
@@ -148,11 +162,52 @@ def _tensor_view(buf: np.ndarray, t: GGMLType, shape: tuple[int, ...], offset: i
     return raw.reshape(*shape[:-1], shape[-1] // info.block_size * info.type_size)
 
 
+class _TensorList(Sequence[GGUFTensor]):
+    """The tensors of a reader, made on demand from the C++ index (a file may hold millions)."""
+
+    _CHUNK = 4096
+
+    def __init__(self, reader: GGUFReader):
+        self._h = reader._h
+        self._buf = reader._buf
+        self._n: int = reader._h.n_tensors
+        self._start: int = reader._h.data_start
+
+    def _make(self, row: tuple[bytes, int, tuple[int, ...], int, int]) -> GGUFTensor:
+        name_b, ttype, ne, offset, nbytes = row
+        return GGUFTensor(_decode(name_b), GGMLType(ttype), ne[::-1], self._start + offset, nbytes, self._buf)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        i = int(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError("tensor index out of range")
+        return self._make(self._h.tensors(i, i + 1)[0])
+
+    def __iter__(self) -> Iterator[GGUFTensor]:
+        for start in range(0, self._n, self._CHUNK):
+            for row in self._h.tensors(start, start + self._CHUNK):
+                yield self._make(row)
+
+    def find(self, name: str) -> GGUFTensor | None:
+        i = self._h.find_tensor(_encode(name))
+        return None if i < 0 else self[i]
+
+    def __repr__(self) -> str:
+        return f"<{self._n} GGUF tensors>"
+
+
 class GGUFReader:
     """A memory-mapped, validated GGUF file.
 
     Args:
-        path: the ``.gguf`` file.
+        path: the ``.gguf`` file (``str``, ``bytes`` or ``os.PathLike``).
 
     Attributes:
         version: 2 or 3.
@@ -160,16 +215,17 @@ class GGUFReader:
         metadata: ordered mapping key -> value (``int``, ``float``, ``bool``, ``str``; arrays as a
             ``list`` of ``str`` or a NumPy array).
         kv_types: key -> ``(GGUFValueType, element GGUFValueType or None)``, the on-disk types.
-        tensors: list of :class:`GGUFTensor` in file order.
+        tensors: a sequence of :class:`GGUFTensor` in file order, made on demand (opening a file
+            with a million tensors costs no more memory than ggml's own reader).
 
     Raises:
         GGUFError: the file is malformed (the message names the key, tensor or offset).
-        GGQuantIOError: the file cannot be opened or mapped.
+        GGQuantIOError: the file cannot be opened or mapped, or is not a regular file.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = os.fspath(path)
-        self._h = _core.gguf_read(self.path)
+    def __init__(self, path: PathArg):
+        self.path = fs_path(path, "GGUF file")
+        self._h = _core.gguf_read(os.fsencode(self.path))
         self._buf = np.frombuffer(self._h, dtype=np.uint8)
         self.version: int = self._h.version
         self.alignment: int = self._h.alignment
@@ -181,16 +237,7 @@ class GGUFReader:
             et = GGUFValueType(etype) if etype >= 0 else None
             self.kv_types[key] = (vt, et)
             self.metadata[key] = self._value(vt, et, count, offset, strings)
-        self.tensors: list[GGUFTensor] = []
-        data_start = self._h.data_start
-        for name_b, ttype, ne, offset, nbytes in self._h.tensors():
-            t = GGMLType(ttype)
-            shape = tuple(int(d) for d in reversed(ne))
-            self.tensors.append(
-                GGUFTensor(_decode(name_b), t, shape, data_start + offset, nbytes,
-                           _tensor_view(self._buf, t, shape, data_start + offset, nbytes))
-            )
-        self._by_name = {t.name: t for t in self.tensors}
+        self.tensors: Sequence[GGUFTensor] = _TensorList(self)
 
     def _value(self, vt, et, count, offset, strings):
         if vt == GGUFValueType.STRING:
@@ -207,12 +254,14 @@ class GGUFReader:
 
     def tensor(self, name: str) -> GGUFTensor:
         """The tensor called ``name`` (``KeyError`` if absent)."""
-        return self._by_name[name]
+        t = self.tensors.find(name) if isinstance(self.tensors, _TensorList) else None
+        if t is None:
+            raise KeyError(f"no tensor named {name!r} in {self.path!r}")
+        return t
 
     def close(self) -> None:
         """Drop this reader's references to the mapping (views handed out keep it alive)."""
         self.tensors = []
-        self._by_name = {}
         self._buf = None  # type: ignore[assignment]
         self._h = None
 
@@ -278,15 +327,17 @@ class GGUFWriter:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: PathArg,
         alignment: int = 32,
         split_max_tensors: int | None = None,
         split_max_size: int | None = None,
     ):
-        self.path = os.fspath(path)
+        self.path = fs_path(path, "GGUF output")
+        if not isinstance(alignment, (int, np.integer)) or isinstance(alignment, bool):
+            raise GGUFError(f"alignment must be an int, got {alignment!r}")
         self.alignment = int(alignment)
-        if self.alignment <= 0 or self.alignment & (self.alignment - 1):
-            raise GGUFError(f"alignment {alignment} is not a power of two")
+        if self.alignment <= 0 or self.alignment & (self.alignment - 1) or self.alignment > 1 << 24:
+            raise GGUFError(f"alignment {alignment} is not a power of two up to 2^24")
         self.split_max_tensors = split_max_tensors
         self.split_max_size = split_max_size
         self._kvs: OrderedDict[str, tuple[GGUFValueType, GGUFValueType | None, int, bytes, list[bytes]]] = OrderedDict()
@@ -413,7 +464,8 @@ class GGUFWriter:
         self._shards = []
         try:
             for i, (path, idx) in enumerate(zip(paths, groups)):
-                core = _core.GGUFWriterCore(path, self.alignment)
+                remove_stale_temporaries(path)  # left by a writer that was killed
+                core = _core.GGUFWriterCore(os.fsencode(path), self.alignment)
                 self._shards.append((core, idx))
                 shard_kvs = kvs if i == 0 else [kv for kv in kvs if kv[0] == "general.alignment"]
                 for key, (vt, et, count, payload, strings) in shard_kvs:
@@ -532,14 +584,14 @@ class GGUFSplitReader:
         self.close()
 
 
-def read_gguf_split(path: str | os.PathLike[str]) -> GGUFReader | GGUFSplitReader:
+def read_gguf_split(path: PathArg) -> GGUFReader | GGUFSplitReader:
     """Open a GGUF file, or a whole split set given any of its shards.
 
     Example:
         >>> from ggquant.gguf import read_gguf_split
         >>> # model = read_gguf_split("model-00001-of-00003.gguf"); model.tensor("output.weight")
     """
-    path = os.fspath(path)
+    path = fs_path(path, "GGUF file")
     m = _SPLIT_RE.match(path)
     if not m:
         return GGUFReader(path)
