@@ -145,8 +145,15 @@ class GGUFTensor:
 
 def _tensor_view(buf: np.ndarray, t: GGMLType, shape: tuple[int, ...], offset: int, nbytes: int) -> np.ndarray:
     raw = buf[offset : offset + nbytes]
-    if nbytes == 0 and math.prod(d for d in shape if d) >= 2**63:
-        return raw  # NumPy cannot represent the shape even with no elements
+    try:
+        return _typed_view(raw, t, shape)
+    except ValueError:
+        if nbytes == 0:  # a zero-element shape NumPy cannot represent (ggml allows it)
+            return raw
+        raise
+
+
+def _typed_view(raw: np.ndarray, t: GGMLType, shape: tuple[int, ...]) -> np.ndarray:
     if t in _TENSOR_DTYPES:
         return raw.view(_TENSOR_DTYPES[t]).reshape(shape)
     if t == GGMLType.BF16:

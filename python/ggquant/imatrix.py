@@ -22,10 +22,12 @@ import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .errors import FormatError, GGQuantError, GGQuantIOError, GGUFError, NonFiniteError, ShapeError
+from .errors import FormatError, GGQuantError, GGUFError, NonFiniteError, ShapeError
+from .fileio import PathArg, fs_path, read_regular_file
 from .qtypes import GGMLType
 
 _SUM_SUFFIX = ".in_sum2"
@@ -54,7 +56,7 @@ class Imatrix:
     format: str = "gguf"
 
 
-def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
+def read_imatrix(path: PathArg) -> Imatrix:
     """Read an imatrix file (GGUF or legacy ``.dat``; told apart by the GGUF magic).
 
     Args:
@@ -78,26 +80,23 @@ def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
         >>> ggquant.read_imatrix(p).weights["w"].tolist()
         [1.0, 2.0, 3.0, 4.0]
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise GGQuantIOError(f"cannot read imatrix file {os.fspath(path)!r}: {e.strerror or e}") from None
+    p = fs_path(path, "imatrix file")
+    data = read_regular_file(p, "imatrix file")
     if data[:4] == b"GGUF":
-        result = _read_gguf(os.fspath(path))
+        result = _read_gguf(p)
     else:
-        result = _read_legacy(data, os.fspath(path))
+        result = _read_legacy(data, p)
     for name, w in result.weights.items():
         bad = ~np.isfinite(w)
         if bad.any():
             at = int(np.flatnonzero(bad.ravel())[0])
-            raise NonFiniteError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a NaN or Inf weight at index {at}")
+            raise NonFiniteError(f"imatrix {p!r}: tensor {name!r} has a NaN or Inf weight at index {at}")
         if (w < 0).any():
-            raise FormatError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a negative weight")
+            raise FormatError(f"imatrix {p!r}: tensor {name!r} has a negative weight")
     return result
 
 
-def load_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def load_imatrix(path: PathArg) -> dict[str, np.ndarray]:
     """Read an imatrix file into a mapping tensor name -> float32 per-column weights.
 
     Args:
@@ -263,9 +262,17 @@ def _read_gguf(path: str) -> Imatrix:
     datasets = kv.get("imatrix.datasets", [])
     reader.close()
     out.datasets = [str(d) for d in datasets] if isinstance(datasets, list) else []
-    out.chunk_count = int(kv.get("imatrix.chunk_count", 0) or 0)
-    out.chunk_size = int(kv.get("imatrix.chunk_size", 0) or 0)
+    out.chunk_count = _count(kv, "imatrix.chunk_count", path)
+    out.chunk_size = _count(kv, "imatrix.chunk_size", path)
     return out
+
+
+def _count(kv: Mapping[str, Any], key: str, path: str) -> int:
+    """A non-negative integer metadata value (0 when absent); llama-imatrix writes them as u32."""
+    v = kv.get(key, 0)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise GGUFError(f"imatrix {path!r}: {key} must be a non-negative integer, got {type(v).__name__} {v!r}"[:300])
+    return v
 
 
 __all__ = ["Imatrix", "imatrix_for", "load_imatrix", "read_imatrix"]

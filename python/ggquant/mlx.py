@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _core
+from ._checks import array_arg, bool_arg, float_arg, int_arg, threads_arg
 from .errors import GGQuantError, ShapeError, UnsupportedTypeError
 
 _MODE_ID = {"affine": 0, "mxfp4": 1, "nvfp4": 2, "mxfp8": 3}
@@ -163,7 +164,7 @@ def resolve(mode: str, bits: int | None = None, group_size: int | None = None) -
         raise UnsupportedTypeError(
             f"unknown MLX quantization mode {mode!r}; expected one of {sorted(_MODE_DEFAULTS)} or {sorted(PRESETS)}"
         )
-    return m, int(b if bits is None else bits), int(g if group_size is None else group_size)
+    return m, int_arg(b if bits is None else bits, "bits", 1, 64), int_arg(g if group_size is None else group_size, "group_size", 1, 1 << 20)
 
 
 def is_mlx_type(name: Any) -> bool:
@@ -202,7 +203,7 @@ def routes_to_mlx(t: Any) -> bool:
 
 
 def _source(x: Any) -> tuple[np.ndarray, str]:
-    arr = np.asarray(x)
+    arr = array_arg(x, "the input")
     dt = arr.dtype
     if dt == np.float32:
         return np.ascontiguousarray(arr), "f32"
@@ -215,13 +216,9 @@ def _source(x: Any) -> tuple[np.ndarray, str]:
     raise GGQuantError(f"expected float32, float16, bfloat16 (ml_dtypes) or float64 input, got {dt}")
 
 
-def _threads(nthreads: int | None) -> int:
-    return 0 if nthreads is None else int(nthreads)
-
-
 def _out_arrays(lead: tuple[int, ...], n: int, mode: str, bits: int, gs: int, dtype: np.dtype) -> MLXQuantized:
-    if n % gs != 0:
-        raise ShapeError(f"the last dimension {n} is not a multiple of the group size {gs}")
+    if n <= 0 or n % gs != 0:
+        raise ShapeError(f"the last dimension {n} is not a positive multiple of the group size {gs}")
     w = np.empty((*lead, n * bits // 32), np.uint32)
     sdt = dtype if mode == "affine" else np.dtype(np.uint8)
     s = np.empty((*lead, n // gs), sdt)
@@ -253,8 +250,8 @@ def _run(
         w,
         s,
         b,
-        _threads(nthreads),
-        bool(allow_nonfinite),
+        threads_arg(nthreads),
+        bool_arg(allow_nonfinite, "allow_nonfinite"),
     )
 
 
@@ -301,7 +298,7 @@ def quantize(
             raise ShapeError("cannot quantize a 0-d array: need at least one row")
         if g <= 0:
             raise GGQuantError(f"invalid group size {g}")
-        gscale = None if global_scale is None else float(np.float32(global_scale))
+        gscale = None if global_scale is None else _float32_scale(float_arg(global_scale, "global_scale"))
         q = _out_arrays(src.shape[:-1], src.shape[-1], m, b, g, src.dtype)
         _run(src, code, q, gscale, nthreads, allow_nonfinite)
     except GGQuantError as e:
@@ -323,11 +320,19 @@ def _quantize_source(
     return q
 
 
+def _float32_scale(v: float) -> float:
+    with np.errstate(over="ignore"):  # past float32's range: Inf, which the kernel refuses
+        return float(np.float32(v))
+
+
 def _dtype_code(dt: Any) -> tuple[str, Any]:
     """(kernel code, numpy dtype or None for bfloat16) for a requested output dtype."""
     if isinstance(dt, str) and dt.lower() in ("bfloat16", "bf16"):
         return "bf16", None
-    d = np.dtype(dt)
+    try:
+        d = np.dtype(dt)
+    except TypeError:
+        raise GGQuantError(f"unsupported output dtype {dt!r}; expected float32, float16 or bfloat16") from None
     if d.name == "bfloat16":
         return "bf16", d
     if d == np.float32:
@@ -402,7 +407,7 @@ def dequantize(q: MLXQuantized, *, dtype: Any = None, nthreads: int | None = Non
         None if biases is None else biases.reshape(nrows, -1),
         scode,
         ocode,
-        _threads(nthreads),
+        threads_arg(nthreads),
     )
     out = out.reshape(*w.shape[:-1], out.shape[-1])
     if dtype is None or gscale is not None:
