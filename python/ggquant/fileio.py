@@ -117,7 +117,7 @@ def read_regular_file(path: Any, what: str, max_bytes: int | None = None) -> byt
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
-        raise _os_error(f"open {what}", p, e) from None
+        raise _os_error(f"read {what}", p, e) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

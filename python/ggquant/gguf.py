@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .errors import GGQuantError, GGUFError
+from ._checks import int_arg, shape_arg
+from .errors import GGQuantError, GGUFError, ShapeError
 from .fileio import PathArg, fs_path, remove_stale_temporaries
 from .qtypes import GGMLType, resolve_type, type_info
 
@@ -306,6 +307,44 @@ def _scalar_bytes(key: str, value: Any, vt: GGUFValueType) -> bytes:
     return np.array(float(value), dtype=dt).tobytes()
 
 
+def _encode_value(key: str, value: Any, vtype: Any, elem_type: Any) -> tuple[GGUFValueType, GGUFValueType | None, int, bytes, list[bytes]]:
+    """(type, element type, count, payload, strings) of one metadata value, as the C++ writer takes them."""
+    vt = GGUFValueType(vtype) if vtype is not None else _infer_type(value)
+    payload, strings, count, et = b"", [], 1, None
+    if vt == GGUFValueType.STRING:
+        strings = [_encode(value)]
+    elif vt == GGUFValueType.ARRAY:
+        if isinstance(value, np.ndarray):
+            et = GGUFValueType(elem_type) if elem_type is not None else _FROM_NP.get(value.dtype)
+            if et is None:
+                raise GGUFError(f"metadata {key!r}: no GGUF type for array dtype {value.dtype}")
+        else:
+            value = list(value)
+            if elem_type is not None:
+                et = GGUFValueType(elem_type)
+            elif value:
+                et = _infer_type(value[0])
+            else:
+                raise GGUFError(f"metadata {key!r}: an empty array needs elem_type")
+        if et == GGUFValueType.ARRAY:
+            raise GGUFError(f"metadata {key!r}: arrays of arrays cannot be read by llama.cpp")
+        count = len(value)
+        if et == GGUFValueType.STRING:
+            strings = [_encode(s) for s in value]
+        else:
+            arr = np.asarray(value)
+            if et == GGUFValueType.BOOL:
+                payload = (arr != 0).astype(np.uint8).tobytes()
+            else:
+                dt = _NP[et]
+                if dt.kind in "iu" and arr.size and (arr.dtype.kind == "f" or arr.min() < np.iinfo(dt).min or arr.max() > np.iinfo(dt).max):
+                    raise GGUFError(f"metadata {key!r}: values do not fit {et.name}")
+                payload = arr.astype(dt).tobytes()
+    else:
+        payload = _scalar_bytes(key, value, vt)
+    return vt, et, count, payload, strings
+
+
 @dataclass
 class _PendingTensor:
     name: str
@@ -371,43 +410,16 @@ class GGUFWriter:
         """
         if self._shards is not None:
             raise GGUFError(f"metadata {key!r} added after the header was written")
-        if not key:
-            raise GGUFError("metadata keys must not be empty")
+        if not isinstance(key, str) or not key:
+            raise GGUFError(f"metadata keys must be non-empty str, got {key!r}"[:200])
         if key in self._kvs:
             raise GGUFError(f"duplicate metadata key {key!r}")
-        vt = GGUFValueType(vtype) if vtype is not None else _infer_type(value)
-        payload, strings, count, et = b"", [], 1, None
-        if vt == GGUFValueType.STRING:
-            strings = [_encode(value)]
-        elif vt == GGUFValueType.ARRAY:
-            if isinstance(value, np.ndarray):
-                et = GGUFValueType(elem_type) if elem_type is not None else _FROM_NP.get(value.dtype)
-                if et is None:
-                    raise GGUFError(f"metadata {key!r}: no GGUF type for array dtype {value.dtype}")
-            else:
-                value = list(value)
-                if elem_type is not None:
-                    et = GGUFValueType(elem_type)
-                elif value:
-                    et = _infer_type(value[0])
-                else:
-                    raise GGUFError(f"metadata {key!r}: an empty array needs elem_type")
-            if et == GGUFValueType.ARRAY:
-                raise GGUFError(f"metadata {key!r}: arrays of arrays cannot be read by llama.cpp")
-            count = len(value)
-            if et == GGUFValueType.STRING:
-                strings = [_encode(s) for s in value]
-            else:
-                arr = np.asarray(value)
-                if et == GGUFValueType.BOOL:
-                    payload = (arr != 0).astype(np.uint8).tobytes()
-                else:
-                    dt = _NP[et]
-                    if dt.kind in "iu" and arr.size and (arr.dtype.kind == "f" or arr.min() < np.iinfo(dt).min or arr.max() > np.iinfo(dt).max):
-                        raise GGUFError(f"metadata {key!r}: values do not fit {et.name}")
-                    payload = arr.astype(dt).tobytes()
-        else:
-            payload = _scalar_bytes(key, value, vt)
+        try:
+            vt, et, count, payload, strings = _encode_value(key, value, vtype, elem_type)
+        except GGQuantError:
+            raise
+        except (TypeError, ValueError, OverflowError, AttributeError) as e:
+            raise GGUFError(f"metadata {key!r}: cannot store {value!r}"[:200] + f" as GGUF metadata: {e}") from None
         if key == "general.alignment" and (vt != GGUFValueType.UINT32 or int(value) != self.alignment):
             raise GGUFError(f"general.alignment must be a UINT32 equal to the writer's alignment {self.alignment}")
         self._kvs[key] = (vt, et, count, payload, strings)
@@ -417,14 +429,19 @@ class GGUFWriter:
         """Declare a tensor: NumPy-order ``shape`` (values, not bytes) and ggml ``type``."""
         if self._shards is not None:
             raise GGUFError(f"tensor {name!r} added after the header was written")
+        if not isinstance(name, str):
+            raise GGUFError(f"tensor names must be str, got {name.__class__.__name__}")
         if name in self._names:
             raise GGUFError(f"duplicate tensor name {name!r}")
         if not name or len(_encode(name)) >= 64:
             raise GGUFError(f"tensor name {name!r} must be 1 to 63 bytes (ggml's limit)")
         t = resolve_type(type)
-        ne = [int(d) for d in reversed(tuple(shape))]
+        try:
+            ne = list(reversed(shape_arg(shape)))
+        except ShapeError as e:
+            raise GGUFError(f"tensor {name!r}: {e}") from None
         if n_dims is not None:
-            ne = (ne + [1] * 4)[: int(n_dims)]
+            ne = (ne + [1] * 4)[: int_arg(n_dims, "n_dims", 0, 4)]
         if len(ne) > 4 or any(d < 0 for d in ne):
             raise GGUFError(f"tensor {name!r}: shape {tuple(shape)} must have at most 4 non-negative dimensions")
         info = type_info(t)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import array_arg, shape_arg
 from .errors import FormatError, GGQuantError, GGUFError, NonFiniteError, ShapeError
 from .fileio import PathArg, fs_path, read_regular_file
 from .qtypes import GGMLType
@@ -145,12 +146,12 @@ def imatrix_for(imatrix: Mapping[str, np.ndarray], name: str, shape: Sequence[in
         near = difflib.get_close_matches(name, list(imatrix), n=3)
         hint = f"; similar names: {near}" if near else ""
         raise GGQuantError(f"imatrix has no entry for tensor {name!r} ({len(imatrix)} entries){hint}")
-    shape = tuple(int(s) for s in shape)
+    shape = shape_arg(shape)
     if not shape or len(shape) > 3:
         raise ShapeError(f"tensor {name!r}: imatrix weights need a 1-, 2- or 3-D tensor shape, got {shape}")
     n_cols = shape[-1]
     n_experts = shape[0] if len(shape) == 3 else 1
-    w = np.asarray(imatrix[name], dtype=np.float32)
+    w = array_arg(imatrix[name], f"the imatrix entry of {name!r}", np.float32)
     if w.size != n_cols * n_experts:
         want = f"{n_experts} x {n_cols}" if len(shape) == 3 else f"{n_cols}"
         raise ShapeError(f"tensor {name!r} of shape {shape}: imatrix has {w.size} weights, expected {want}")

@@ -218,7 +218,7 @@ def dequantize(
             try:
                 raw = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
             except (TypeError, ValueError) as e:
-                raise GGQuantError(f"data must be a uint8 array or a bytes-like buffer, got {type(data).__name__}: {e}") from None
+                raise GGQuantError(f"data must be a uint8 array or a bytes-like buffer, got {data.__class__.__name__}: {e}") from None
         if shape is None:
             if raw.ndim == 0 or (raw.ndim == 1 and not isinstance(data, np.ndarray)):
                 raise ShapeError("pass shape= when data is a flat buffer")

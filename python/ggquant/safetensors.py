@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .errors import GGQuantError, GGQuantIOError, SafetensorsError
+from ._checks import shape_arg
+from .errors import GGQuantError, GGQuantIOError, SafetensorsError, ShapeError
 from .fileio import PathArg, fs_path, read_regular_file, remove_stale_temporaries
 
 try:  # optional: NumPy dtypes for BF16 and the F8 family
@@ -122,7 +123,10 @@ def safetensors_dtype(dtype: Any) -> str:
         >>> safetensors_dtype(np.int8)
         'I8'
     """
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise SafetensorsError(f"[safetensors_write] {dtype!r} is not a dtype"[:200]) from None
     for name, t in _NUMPY_DTYPES.items():
         if dt.kind == np.dtype(t).kind and dt.itemsize == np.dtype(t).itemsize:
             return name
@@ -353,16 +357,26 @@ class SafetensorsWriter:
         specs = []
         self._dtypes: dict[str, str] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
-        for name, (dtype, shape) in tensors.items():
+        if not isinstance(tensors, Mapping):
+            raise SafetensorsError(f"[safetensors_write] expected a mapping of name -> (dtype, shape), got {type(tensors).__name__}")
+        for name, spec in tensors.items():
             if not isinstance(name, str):
                 raise SafetensorsError(f"[safetensors_write] tensor names must be str, got {type(name).__name__}")
+            if not isinstance(spec, tuple) or len(spec) != 2:
+                raise SafetensorsError(f"[safetensors_write] tensor {name!r}: expected (dtype, shape), got {spec!r}"[:200])
+            dtype, shape = spec
             st = dtype if isinstance(dtype, str) and dtype in ALL_DTYPES else safetensors_dtype(dtype)
-            shp = tuple(int(d) for d in shape)
-            if any(d < 0 for d in shp):
-                raise SafetensorsError(f"[safetensors_write] tensor {name!r} has a negative dimension {shp}")
+            try:
+                shp = shape_arg(shape)
+            except ShapeError as e:
+                raise SafetensorsError(f"[safetensors_write] tensor {name!r}: {e}") from None
             self._dtypes[name] = st
             self._shapes[name] = shp
             specs.append((name, st, list(shp)))
+        if metadata is not None and (
+            not isinstance(metadata, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+        ):
+            raise SafetensorsError("[safetensors_write] metadata keys and values must be str (a mapping of str to str)")
         md = None if metadata is None else dict(metadata)
         self._path = fs_path(path, "safetensors output")
         remove_stale_temporaries(self._path)  # left by a writer that was killed
