@@ -29,6 +29,7 @@ import numpy as np
 from ._checks import array_arg, shape_arg
 from .errors import FormatError, GGQuantError, GGUFError, NonFiniteError, ShapeError
 from .fileio import PathArg, fs_path, read_regular_file
+from .gguf import GGUFReader  # the strict reader: every count, offset and size is checked there
 from .qtypes import GGMLType
 
 _SUM_SUFFIX = ".in_sum2"
@@ -218,8 +219,6 @@ def _read_legacy(data: bytes, path: str) -> Imatrix:
 # ---- GGUF
 
 def _read_gguf(path: str) -> Imatrix:
-    from .gguf import GGUFReader  # the strict reader: every count, offset and size is checked there
-
     reader = GGUFReader(path)
     kv = reader.metadata
     infos = {t.name: t for t in reader.tensors}
