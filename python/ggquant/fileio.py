@@ -40,7 +40,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .errors import GGQuantError, GGQuantIOError
+from .errors import FormatError, GGQuantError, GGQuantIOError
 
 PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -131,6 +131,28 @@ def read_regular_file(path: Any, what: str, max_bytes: int | None = None) -> byt
         raise _os_error(f"read {what}", p, e) from None
     finally:
         os.close(fd)
+
+
+def read_text_file(path: Any, what: str, errors: str = "strict") -> str:
+    """The UTF-8 text of a regular file, read as :func:`read_regular_file` reads it.
+
+    Raises:
+        GGQuantIOError: as :func:`read_regular_file`; FormatError: not UTF-8 (with ``errors="strict"``).
+
+    Example:
+        >>> import os, tempfile
+        >>> from ggquant.fileio import read_text_file
+        >>> p = os.path.join(tempfile.mkdtemp(), "c.json")
+        >>> with open(p, "w") as f:
+        ...     _ = f.write("{}")
+        >>> read_text_file(p, "config")
+        '{}'
+    """
+    data = read_regular_file(path, what)
+    try:
+        return data.decode("utf-8", errors)
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{what} {fs_path(path)!r} is not valid UTF-8: {e}") from None
 
 
 def check_regular_file(path: Any, what: str) -> str:
@@ -281,21 +303,23 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does, so the same cleanup runs.
 
-    Only the main thread can install signal handlers; elsewhere the block runs unchanged.
+    Only where SIGTERM has its default action (which would end the process without any cleanup)
+    and only in the main thread (the only one that can install handlers); a handler the
+    application installed itself is left alone.
 
     Example:
         >>> from ggquant.fileio import sigterm_as_interrupt
         >>> with sigterm_as_interrupt():
         ...     pass
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 __all__ = [
@@ -306,6 +330,7 @@ __all__ = [
     "fs_path",
     "native_path",
     "read_regular_file",
+    "read_text_file",
     "remove_stale_temporaries",
     "sigterm_as_interrupt",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GGQuantError, UnsupportedTypeError
+from ..fileio import check_not_an_input, sigterm_as_interrupt
 from ..gguf import GGUFWriter
 from ..hf import archs as _archs
 from ..hf import naming as _naming
@@ -28,7 +29,7 @@ from ..hf.checkpoint import Checkpoint
 from ..imatrix import load_imatrix as _read_imatrix
 from ..plan import ModelInfo, Plan, plan_quantization
 from ..qtypes import GGMLType, type_info
-from .core import HFModel, Job, open_model, run_pass
+from .core import HFModel, Job, input_files, open_model, run_pass
 
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_archs.SUPPORTED))
 
@@ -279,7 +280,7 @@ def convert_source(
                     plan.warnings.append(warning)
             entries = source.metadata(plan)
             # a dry run's writer only measures the header: its path is never created
-            w = GGUFWriter(os.fspath(out.outfile or "dry-run.gguf"), split_max_tensors=out.split_max_tensors,
+            w = GGUFWriter(out.outfile or "dry-run.gguf", split_max_tensors=out.split_max_tensors,
                            split_max_size=out.split_max_size)
             writers.append(w)
             for key, value, vt, st in entries:
@@ -372,14 +373,18 @@ def convert(
         <GGMLType.Q6_K: 14>
     """
     t0 = time.perf_counter()
-    hf = open_model(model, config, allow_requantize=allow_requantize)
-    try:
-        source = hf_source(hf, tokenizer_dir, name)
-        out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
-                         split_max_tensors, split_max_size)
-        (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
-    finally:
-        hf.close()
+    with sigterm_as_interrupt():  # a killed conversion cleans up its temporary as Ctrl-C does
+        hf = open_model(model, config, allow_requantize=allow_requantize)
+        try:
+            source = hf_source(hf, tokenizer_dir, name)
+            out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
+                             split_max_tensors, split_max_size)
+            if outfile is not None and not dry_run:
+                inputs = input_files(hf.model_dir, tokenizer_dir, imatrix if isinstance(imatrix, (str, os.PathLike)) else None)
+                check_not_an_input(outfile, inputs, "the GGUF output")
+            (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
+        finally:
+            hf.close()
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..fileio import read_text_file
 from ..gguf_values import GGUFValueType as VT
 
 U32, I32, F32, STR, ARR = VT.UINT32, VT.INT32, VT.FLOAT32, VT.STRING, VT.ARRAY
@@ -94,7 +95,7 @@ def _model_card(model_dir: Path | None) -> dict:
         import yaml
     except ImportError:
         return {}
-    lines = (model_dir / "README.md").read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = read_text_file(model_dir / "README.md", "README", errors="replace").splitlines()
     if not lines or lines[0] != "---":
         return {}
     body = []
@@ -154,7 +155,7 @@ def _generation_config(model_dir: Path | None) -> dict:
     if p is None or not p.is_file():
         return {}
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(p, "model config"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
