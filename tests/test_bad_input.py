@@ -693,3 +693,23 @@ def test_bad_arguments_to_every_entry_point_raise_only_ggquant_errors(tmp_path):
     assert n > 500
     leftovers = [f for f in os.listdir(tmp_path) if ".tmp-" in f]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("mode", ["affine", "mxfp4", "mxfp8", "nvfp4", "int4", "int8"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("pair", [False, True])
+def test_mlx_groups_that_decode_to_nonfinite_raise(mode, dtype, pair):
+    big = np.finfo(dtype).max
+    x = np.random.default_rng(4).standard_normal((3, 256)).astype(dtype)
+    x[2, 130] = big
+    if pair:
+        x[2, 131] = -big
+    kept = gm.quantize(x, mode, allow_nonfinite=True)
+    decoded = gm.dequantize(kept)
+    if np.isfinite(decoded).all():
+        gm.quantize(x, mode)
+        return
+    row, col = np.argwhere(~np.isfinite(decoded))[0]
+    with pytest.raises(ggquant.NonFiniteError, match=f"row {row}, group {col // kept.group_size}") as e:
+        ggquant.quantize(x, "mlx:" + mode, name="blk.1.w")
+    assert "blk.1.w" in str(e.value)

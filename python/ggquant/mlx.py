@@ -54,7 +54,7 @@ import numpy as np
 
 from . import _core
 from ._checks import array_arg, bool_arg, float_arg, int_arg, threads_arg
-from .errors import GGQuantError, ShapeError, UnsupportedTypeError
+from .errors import GGQuantError, NonFiniteError, ShapeError, UnsupportedTypeError
 from .qtypes import resolve_type
 from .safetensors import safe_open, save_file  # only the expert-group blobs; see tests/test_layers.py
 
@@ -255,6 +255,37 @@ def _run(
     )
 
 
+_MX_LARGE_SCALE = 0xF0  # E8M0 code of 2^113: only groups this large can overflow on decode
+
+
+def _first_nonfinite_group(q: MLXQuantized) -> tuple[int, int] | None:
+    """(row, group) of the first group that decodes to Inf/NaN, reading the scales (and biases);
+    only rows with very large fp-mode scales are dequantized to make sure."""
+    if q.scales.size == 0:
+        return None
+    s = q.scales.reshape(-1, q.scales.shape[-1])
+    if q.mode == "affine":
+        if s.dtype.kind != "f" and s.dtype.name != "bfloat16":
+            return None  # raw bfloat16 bits (the converter's path): not decodable here
+        bias = q.biases.reshape(s.shape)  # type: ignore[union-attr]
+        top = s.dtype.type(2**q.bits - 1)
+        with np.errstate(all="ignore"):  # decode = scale * code + bias, computed in the scales' dtype
+            span = s * top
+            ok = np.isfinite(span) & np.isfinite(bias) & np.isfinite(span + bias)
+        bad = np.argwhere(~ok)
+        return None if bad.size == 0 else (int(bad[0][0]), int(bad[0][1]))
+    if q.mode == "nvfp4":
+        bad = np.argwhere((s & 0x7F) == 0x7F)  # the E4M3 NaN codes
+        return None if bad.size == 0 else (int(bad[0][0]), int(bad[0][1]))
+    rows = np.flatnonzero(s.max(axis=1) >= _MX_LARGE_SCALE)
+    if rows.size == 0:
+        return None
+    w = q.weight.reshape(s.shape[0], -1)
+    values = dequantize(q._replace(weight=w[rows], scales=s[rows]))
+    bad = np.argwhere(~np.isfinite(values))
+    return None if bad.size == 0 else (int(rows[bad[0][0]]), int(bad[0][1]) // q.group_size)
+
+
 def quantize(
     x: Any,
     mode: str = "affine",
@@ -301,6 +332,12 @@ def quantize(
         gscale = None if global_scale is None else _float32_scale(float_arg(global_scale, "global_scale"))
         q = _out_arrays(src.shape[:-1], src.shape[-1], m, b, g, src.dtype)
         _run(src, code, q, gscale, nthreads, allow_nonfinite)
+        bad = None if allow_nonfinite else _first_nonfinite_group(q._replace(global_scale=gscale))
+        if bad is not None:
+            raise NonFiniteError(
+                f"row {bad[0]}, group {bad[1]}: the finite input is too large for MLX {m} with {b} bits; the group "
+                "decodes to Inf or NaN (pass allow_nonfinite=True to keep these codes)"
+            )
     except GGQuantError as e:
         raise (type(e)(f"tensor {name!r}: {e}") if name else e) from None
     return q._replace(global_scale=gscale)

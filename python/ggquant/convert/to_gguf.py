@@ -365,6 +365,13 @@ def convert(
         GGQuantError: unsupported architecture (the message lists the supported ones), an already
             quantized checkpoint, unreadable files (the message names file and tensor), a type this
             build cannot quantize, or a preset that needs an importance matrix without one.
+        GGQuantIOError: ``outfile`` is one of the model's files (weights, config, tokenizer, the
+            imatrix), or a safetensors shard changed size while being read (checked before each
+            tensor; a file truncated between that check and the read still ends the process with
+            SIGBUS, as with every memory-mapping reader: do not modify a model while converting it).
+
+    SIGTERM cleans up as Ctrl-C does (no temporary is left); after SIGKILL the next conversion to
+    the same output removes the temporary of the dead process.
 
     Example:
         >>> import ggquant
