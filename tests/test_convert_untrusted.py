@@ -82,6 +82,13 @@ def test_non_utf8_model_and_output_names(tiny, tmp_path):
     out = raw + b"/out\xfe.gguf"
     r = ggquant.convert(os.fsdecode(src), os.fsdecode(out), "Q8_0", quiet=True)
     assert os.path.exists(out) and r.file_size == os.path.getsize(out)
+    out_b = raw + b"/bytes\xfc.gguf"
+    ggquant.convert(src, out_b, "Q8_0", quiet=True, tokenizer_dir=src)  # bytes paths
+    assert os.path.getsize(out_b) == r.file_size
+    with pytest.raises(ggquant.GGQuantIOError, match="NUL"):
+        ggquant.convert(os.fsdecode(src) + "\0x", out_b + b".2", "Q8_0", quiet=True)
+    with pytest.raises(ggquant.GGQuantIOError, match="NUL"):
+        ggquant.convert(src, os.fsdecode(out_b) + "\0.x", "Q8_0", quiet=True)
     assert len(GGUFReader(out).tensors) > 0
     mlx_out = raw + b"/mlx\xfd"
     ggquant.convert_mlx(os.fsdecode(src), os.fsdecode(mlx_out), "int4", quiet=True)

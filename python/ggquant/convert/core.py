@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
-from ..fileio import read_text_file, remove_stale_temporaries
+from ..fileio import fs_path, read_text_file, remove_stale_temporaries
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
                              to_compute_dtype)
@@ -133,9 +133,9 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
     Example:
         >>> m = open_model("path/to/model")  # doctest: +SKIP
     """
-    model_dir = None if isinstance(model, Mapping) else Path(model)
+    model_dir = None if isinstance(model, Mapping) else Path(fs_path(model, "model directory"))
     hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
-    ck = from_state_dict(model) if isinstance(model, Mapping) else open_checkpoint(model)
+    ck = from_state_dict(model) if isinstance(model, Mapping) else open_checkpoint(model_dir)  # type: ignore[arg-type]
     try:
         check_not_quantized(hparams, ck, allow_requantize)
     except BaseException:
@@ -239,7 +239,7 @@ def input_files(model_dir: Path | None, *extra: str | os.PathLike[str] | None) -
     for d in (model_dir, *extra):
         if d is None or isinstance(d, Mapping):
             continue
-        p = Path(d)
+        p = Path(fs_path(d, "input"))
         if p.is_dir():
             found += [str(f) for f in p.iterdir() if f.is_file()]
         elif p.exists():

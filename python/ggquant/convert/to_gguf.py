@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GGQuantError, UnsupportedTypeError
-from ..fileio import check_not_an_input, sigterm_as_interrupt
+from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
 from ..gguf import GGUFWriter
 from ..hf import archs as _archs
 from ..hf import naming as _naming
@@ -176,7 +176,7 @@ def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, 
     outs = arch.tensors(hf.checkpoint)
     model = ModelInfo(arch=arch.gguf_arch, n_layer=arch.n_layer, n_head=arch.n_head, n_head_kv=arch.n_head_kv,
                       n_expert=arch.n_expert)
-    tok_dir = Path(tokenizer_dir) if tokenizer_dir is not None else hf.model_dir
+    tok_dir = Path(fs_path(tokenizer_dir, "tokenizer_dir")) if tokenizer_dir is not None else hf.model_dir
     total_params = sum(int(np.prod(t.shape, dtype=np.int64)) for t in outs)
     general = _naming.general_entries(hf.hparams, hf.model_dir, total_params, _size_label(outs), name)
     vocab = arch.vocab_entries(tok_dir)
@@ -263,7 +263,7 @@ def convert_source(
     t0 = time.perf_counter()
     imx: dict[str, np.ndarray] | None = None
     if imatrix is not None:
-        imx = load_imatrix(imatrix) if isinstance(imatrix, (str, os.PathLike)) else {
+        imx = load_imatrix(imatrix) if isinstance(imatrix, (str, bytes, os.PathLike)) else {
             k: np.asarray(v, np.float32).reshape(-1) for k, v in imatrix.items()}
     if not dry_run and any(out.outfile is None for out in outputs):
         raise GGQuantError("outfile is required unless dry_run=True")
@@ -387,7 +387,7 @@ def convert(
             out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
                              split_max_tensors, split_max_size)
             if outfile is not None and not dry_run:
-                inputs = input_files(hf.model_dir, tokenizer_dir, imatrix if isinstance(imatrix, (str, os.PathLike)) else None)
+                inputs = input_files(hf.model_dir, tokenizer_dir, imatrix if isinstance(imatrix, (str, bytes, os.PathLike)) else None)
                 check_not_an_input(outfile, inputs, "the GGUF output")
             (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
         finally:
