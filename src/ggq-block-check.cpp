@@ -90,7 +90,13 @@ int64_t row_nonfinite_block(int32_t type, const type_traits & tt, const half_fie
         }
         return -1;
     }
-    if (type == GGQ_TYPE_F32 || tt.to_float == nullptr) return -1;  // F32 keeps finite input finite
+    // F32 keeps finite input finite; NVFP4 decodes every scale byte to at most 240 (x 6)
+    if (type == GGQ_TYPE_F32 || type == GGQ_TYPE_NVFP4 || tt.to_float == nullptr) return -1;
+    if (type == GGQ_TYPE_MXFP4) {  // only an E8M0 exponent near the top can overflow (x 6)
+        bool large = false;
+        for (int64_t b = 0; b < nblocks; ++b) large |= row[(size_t)b * tt.type_size + offsetof(block_mxfp4, e)] >= 0xF0;
+        if (!large) return -1;
+    }
     scratch.resize((size_t)n_per_row);
     dequantize_rows(type, row, scratch.data(), 1, n_per_row, 1);
     for (int64_t i = 0; i < n_per_row; ++i) {

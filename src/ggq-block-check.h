@@ -15,7 +15,8 @@ struct block_position {
 // whose blocks keep their scales in fp16 fields and decode as scale * small integer (+ scale *
 // small integer), a block decodes to a non-finite value exactly when one of those fields is Inf
 // or NaN, so only those few bytes per block are read; F16/BF16 rows are checked value by value;
-// the other types (IQ1_M, MXFP4, NVFP4) by dequantizing the row. Rows are scanned in parallel;
+// MXFP4 rows with an exponent near the top and IQ1_M rows by dequantizing them; NVFP4 always
+// decodes to finite values. Rows are scanned in parallel;
 // the answer (the first such block) does not depend on nthreads (<= 0: all threads).
 block_position first_nonfinite_block(int32_t type, const void * data, int64_t nrows, int64_t n_per_row, int nthreads);
 
