@@ -3,6 +3,8 @@
 
 #include "ggq-error.h"
 
+#include <string>
+
 namespace py = pybind11;
 
 namespace ggq_py {
@@ -30,7 +32,13 @@ void init_errors(py::module_ &) {
             if (p) std::rethrow_exception(p);
         } catch (const ggq::error & e) {
             py::object cls = py::module_::import("ggquant.errors").attr(class_for(e.kind()));
-            PyErr_SetString(cls.ptr(), e.what());
+            // messages quote untrusted names; a byte that is not UTF-8 must not turn the error
+            // into a UnicodeDecodeError
+            const std::string msg = e.what();
+            PyObject * text = PyUnicode_DecodeUTF8(msg.data(), (Py_ssize_t)msg.size(), "backslashreplace");
+            if (text == nullptr) return;  // MemoryError is already set
+            PyErr_SetObject(cls.ptr(), text);
+            Py_DECREF(text);
         }
     });
 }

@@ -7,6 +7,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,14 +46,25 @@ void init_gguf(py::module_ & m) {
             }
             return out;
         })
-        .def("tensors", [](const gguf_handle & h) {
+        .def_property_readonly("n_tensors", [](const gguf_handle & h) { return h.file->tensors.size(); })
+        // (name, type, ne, offset, nbytes) of tensors [start, stop): the reader asks in chunks, so
+        // a file of a million tensors never has a million Python objects alive at once
+        .def("tensors", [](const gguf_handle & h, size_t start, size_t stop) {
+            const auto & ts = h.file->tensors;
+            stop = std::min(stop, ts.size());
             py::list out;
-            for (const auto & t : h.file->tensors) {
-                std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
-                out.append(py::make_tuple(py::bytes(t.name), t.type, ne, t.offset, t.nbytes));
+            for (size_t i = start; i < stop; ++i) {
+                const auto & t = ts[i];
+                py::tuple ne(t.n_dims);
+                for (uint32_t d = 0; d < t.n_dims; ++d) ne[d] = py::int_(t.ne[d]);
+                out.append(py::make_tuple(py::bytes(t.name), t.type, std::move(ne), t.offset, t.nbytes));
             }
             return out;
-        });
+        }, py::arg("start"), py::arg("stop"))
+        .def("find_tensor", [](const gguf_handle & h, const std::string & name) -> py::ssize_t {
+            const auto it = h.file->tensor_index.find(name);
+            return it == h.file->tensor_index.end() ? -1 : (py::ssize_t)it->second;
+        }, py::arg("name"));
 
     m.def("gguf_read", [](const std::string & path) {
         std::shared_ptr<ggq::gguf_file> f;

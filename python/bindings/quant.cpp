@@ -2,6 +2,7 @@
 // checks what it is handed, allocates the result, and runs the kernel with the GIL released.
 #include "bindings.h"
 
+#include "ggq-block-check.h"
 #include "ggq-error.h"
 #include "ggq-quantize.h"
 #include "ggq-types.h"
@@ -55,9 +56,19 @@ py::array_t<uint8_t> quantize(int32_t type, const py::array & src, const std::st
     py::array_t<uint8_t> out({nrows, (int64_t)rsize});
     const void * sp = src.data();
     void * dp = out.mutable_data();
+    ggq::block_position bad;
     {
         py::gil_scoped_release nogil;
         ggq::quantize_rows(type, sp, sd, dp, nrows, n_per_row, opt);
+        if (!allow_nonfinite) bad = ggq::first_nonfinite_block(type, dp, nrows, n_per_row, nthreads);
+    }
+    if (bad.row >= 0) {
+        const ggq::type_traits & tt = ggq::get_type_traits(type);
+        ggq::fail(ggq::error_kind::nonfinite, "quantize",
+                  "row " + std::to_string(bad.row) + ", block " + std::to_string(bad.block) + " (values " +
+                      std::to_string(bad.block * tt.blck_size) + " to " + std::to_string((bad.block + 1) * tt.blck_size - 1) +
+                      "): the finite input is too large for " + tt.name +
+                      ", whose block decodes to Inf or NaN (pass allow_nonfinite=True to keep ggml's bytes)");
     }
     return out;
 }
@@ -110,6 +121,22 @@ void init_quant(py::module_ & m) {
     m.def("quantize", &quantize, py::arg("type"), py::arg("src"), py::arg("dtype"), py::arg("imatrix") = py::none(),
           py::arg("nthreads") = 0, py::arg("allow_nonfinite") = false, py::arg("simd") = -1);
     m.def("dequantize", &dequantize, py::arg("type"), py::arg("data"), py::arg("n_per_row"), py::arg("nthreads") = 0);
+    // (row, block) of the first block of quantized rows that decodes to Inf/NaN, or None
+    m.def("nonfinite_block", [](int32_t type, const py::array & data, int64_t n_per_row, int nthreads) -> py::object {
+        require_c_matrix(data, "nonfinite_block", "data");
+        if (data.itemsize() != 1 || (size_t)data.shape(1) != ggq::row_size(type, n_per_row)) {
+            ggq::fail(ggq::error_kind::shape, "nonfinite_block", "data must be uint8 rows of row_size(type, n_per_row) bytes");
+        }
+        const void * p = data.data();
+        const int64_t nrows = data.shape(0);
+        ggq::block_position pos;
+        {
+            py::gil_scoped_release nogil;
+            pos = ggq::first_nonfinite_block(type, p, nrows, n_per_row, nthreads);
+        }
+        if (pos.row < 0) return py::none();
+        return py::make_tuple(pos.row, pos.block);
+    }, py::arg("type"), py::arg("data"), py::arg("n_per_row"), py::arg("nthreads") = 0);
     m.def("row_size", [](int32_t type, int64_t n) { return ggq::row_size(type, n); }, py::arg("type"), py::arg("n"));
     m.def("type_table", &type_table);
 }

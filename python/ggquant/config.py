@@ -6,6 +6,8 @@ import sys
 from typing import Any, TextIO
 
 from . import _core
+from ._checks import threads_arg
+from .errors import GGQuantError
 
 
 def get_num_threads() -> int:
@@ -18,7 +20,7 @@ def set_num_threads(n: int | None) -> None:
 
     Output bytes never depend on the thread count.
     """
-    _core.set_num_threads(0 if n is None else int(n))
+    _core.set_num_threads(threads_arg(n))
 
 
 def get_simd_level() -> str:
@@ -32,6 +34,8 @@ def set_simd_level(level: str) -> None:
     The environment variable ``GGQUANT_SIMD`` does the same at import time, e.g.
     ``GGQUANT_SIMD=generic`` forces the scalar reference kernels.
     """
+    if not isinstance(level, str):
+        raise GGQuantError(f"the SIMD level must be a str such as 'avx2', got {type(level).__name__}")
     _core.set_simd_level(level)
 
 

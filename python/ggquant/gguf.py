@@ -31,14 +31,16 @@ import math
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from .errors import GGQuantError, GGUFError
+from ._checks import int_arg, shape_arg
+from .errors import GGQuantError, GGUFError, ShapeError
+from .fileio import PathArg, fs_path, remove_stale_temporaries
 from .gguf_values import FROM_NUMPY as _FROM_NP
 from .gguf_values import NUMPY_DTYPES as _NP
 from .gguf_values import GGUFValueType
@@ -66,7 +68,6 @@ def _encode(s: str | bytes) -> bytes:
     return s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True)
 class GGUFTensor:
     """One tensor of a GGUF file.
 
@@ -76,21 +77,42 @@ class GGUFTensor:
         shape: NumPy-order shape in values (GGUF stores it reversed).
         offset: absolute file offset of the data.
         nbytes: size of the data in bytes.
-        data: zero-copy read-only view of the data: typed for F32/F16/I8..F64, ``uint16`` bits for
-            BF16 (an ``ml_dtypes.bfloat16`` view when ml_dtypes is installed), ``uint8`` blocks of
-            byte shape ``shape[:-1] + (row_bytes,)`` for quantized types.
+        data: zero-copy read-only view of the data (made when asked for): typed for
+            F32/F16/I8..F64, ``uint16`` bits for BF16 (an ``ml_dtypes.bfloat16`` view when
+            ml_dtypes is installed), ``uint8`` blocks of byte shape ``shape[:-1] + (row_bytes,)``
+            for quantized types. A zero-element tensor whose other dimensions multiply past what
+            NumPy can index (ggml allows it) comes as an empty 1-D view.
     """
 
-    name: str
-    type: GGMLType
-    shape: tuple[int, ...]
-    offset: int
-    nbytes: int
-    data: np.ndarray
+    __slots__ = ("name", "type", "shape", "offset", "nbytes", "_buf")
+
+    def __init__(self, name: str, type: GGMLType, shape: tuple[int, ...], offset: int, nbytes: int, buf: np.ndarray):
+        self.name = name
+        self.type = type
+        self.shape = shape
+        self.offset = offset
+        self.nbytes = nbytes
+        self._buf = buf
+
+    @property
+    def data(self) -> np.ndarray:
+        return _tensor_view(self._buf, self.type, self.shape, self.offset, self.nbytes)
+
+    def __repr__(self) -> str:
+        return f"GGUFTensor({self.name!r}, {self.type.name}, shape={self.shape}, offset={self.offset}, nbytes={self.nbytes})"
 
 
 def _tensor_view(buf: np.ndarray, t: GGMLType, shape: tuple[int, ...], offset: int, nbytes: int) -> np.ndarray:
     raw = buf[offset : offset + nbytes]
+    try:
+        return _typed_view(raw, t, shape)
+    except ValueError:
+        if nbytes == 0:  # a zero-element shape NumPy cannot represent (ggml allows it)
+            return raw
+        raise
+
+
+def _typed_view(raw: np.ndarray, t: GGMLType, shape: tuple[int, ...]) -> np.ndarray:
     if t in _TENSOR_DTYPES:
         return raw.view(_TENSOR_DTYPES[t]).reshape(shape)
     if t == GGMLType.BF16:
@@ -106,11 +128,52 @@ def _tensor_view(buf: np.ndarray, t: GGMLType, shape: tuple[int, ...], offset: i
     return raw.reshape(*shape[:-1], shape[-1] // info.block_size * info.type_size)
 
 
+class _TensorList(Sequence[GGUFTensor]):
+    """The tensors of a reader, made on demand from the C++ index (a file may hold millions)."""
+
+    _CHUNK = 4096
+
+    def __init__(self, reader: GGUFReader):
+        self._h = reader._h
+        self._buf = reader._buf
+        self._n: int = reader._h.n_tensors
+        self._start: int = reader._h.data_start
+
+    def _make(self, row: tuple[bytes, int, tuple[int, ...], int, int]) -> GGUFTensor:
+        name_b, ttype, ne, offset, nbytes = row
+        return GGUFTensor(_decode(name_b), GGMLType(ttype), ne[::-1], self._start + offset, nbytes, self._buf)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        i = int(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError("tensor index out of range")
+        return self._make(self._h.tensors(i, i + 1)[0])
+
+    def __iter__(self) -> Iterator[GGUFTensor]:
+        for start in range(0, self._n, self._CHUNK):
+            for row in self._h.tensors(start, start + self._CHUNK):
+                yield self._make(row)
+
+    def find(self, name: str) -> GGUFTensor | None:
+        i = self._h.find_tensor(_encode(name))
+        return None if i < 0 else self[i]
+
+    def __repr__(self) -> str:
+        return f"<{self._n} GGUF tensors>"
+
+
 class GGUFReader:
     """A memory-mapped, validated GGUF file.
 
     Args:
-        path: the ``.gguf`` file.
+        path: the ``.gguf`` file (``str``, ``bytes`` or ``os.PathLike``).
 
     Attributes:
         version: 2 or 3.
@@ -118,17 +181,18 @@ class GGUFReader:
         metadata: ordered mapping key -> value (``int``, ``float``, ``bool``, ``str``; arrays as a
             ``list`` of ``str`` or a NumPy array).
         kv_types: key -> ``(GGUFValueType, element GGUFValueType or None)``, the on-disk types.
-        tensors: list of :class:`GGUFTensor` in file order.
+        tensors: a sequence of :class:`GGUFTensor` in file order, made on demand (opening a file
+            with a million tensors costs no more memory than ggml's own reader).
 
     Raises:
         GGUFError: the file is malformed (the message names the key, tensor or offset).
-        GGQuantIOError: the file cannot be opened or mapped.
+        GGQuantIOError: the file cannot be opened or mapped, or is not a regular file.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = os.fspath(path)
-        self._h = _core.gguf_read(self.path)
-        self._buf = np.frombuffer(self._h, dtype=np.uint8)  # type: ignore[call-overload]  # GGUFHandle is a buffer
+    def __init__(self, path: PathArg):
+        self.path = fs_path(path, "GGUF file")
+        self._h = _core.gguf_read(os.fsencode(self.path))
+        self._buf = np.frombuffer(self._h, dtype=np.uint8)
         self.version: int = self._h.version
         self.alignment: int = self._h.alignment
         self.metadata: OrderedDict[str, Any] = OrderedDict()
@@ -139,16 +203,7 @@ class GGUFReader:
             et = GGUFValueType(etype) if etype >= 0 else None
             self.kv_types[key] = (vt, et)
             self.metadata[key] = self._value(vt, et, count, offset, strings)
-        self.tensors: list[GGUFTensor] = []
-        data_start = self._h.data_start
-        for name_b, ttype, ne, offset, nbytes in self._h.tensors():
-            t = GGMLType(ttype)
-            shape = tuple(int(d) for d in reversed(ne))
-            self.tensors.append(
-                GGUFTensor(_decode(name_b), t, shape, data_start + offset, nbytes,
-                           _tensor_view(self._buf, t, shape, data_start + offset, nbytes))
-            )
-        self._by_name = {t.name: t for t in self.tensors}
+        self.tensors: Sequence[GGUFTensor] = _TensorList(self)
 
     def _value(self, vt: GGUFValueType, et: GGUFValueType | None, count: int, offset: int, strings: list[bytes]) -> Any:
         if vt == GGUFValueType.STRING:
@@ -165,14 +220,16 @@ class GGUFReader:
 
     def tensor(self, name: str) -> GGUFTensor:
         """The tensor called ``name`` (``KeyError`` if absent)."""
-        return self._by_name[name]
+        t = self.tensors.find(name) if isinstance(self.tensors, _TensorList) else None
+        if t is None:
+            raise KeyError(f"no tensor named {name!r} in {self.path!r}")
+        return t
 
     def close(self) -> None:
         """Drop this reader's references to the mapping (views handed out keep it alive)."""
         self.tensors = []
-        self._by_name = {}
-        self._buf = None  # type: ignore[assignment,unused-ignore]
-        self._h = None  # type: ignore[assignment]
+        self._buf = None  # type: ignore[assignment]
+        self._h = None
 
     def __enter__(self) -> GGUFReader:
         return self
@@ -208,6 +265,44 @@ def _scalar_bytes(key: str, value: Any, vt: GGUFValueType) -> bytes:
     return np.array(float(value), dtype=dt).tobytes()
 
 
+def _encode_value(key: str, value: Any, vtype: Any, elem_type: Any) -> tuple[GGUFValueType, GGUFValueType | None, int, bytes, list[bytes]]:
+    """(type, element type, count, payload, strings) of one metadata value, as the C++ writer takes them."""
+    vt = GGUFValueType(vtype) if vtype is not None else _infer_type(value)
+    payload, strings, count, et = b"", [], 1, None
+    if vt == GGUFValueType.STRING:
+        strings = [_encode(value)]
+    elif vt == GGUFValueType.ARRAY:
+        if isinstance(value, np.ndarray):
+            et = GGUFValueType(elem_type) if elem_type is not None else _FROM_NP.get(value.dtype)
+            if et is None:
+                raise GGUFError(f"metadata {key!r}: no GGUF type for array dtype {value.dtype}")
+        else:
+            value = list(value)
+            if elem_type is not None:
+                et = GGUFValueType(elem_type)
+            elif value:
+                et = _infer_type(value[0])
+            else:
+                raise GGUFError(f"metadata {key!r}: an empty array needs elem_type")
+        if et == GGUFValueType.ARRAY:
+            raise GGUFError(f"metadata {key!r}: arrays of arrays cannot be read by llama.cpp")
+        count = len(value)
+        if et == GGUFValueType.STRING:
+            strings = [_encode(s) for s in value]
+        else:
+            arr = np.asarray(value)
+            if et == GGUFValueType.BOOL:
+                payload = (arr != 0).astype(np.uint8).tobytes()
+            else:
+                dt = _NP[et]
+                if dt.kind in "iu" and arr.size and (arr.dtype.kind == "f" or arr.min() < np.iinfo(dt).min or arr.max() > np.iinfo(dt).max):
+                    raise GGUFError(f"metadata {key!r}: values do not fit {et.name}")
+                payload = arr.astype(dt).tobytes()
+    else:
+        payload = _scalar_bytes(key, value, vt)
+    return vt, et, count, payload, strings
+
+
 @dataclass
 class _PendingTensor:
     name: str
@@ -236,15 +331,17 @@ class GGUFWriter:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: PathArg,
         alignment: int = 32,
         split_max_tensors: int | None = None,
         split_max_size: int | None = None,
     ):
-        self.path = os.fspath(path)
+        self.path = fs_path(path, "GGUF output")
+        if not isinstance(alignment, (int, np.integer)) or isinstance(alignment, bool):
+            raise GGUFError(f"alignment must be an int, got {alignment!r}")
         self.alignment = int(alignment)
-        if self.alignment <= 0 or self.alignment & (self.alignment - 1):
-            raise GGUFError(f"alignment {alignment} is not a power of two")
+        if self.alignment <= 0 or self.alignment & (self.alignment - 1) or self.alignment > 1 << 24:
+            raise GGUFError(f"alignment {alignment} is not a power of two up to 2^24")
         self.split_max_tensors = split_max_tensors
         self.split_max_size = split_max_size
         self._kvs: OrderedDict[str, tuple[GGUFValueType, GGUFValueType | None, int, bytes, list[bytes]]] = OrderedDict()
@@ -271,43 +368,16 @@ class GGUFWriter:
         """
         if self._shards is not None:
             raise GGUFError(f"metadata {key!r} added after the header was written")
-        if not key:
-            raise GGUFError("metadata keys must not be empty")
+        if not isinstance(key, str) or not key:
+            raise GGUFError(f"metadata keys must be non-empty str, got {key!r}"[:200])
         if key in self._kvs:
             raise GGUFError(f"duplicate metadata key {key!r}")
-        vt = GGUFValueType(vtype) if vtype is not None else _infer_type(value)
-        payload, strings, count, et = b"", [], 1, None
-        if vt == GGUFValueType.STRING:
-            strings = [_encode(value)]
-        elif vt == GGUFValueType.ARRAY:
-            if isinstance(value, np.ndarray):
-                et = GGUFValueType(elem_type) if elem_type is not None else _FROM_NP.get(value.dtype)
-                if et is None:
-                    raise GGUFError(f"metadata {key!r}: no GGUF type for array dtype {value.dtype}")
-            else:
-                value = list(value)
-                if elem_type is not None:
-                    et = GGUFValueType(elem_type)
-                elif value:
-                    et = _infer_type(value[0])
-                else:
-                    raise GGUFError(f"metadata {key!r}: an empty array needs elem_type")
-            if et == GGUFValueType.ARRAY:
-                raise GGUFError(f"metadata {key!r}: arrays of arrays cannot be read by llama.cpp")
-            count = len(value)
-            if et == GGUFValueType.STRING:
-                strings = [_encode(s) for s in value]
-            else:
-                arr = np.asarray(value)
-                if et == GGUFValueType.BOOL:
-                    payload = (arr != 0).astype(np.uint8).tobytes()
-                else:
-                    dt = _NP[et]
-                    if dt.kind in "iu" and arr.size and (arr.dtype.kind == "f" or arr.min() < np.iinfo(dt).min or arr.max() > np.iinfo(dt).max):
-                        raise GGUFError(f"metadata {key!r}: values do not fit {et.name}")
-                    payload = arr.astype(dt).tobytes()
-        else:
-            payload = _scalar_bytes(key, value, vt)
+        try:
+            vt, et, count, payload, strings = _encode_value(key, value, vtype, elem_type)
+        except GGQuantError:
+            raise
+        except (TypeError, ValueError, OverflowError, AttributeError) as e:
+            raise GGUFError(f"metadata {key!r}: cannot store {value!r}"[:200] + f" as GGUF metadata: {e}") from None
         if key == "general.alignment" and (vt != GGUFValueType.UINT32 or int(value) != self.alignment):
             raise GGUFError(f"general.alignment must be a UINT32 equal to the writer's alignment {self.alignment}")
         self._kvs[key] = (vt, et, count, payload, strings)
@@ -317,14 +387,19 @@ class GGUFWriter:
         """Declare a tensor: NumPy-order ``shape`` (values, not bytes) and ggml ``type``."""
         if self._shards is not None:
             raise GGUFError(f"tensor {name!r} added after the header was written")
+        if not isinstance(name, str):
+            raise GGUFError(f"tensor names must be str, got {name.__class__.__name__}")
         if name in self._names:
             raise GGUFError(f"duplicate tensor name {name!r}")
         if not name or len(_encode(name)) >= 64:
             raise GGUFError(f"tensor name {name!r} must be 1 to 63 bytes (ggml's limit)")
         t = resolve_type(type)
-        ne = [int(d) for d in reversed(tuple(shape))]
+        try:
+            ne = list(reversed(shape_arg(shape)))
+        except ShapeError as e:
+            raise GGUFError(f"tensor {name!r}: {e}") from None
         if n_dims is not None:
-            ne = (ne + [1] * 4)[: int(n_dims)]
+            ne = (ne + [1] * 4)[: int_arg(n_dims, "n_dims", 0, 4)]
         if len(ne) > 4 or any(d < 0 for d in ne):
             raise GGUFError(f"tensor {name!r}: shape {tuple(shape)} must have at most 4 non-negative dimensions")
         info = type_info(t)
@@ -404,7 +479,8 @@ class GGUFWriter:
         self._shards = []
         try:
             for i, (path, idx) in enumerate(zip(paths, groups)):
-                core = _core.GGUFWriterCore(path, self.alignment)
+                remove_stale_temporaries(path)  # left by a writer that was killed
+                core = _core.GGUFWriterCore(os.fsencode(path), self.alignment)
                 self._shards.append((core, idx))
                 shard_kvs = kvs if i == 0 else [kv for kv in kvs if kv[0] == "general.alignment"]
                 for key, (vt, et, count, payload, strings) in shard_kvs:
@@ -523,14 +599,14 @@ class GGUFSplitReader:
         self.close()
 
 
-def read_gguf_split(path: str | os.PathLike[str]) -> GGUFReader | GGUFSplitReader:
+def read_gguf_split(path: PathArg) -> GGUFReader | GGUFSplitReader:
     """Open a GGUF file, or a whole split set given any of its shards.
 
     Example:
         >>> from ggquant.gguf import read_gguf_split
         >>> # model = read_gguf_split("model-00001-of-00003.gguf"); model.tensor("output.weight")
     """
-    path = os.fspath(path)
+    path = fs_path(path, "GGUF file")
     m = _SPLIT_RE.match(path)
     if not m:
         return GGUFReader(path)

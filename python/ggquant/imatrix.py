@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FormatError, GGQuantError, GGQuantIOError, GGUFError, NonFiniteError, ShapeError
+from ._checks import array_arg, shape_arg
+from .errors import FormatError, GGQuantError, GGUFError, NonFiniteError, ShapeError
+from .fileio import PathArg, fs_path, read_regular_file
 from .gguf import GGUFReader  # the strict reader: every count, offset and size is checked there
 from .qtypes import GGMLType
 
@@ -56,7 +58,7 @@ class Imatrix:
     format: str = "gguf"
 
 
-def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
+def read_imatrix(path: PathArg) -> Imatrix:
     """Read an imatrix file (GGUF or legacy ``.dat``; told apart by the GGUF magic).
 
     Args:
@@ -80,26 +82,23 @@ def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
         >>> ggquant.read_imatrix(p).weights["w"].tolist()
         [1.0, 2.0, 3.0, 4.0]
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise GGQuantIOError(f"cannot read imatrix file {os.fspath(path)!r}: {e.strerror or e}") from None
+    p = fs_path(path, "imatrix file")
+    data = read_regular_file(p, "imatrix file")
     if data[:4] == b"GGUF":
-        result = _read_gguf(os.fspath(path))
+        result = _read_gguf(p)
     else:
-        result = _read_legacy(data, os.fspath(path))
+        result = _read_legacy(data, p)
     for name, w in result.weights.items():
         bad = ~np.isfinite(w)
         if bad.any():
             at = int(np.flatnonzero(bad.ravel())[0])
-            raise NonFiniteError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a NaN or Inf weight at index {at}")
+            raise NonFiniteError(f"imatrix {p!r}: tensor {name!r} has a NaN or Inf weight at index {at}")
         if (w < 0).any():
-            raise FormatError(f"imatrix {os.fspath(path)!r}: tensor {name!r} has a negative weight")
+            raise FormatError(f"imatrix {p!r}: tensor {name!r} has a negative weight")
     return result
 
 
-def load_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def load_imatrix(path: PathArg) -> dict[str, np.ndarray]:
     """Read an imatrix file into a mapping tensor name -> float32 per-column weights.
 
     Args:
@@ -148,12 +147,12 @@ def imatrix_for(imatrix: Mapping[str, np.ndarray], name: str, shape: Sequence[in
         near = difflib.get_close_matches(name, list(imatrix), n=3)
         hint = f"; similar names: {near}" if near else ""
         raise GGQuantError(f"imatrix has no entry for tensor {name!r} ({len(imatrix)} entries){hint}")
-    shape = tuple(int(s) for s in shape)
+    shape = shape_arg(shape)
     if not shape or len(shape) > 3:
         raise ShapeError(f"tensor {name!r}: imatrix weights need a 1-, 2- or 3-D tensor shape, got {shape}")
     n_cols = shape[-1]
     n_experts = shape[0] if len(shape) == 3 else 1
-    w = np.asarray(imatrix[name], dtype=np.float32)
+    w = array_arg(imatrix[name], f"the imatrix entry of {name!r}", np.float32)
     if w.size != n_cols * n_experts:
         want = f"{n_experts} x {n_cols}" if len(shape) == 3 else f"{n_cols}"
         raise ShapeError(f"tensor {name!r} of shape {shape}: imatrix has {w.size} weights, expected {want}")
@@ -263,9 +262,17 @@ def _read_gguf(path: str) -> Imatrix:
     datasets = kv.get("imatrix.datasets", [])
     reader.close()
     out.datasets = [str(d) for d in datasets] if isinstance(datasets, list) else []
-    out.chunk_count = int(kv.get("imatrix.chunk_count", 0) or 0)
-    out.chunk_size = int(kv.get("imatrix.chunk_size", 0) or 0)
+    out.chunk_count = _count(kv, "imatrix.chunk_count", path)
+    out.chunk_size = _count(kv, "imatrix.chunk_size", path)
     return out
+
+
+def _count(kv: Mapping[str, Any], key: str, path: str) -> int:
+    """A non-negative integer metadata value (0 when absent); llama-imatrix writes them as u32."""
+    v = kv.get(key, 0)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise GGUFError(f"imatrix {path!r}: {key} must be a non-negative integer, got {type(v).__name__} {v!r}"[:300])
+    return v
 
 
 __all__ = ["Imatrix", "imatrix_for", "load_imatrix", "read_imatrix"]

@@ -53,7 +53,8 @@ from typing import Any, NamedTuple, TypeGuard
 import numpy as np
 
 from . import _core
-from .errors import GGQuantError, ShapeError, UnsupportedTypeError
+from ._checks import array_arg, bool_arg, float_arg, int_arg, threads_arg
+from .errors import GGQuantError, NonFiniteError, ShapeError, UnsupportedTypeError
 from .qtypes import resolve_type
 from .safetensors import safe_open, save_file  # only the expert-group blobs; see tests/test_layers.py
 
@@ -165,7 +166,7 @@ def resolve(mode: str, bits: int | None = None, group_size: int | None = None) -
         raise UnsupportedTypeError(
             f"unknown MLX quantization mode {mode!r}; expected one of {sorted(_MODE_DEFAULTS)} or {sorted(PRESETS)}"
         )
-    return m, int(b if bits is None else bits), int(g if group_size is None else group_size)
+    return m, int_arg(b if bits is None else bits, "bits", 1, 64), int_arg(g if group_size is None else group_size, "group_size", 1, 1 << 20)
 
 
 def is_mlx_type(name: Any) -> bool:
@@ -202,7 +203,7 @@ def routes_to_mlx(t: Any) -> TypeGuard[str]:
 
 
 def _source(x: Any) -> tuple[np.ndarray, str]:
-    arr = np.asarray(x)
+    arr = array_arg(x, "the input")
     dt = arr.dtype
     if dt == np.float32:
         return np.ascontiguousarray(arr), "f32"
@@ -215,13 +216,9 @@ def _source(x: Any) -> tuple[np.ndarray, str]:
     raise GGQuantError(f"expected float32, float16, bfloat16 (ml_dtypes) or float64 input, got {dt}")
 
 
-def _threads(nthreads: int | None) -> int:
-    return 0 if nthreads is None else int(nthreads)
-
-
 def _out_arrays(lead: tuple[int, ...], n: int, mode: str, bits: int, gs: int, dtype: np.dtype) -> MLXQuantized:
-    if n % gs != 0:
-        raise ShapeError(f"the last dimension {n} is not a multiple of the group size {gs}")
+    if n <= 0 or n % gs != 0:
+        raise ShapeError(f"the last dimension {n} is not a positive multiple of the group size {gs}")
     w = np.empty((*lead, n * bits // 32), np.uint32)
     sdt = dtype if mode == "affine" else np.dtype(np.uint8)
     s = np.empty((*lead, n // gs), sdt)
@@ -253,9 +250,40 @@ def _run(
         w,
         s,
         b,
-        _threads(nthreads),
-        bool(allow_nonfinite),
+        threads_arg(nthreads),
+        bool_arg(allow_nonfinite, "allow_nonfinite"),
     )
+
+
+_MX_LARGE_SCALE = 0xF0  # E8M0 code of 2^113: only groups this large can overflow on decode
+
+
+def _first_nonfinite_group(q: MLXQuantized) -> tuple[int, int] | None:
+    """(row, group) of the first group that decodes to Inf/NaN, reading the scales (and biases);
+    only rows with very large fp-mode scales are dequantized to make sure."""
+    if q.scales.size == 0:
+        return None
+    s = q.scales.reshape(-1, q.scales.shape[-1])
+    if q.mode == "affine":
+        if s.dtype.kind != "f" and s.dtype.name != "bfloat16":
+            return None  # raw bfloat16 bits (the converter's path): not decodable here
+        bias = q.biases.reshape(s.shape)  # type: ignore[union-attr]
+        top = s.dtype.type(2**q.bits - 1)
+        with np.errstate(all="ignore"):  # decode = scale * code + bias, computed in the scales' dtype
+            span = s * top
+            ok = np.isfinite(span) & np.isfinite(bias) & np.isfinite(span + bias)
+        bad = np.argwhere(~ok)
+        return None if bad.size == 0 else (int(bad[0][0]), int(bad[0][1]))
+    if q.mode == "nvfp4":
+        bad = np.argwhere((s & 0x7F) == 0x7F)  # the E4M3 NaN codes
+        return None if bad.size == 0 else (int(bad[0][0]), int(bad[0][1]))
+    rows = np.flatnonzero(s.max(axis=1) >= _MX_LARGE_SCALE)
+    if rows.size == 0:
+        return None
+    w = q.weight.reshape(s.shape[0], -1)
+    values = dequantize(q._replace(weight=w[rows], scales=s[rows]))
+    bad = np.argwhere(~np.isfinite(values))
+    return None if bad.size == 0 else (int(rows[bad[0][0]]), int(bad[0][1]) // q.group_size)
 
 
 def quantize(
@@ -301,9 +329,15 @@ def quantize(
             raise ShapeError("cannot quantize a 0-d array: need at least one row")
         if g <= 0:
             raise GGQuantError(f"invalid group size {g}")
-        gscale = None if global_scale is None else float(np.float32(global_scale))
+        gscale = None if global_scale is None else _float32_scale(float_arg(global_scale, "global_scale"))
         q = _out_arrays(src.shape[:-1], src.shape[-1], m, b, g, src.dtype)
         _run(src, code, q, gscale, nthreads, allow_nonfinite)
+        bad = None if allow_nonfinite else _first_nonfinite_group(q._replace(global_scale=gscale))
+        if bad is not None:
+            raise NonFiniteError(
+                f"row {bad[0]}, group {bad[1]}: the finite input is too large for MLX {m} with {b} bits; the group "
+                "decodes to Inf or NaN (pass allow_nonfinite=True to keep these codes)"
+            )
     except GGQuantError as e:
         raise (type(e)(f"tensor {name!r}: {e}") if name else e) from None
     return q._replace(global_scale=gscale)
@@ -329,11 +363,19 @@ def quantize_raw(
     return q
 
 
+def _float32_scale(v: float) -> float:
+    with np.errstate(over="ignore"):  # past float32's range: Inf, which the kernel refuses
+        return float(np.float32(v))
+
+
 def _dtype_code(dt: Any) -> tuple[str, Any]:
     """(kernel code, numpy dtype or None for bfloat16) for a requested output dtype."""
     if isinstance(dt, str) and dt.lower() in ("bfloat16", "bf16"):
         return "bf16", None
-    d = np.dtype(dt)
+    try:
+        d = np.dtype(dt)
+    except TypeError:
+        raise GGQuantError(f"unsupported output dtype {dt!r}; expected float32, float16 or bfloat16") from None
     if d.name == "bfloat16":
         return "bf16", d
     if d == np.float32:
@@ -408,7 +450,7 @@ def dequantize(q: MLXQuantized, *, dtype: Any = None, nthreads: int | None = Non
         None if biases is None else biases.reshape(nrows, -1),
         scode,
         ocode,
-        _threads(nthreads),
+        threads_arg(nthreads),
     )
     out = out.reshape(*w.shape[:-1], out.shape[-1])
     if dtype is None or gscale is not None:

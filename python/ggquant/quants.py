@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from . import _core
 from . import mlx as _mlx
+from ._checks import array_arg, bool_arg, int_arg, shape_arg, threads_arg
 from .errors import GGQuantError, ShapeError, UnsupportedTypeError
 from .qtypes import GGMLType, resolve_type, type_info
 
@@ -38,10 +39,6 @@ def _source_view(x: np.ndarray) -> tuple[np.ndarray, str]:
     )
 
 
-def _threads(nthreads: int | None) -> int:
-    return 0 if nthreads is None else int(nthreads)
-
-
 def _with_name(err: GGQuantError, name: str | None) -> GGQuantError:
     if name is None:
         return err
@@ -56,7 +53,7 @@ def row_size(type: GGMLType | str | int, n: int) -> int:
         >>> ggquant.row_size("q8_0", 4096)
         4352
     """
-    return _core.row_size(int(resolve_type(type)), int(n))
+    return _core.row_size(int(resolve_type(type)), int_arg(n, "n"))
 
 
 def quant_shape_to_byte_shape(shape: Sequence[int], type: GGMLType | str | int) -> tuple[int, ...]:
@@ -68,7 +65,7 @@ def quant_shape_to_byte_shape(shape: Sequence[int], type: GGMLType | str | int) 
         (4, 36)
     """
     info = type_info(type)
-    shape = tuple(int(s) for s in shape)
+    shape = shape_arg(shape)
     if not shape or shape[-1] % info.block_size != 0:
         raise ShapeError(
             f"shape {shape}: the last dimension must be a multiple of the {info.name} block size {info.block_size}"
@@ -85,7 +82,7 @@ def quant_shape_from_byte_shape(shape: Sequence[int], type: GGMLType | str | int
         (4, 64)
     """
     info = type_info(type)
-    shape = tuple(int(s) for s in shape)
+    shape = shape_arg(shape, "byte shape")
     if not shape or shape[-1] % info.type_size != 0:
         raise ShapeError(f"byte shape {shape}: the last dimension must be a multiple of the {info.name} block of {info.type_size} bytes")
     return (*shape[:-1], shape[-1] // info.type_size * info.block_size)
@@ -167,8 +164,8 @@ def quantize(
         return _mlx.quantize(x, type, allow_nonfinite=allow_nonfinite, nthreads=nthreads, name=name)
     qtype = resolve_type(type)
     info = type_info(qtype)
-    arr = np.asarray(x)
     try:
+        arr = array_arg(x, "the input")
         if arr.ndim == 0:
             raise ShapeError(f"cannot quantize a 0-d array to {info.name}: need at least one row")
         if not info.can_quantize:
@@ -181,11 +178,11 @@ def quantize(
             )
         src, code = _source_view(arr)
         rows = src.reshape(-1, n)
-        weights = None if imatrix is None else np.ascontiguousarray(np.asarray(imatrix, dtype=np.float32).reshape(-1))
+        weights = None if imatrix is None else np.ascontiguousarray(array_arg(imatrix, "imatrix", np.float32).reshape(-1))
         level = -1 if simd is None else _SIMD_INDEX.get(simd, -2)
         if level == -2:
             raise GGQuantError(f"unknown SIMD level {simd!r}; expected one of {sorted(_SIMD_INDEX)}")
-        out = _core.quantize(int(qtype), rows, code, weights, _threads(nthreads), bool(allow_nonfinite), level)
+        out = _core.quantize(int(qtype), rows, code, weights, threads_arg(nthreads), bool_arg(allow_nonfinite, "allow_nonfinite"), level)
     except GGQuantError as e:
         raise _with_name(e, name) from None
     return out.reshape(*arr.shape[:-1], out.shape[-1])
@@ -231,14 +228,19 @@ def dequantize(
     info = type_info(qtype)
     try:
         if isinstance(data, np.ndarray):
+            if data.dtype.hasobject:
+                raise GGQuantError(f"data must hold the raw blocks, not Python objects (dtype {data.dtype})")
             raw = np.ascontiguousarray(data).view(np.uint8)
         else:
-            raw = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+            try:
+                raw = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+            except (TypeError, ValueError) as e:
+                raise GGQuantError(f"data must be a uint8 array or a bytes-like buffer, got {data.__class__.__name__}: {e}") from None
         if shape is None:
             if raw.ndim == 0 or (raw.ndim == 1 and not isinstance(data, np.ndarray)):
                 raise ShapeError("pass shape= when data is a flat buffer")
             shape = quant_shape_from_byte_shape(raw.shape, qtype)
-        shape = tuple(int(s) for s in shape)
+        shape = shape_arg(shape)
         if not shape or any(s < 0 for s in shape):
             raise ShapeError(f"invalid shape {shape}")
         n = shape[-1]
@@ -248,7 +250,7 @@ def dequantize(
         rsize = _core.row_size(int(qtype), n)
         if raw.size != nrows * rsize:
             raise ShapeError(f"{raw.size} bytes of {info.name} data do not hold shape {shape} ({nrows * rsize} bytes)")
-        out = _core.dequantize(int(qtype), raw.reshape(nrows, rsize), n, _threads(nthreads))
+        out = _core.dequantize(int(qtype), raw.reshape(nrows, rsize), n, threads_arg(nthreads))
     except GGQuantError as e:
         raise _with_name(e, name) from None
     return out.reshape(shape)

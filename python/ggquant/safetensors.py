@@ -32,13 +32,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from .errors import GGQuantError, SafetensorsError
+from ._checks import shape_arg
+from .errors import GGQuantError, GGQuantIOError, SafetensorsError, ShapeError
+from .fileio import PathArg, fs_path, read_regular_file, remove_stale_temporaries
 
 try:  # optional: NumPy dtypes for BF16 and the F8 family
     import ml_dtypes as _ml_dtypes
@@ -120,7 +123,10 @@ def safetensors_dtype(dtype: Any) -> str:
         >>> safetensors_dtype(np.int8)
         'I8'
     """
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise SafetensorsError(f"[safetensors_write] {dtype!r} is not a dtype"[:200]) from None
     for name, t in _NUMPY_DTYPES.items():
         if dt.kind == np.dtype(t).kind and dt.itemsize == np.dtype(t).itemsize:
             return name
@@ -146,9 +152,9 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
         (dtype('float16'), dtype('float32'), 1, True)
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = os.fspath(path)
-        self._f: Any = _core._SafetensorsFile(self._path)
+    def __init__(self, path: PathArg) -> None:
+        self._path = fs_path(path, "safetensors file")
+        self._f: Any = _core._SafetensorsFile(os.fsencode(self._path))
         self._infos = {name: (dtype, shape, begin, end) for name, dtype, shape, begin, end in self._f.tensor_infos()}
         self._keys = sorted(self._infos)
         self._metadata = self._f.metadata()
@@ -278,7 +284,7 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
         self._f = None
 
 
-def safe_open(path: str | os.PathLike[str]) -> SafetensorsFile:
+def safe_open(path: PathArg) -> SafetensorsFile:
     """Opens a safetensors file for lazy, zero-copy reading (usable as a context manager).
 
     Args:
@@ -344,26 +350,37 @@ class SafetensorsWriter:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: PathArg,
         tensors: Mapping[str, tuple[Any, Iterable[int]]],
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         specs = []
         self._dtypes: dict[str, str] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
-        for name, (dtype, shape) in tensors.items():
+        if not isinstance(tensors, Mapping):
+            raise SafetensorsError(f"[safetensors_write] expected a mapping of name -> (dtype, shape), got {type(tensors).__name__}")
+        for name, spec in tensors.items():
             if not isinstance(name, str):
                 raise SafetensorsError(f"[safetensors_write] tensor names must be str, got {type(name).__name__}")
+            if not isinstance(spec, tuple) or len(spec) != 2:
+                raise SafetensorsError(f"[safetensors_write] tensor {name!r}: expected (dtype, shape), got {spec!r}"[:200])
+            dtype, shape = spec
             st = dtype if isinstance(dtype, str) and dtype in ALL_DTYPES else safetensors_dtype(dtype)
-            shp = tuple(int(d) for d in shape)
-            if any(d < 0 for d in shp):
-                raise SafetensorsError(f"[safetensors_write] tensor {name!r} has a negative dimension {shp}")
+            try:
+                shp = shape_arg(shape)
+            except ShapeError as e:
+                raise SafetensorsError(f"[safetensors_write] tensor {name!r}: {e}") from None
             self._dtypes[name] = st
             self._shapes[name] = shp
             specs.append((name, st, list(shp)))
+        if metadata is not None and (
+            not isinstance(metadata, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+        ):
+            raise SafetensorsError("[safetensors_write] metadata keys and values must be str (a mapping of str to str)")
         md = None if metadata is None else dict(metadata)
-        self._path = os.fspath(path)
-        self._w: Any = _core._SafetensorsWriter(self._path, specs, md)
+        self._path = fs_path(path, "safetensors output")
+        remove_stale_temporaries(self._path)  # left by a writer that was killed
+        self._w: Any = _core._SafetensorsWriter(os.fsencode(self._path), specs, md)
         self._order: list[str] = self._w.order()
         self._pending: dict[str, np.ndarray] = {}
         self._done = False
@@ -430,7 +447,7 @@ class SafetensorsWriter:
             self.abort()
 
 
-def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None) -> None:
+def save_file(tensors: Mapping[str, np.ndarray], path: PathArg, metadata: Mapping[str, str] | None = None) -> None:
     """Writes a dict of NumPy arrays as a safetensors file, byte-identical to ``safetensors.numpy.save_file``.
 
     Identity holds for any dict order and whenever ``metadata`` has at most one key (the reference
@@ -458,7 +475,7 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike[str], m
             w.write(name, arrays[name])
 
 
-def load_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def load_file(path: PathArg) -> dict[str, np.ndarray]:
     """Reads every tensor of a safetensors file into a dict of zero-copy read-only views.
 
     Example:
@@ -491,6 +508,10 @@ def _strict_json(text: str, what: str) -> Any:
         return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
     except json.JSONDecodeError as e:
         raise SafetensorsError(f"[safetensors_index] {what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise SafetensorsError(f"[safetensors_index] {what} nests too deeply") from None
+    except ValueError as e:  # an integer of more digits than int() accepts
+        raise SafetensorsError(f"[safetensors_index] {what}: {e}") from None
 
 
 def _safe_shard_name(name: Any, index_path: str) -> str:
@@ -572,7 +593,7 @@ class SafetensorsCheckpoint(Mapping[str, np.ndarray]):
         self.close()
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
+def load_checkpoint(path: PathArg) -> SafetensorsCheckpoint:
     """Opens a (possibly sharded) safetensors checkpoint as one lazy mapping.
 
     Args:
@@ -594,7 +615,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
         >>> ggquant.load_checkpoint(d)["w"].sum()
         np.float32(4.0)
     """
-    p = os.fspath(path)
+    p = fs_path(path, "checkpoint")
     if os.path.isdir(p):
         if os.path.exists(os.path.join(p, INDEX_NAME)):
             p = os.path.join(p, INDEX_NAME)
@@ -612,8 +633,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
         name = os.path.basename(p)
         return SafetensorsCheckpoint({name: f}, {k: name for k in f.keys()}, f.metadata())
 
-    with open(p, "rb") as fh:
-        raw = fh.read()
+    raw = read_regular_file(p, "checkpoint index", max_bytes=1 << 30)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -674,7 +694,7 @@ def parse_size(size: int | str) -> int:
 
 def save_sharded(
     tensors: Mapping[str, np.ndarray],
-    directory: str | os.PathLike[str],
+    directory: PathArg,
     max_shard_size: int | str = "5GB",
     metadata: Mapping[str, str] | None = None,
 ) -> list[str]:
@@ -715,8 +735,12 @@ def save_sharded(
             size = 0
         shards[-1].append(name)
         size += a.nbytes
-    folder = os.fspath(directory)
-    os.makedirs(folder, exist_ok=True)
+    folder = fs_path(directory, "checkpoint folder")
+    created = not os.path.lexists(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise GGQuantIOError(f"[safetensors_write] cannot create the folder {folder!r}: {e.strerror or e}") from None
     n = len(shards)
     names = [SINGLE_NAME] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
 
@@ -735,7 +759,9 @@ def save_sharded(
                 "metadata": {"total_size": sum(a.nbytes for a in arrays.values())},
                 "weight_map": {k: fname for shard, fname in zip(shards, names) for k in shard},
             }
-            index_tmp = os.path.join(folder, f".{INDEX_NAME}.tmp-{os.getpid()}")
+            index_path = os.path.join(folder, INDEX_NAME)
+            remove_stale_temporaries(index_path)
+            index_tmp = f"{index_path}.tmp-{os.getpid()}-0"  # named as the C++ writers name theirs
             with open(index_tmp, "w", encoding="utf-8") as fh:
                 fh.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
             written.append(INDEX_NAME)
@@ -745,7 +771,7 @@ def save_sharded(
         if index_tmp is not None:
             os.replace(index_tmp, os.path.join(folder, INDEX_NAME))
             index_tmp = None
-    except BaseException:
+    except BaseException as e:
         for w in writers:
             if not w._done:
                 w.abort()
@@ -756,6 +782,10 @@ def save_sharded(
                 pass
         if index_tmp is not None and os.path.exists(index_tmp):
             os.remove(index_tmp)
+        if created:  # leave no empty folder behind either (e.g. on a full disk)
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise GGQuantIOError(f"[safetensors_write] cannot write {folder!r}: {e.strerror or e}") from e
         raise
     return written
 

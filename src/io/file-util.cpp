@@ -1,11 +1,13 @@
 #include "file-util.h"
 
 #include "ggq-error.h"
+#include "io/json.h"
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -17,15 +19,53 @@ namespace ggq {
 namespace {
 
 [[noreturn]] void fail_os(const char * fn, const std::string & what, const std::string & path, int err) {
-    fail(error_kind::io, fn, what + " '" + path + "': " + std::strerror(err));
+    fail(error_kind::io, fn, what + " " + quote_untrusted(path, 4096) + ": " + std::strerror(err));
 }
 
 constexpr size_t k_write_buffer = size_t(4) << 20;
 
 }  // namespace
 
+std::string quote_untrusted(std::string_view s, size_t max_bytes) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out = "'";
+    size_t i = 0;
+    while (i < s.size()) {
+        if (i >= max_bytes) {
+            out += "...";
+            break;
+        }
+        // the length of the UTF-8 character starting here (0 when s[i] starts none)
+        const size_t len = std::min<size_t>(4, s.size() - i);
+        size_t ok = 0;
+        for (size_t k = 1; k <= len && ok == 0; ++k) {
+            if (utf8_invalid_offset(s.substr(i, k)) == k) ok = k;
+        }
+        const auto c = (unsigned char)s[i];
+        if (ok > 1 || (ok == 1 && c >= 0x20 && c != 0x7f)) {
+            out.append(s.substr(i, ok));
+            i += ok;
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+            i += 1;
+        }
+    }
+    out += '\'';
+    return out;
+}
+
+void check_path(const std::string & path, const char * fn) {
+    if (path.find('\0') != std::string::npos) {
+        fail(error_kind::io, fn, "path " + quote_untrusted(path, 4096) + " contains an embedded NUL byte");
+    }
+}
+
 mapped_file::mapped_file(const std::string & path) : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    check_path(path, "open");
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         fail_os("open", "cannot open", path, errno);
     }
@@ -37,7 +77,7 @@ mapped_file::mapped_file(const std::string & path) : path_(path) {
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        fail(error_kind::io, "open", "'" + path + "' is not a regular file");
+        fail(error_kind::io, "open", quote_untrusted(path, 4096) + " is not a regular file");
     }
     size_ = (size_t)st.st_size;
     if (size_ > 0) {
@@ -59,6 +99,7 @@ mapped_file::~mapped_file() {
 }
 
 atomic_file_writer::atomic_file_writer(const std::string & path) : path_(path) {
+    check_path(path, "write");
     static std::atomic<unsigned> counter{0};
     tmp_path_ = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -89,7 +130,7 @@ void atomic_file_writer::flush() {
 
 void atomic_file_writer::write(const void * data, size_t n) {
     if (fd_ < 0) {
-        fail(error_kind::io, "write", "'" + path_ + "' is already closed");
+        fail(error_kind::io, "write", quote_untrusted(path_, 4096) + " is already closed");
     }
     const char * p = static_cast<const char *>(data);
     if (buf_.size() + n > k_write_buffer) {
@@ -115,7 +156,7 @@ void atomic_file_writer::write_zeros(size_t n) {
 
 void atomic_file_writer::commit() {
     if (fd_ < 0) {
-        fail(error_kind::io, "write", "'" + path_ + "' is already closed");
+        fail(error_kind::io, "write", quote_untrusted(path_, 4096) + " is already closed");
     }
     flush();
     if (::close(fd_) != 0) {

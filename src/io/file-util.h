@@ -5,12 +5,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace ggq {
 
 // Overflow-checked arithmetic for sizes read from untrusted files: false on overflow.
 inline bool checked_add(uint64_t a, uint64_t b, uint64_t * out) { return !__builtin_add_overflow(a, b, out); }
 inline bool checked_mul(uint64_t a, uint64_t b, uint64_t * out) { return !__builtin_mul_overflow(a, b, out); }
+
+// A name or path from an untrusted source, quoted for an error message: at most max_bytes of it,
+// cut at a character boundary ("..." appended), with bytes that are not valid UTF-8 and control
+// characters written as \xNN, so every message is valid UTF-8 whatever the input.
+std::string quote_untrusted(std::string_view s, size_t max_bytes = 200);
+
+// Fails (error_kind::io, naming `fn`) when a path holds an embedded NUL: the OS would silently
+// open the part before it.
+void check_path(const std::string & path, const char * fn);
 
 class mapped_file {
 public:

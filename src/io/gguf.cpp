@@ -60,8 +60,19 @@ private:
     size_t pos_ = 0;
 };
 
+// The byte size of a tensor, by ggml's rule: every prefix product of the shape stays below 2^63
+// (so a zero dimension makes any later ones legal: a zero-element tensor, but not earlier ones),
+// and so does the byte count. False when the shape breaks the rule.
+bool tensor_nbytes(const int64_t * ne, const type_traits & tt, uint64_t * nbytes) {
+    uint64_t nelem = (uint64_t)ne[0];
+    for (int d = 1; d < 4; ++d) {
+        if (!checked_mul(nelem, (uint64_t)ne[d], &nelem) || nelem > (uint64_t)std::numeric_limits<int64_t>::max()) return false;
+    }
+    return checked_mul(nelem / (uint64_t)tt.blck_size, tt.type_size, nbytes);
+}
+
 void read_value(cursor & c, gguf_kv & kv) {
-    const std::string what = "value of key '" + kv.key + "'";
+    const std::string what = "value of key " + quote_untrusted(kv.key);
     if (kv.type == GGUF_TYPE_STRING) {
         kv.strings.push_back(c.str(what.c_str()));
         return;
@@ -73,19 +84,19 @@ void read_value(cursor & c, gguf_kv & kv) {
     }
     kv.elem_type = c.get<int32_t>(what.c_str());
     if (kv.elem_type < 0 || kv.elem_type >= GGUF_TYPE_COUNT) {
-        bad("key '" + kv.key + "' has an array of invalid type " + std::to_string(kv.elem_type));
+        bad("key " + quote_untrusted(kv.key) + " has an array of invalid type " + std::to_string(kv.elem_type));
     }
     if (kv.elem_type == GGUF_TYPE_ARRAY) {
-        bad("key '" + kv.key + "' is an array of arrays, which ggml does not read");
+        bad("key " + quote_untrusted(kv.key) + " is an array of arrays, which ggml does not read");
     }
     const uint64_t n = c.get<uint64_t>(what.c_str());
     if (n > k_gguf_max_array) {
-        bad("key '" + kv.key + "' has " + std::to_string(n) + " array elements, over the limit of " + std::to_string(k_gguf_max_array));
+        bad("key " + quote_untrusted(kv.key) + " has " + std::to_string(n) + " array elements, over the limit of " + std::to_string(k_gguf_max_array));
     }
     kv.count = n;
     if (kv.elem_type == GGUF_TYPE_STRING) {
         if (n > c.left() / 8) {  // each element needs at least its 8-byte length
-            bad("key '" + kv.key + "' claims " + std::to_string(n) + " strings but only " + std::to_string(c.left()) + " bytes remain");
+            bad("key " + quote_untrusted(kv.key) + " claims " + std::to_string(n) + " strings but only " + std::to_string(c.left()) + " bytes remain");
         }
         kv.strings.reserve((size_t)n);
         for (uint64_t i = 0; i < n; ++i) {
@@ -95,7 +106,7 @@ void read_value(cursor & c, gguf_kv & kv) {
     }
     uint64_t bytes;
     if (!checked_mul(n, gguf_type_size(kv.elem_type), &bytes)) {
-        bad("key '" + kv.key + "' array size overflows");
+        bad("key " + quote_untrusted(kv.key) + " array size overflows");
     }
     kv.offset = c.pos();
     c.take(bytes, what.c_str());
@@ -143,11 +154,11 @@ gguf_file gguf_parse(const uint8_t * data, size_t size) {
             bad("metadata key " + std::to_string(i) + " is empty");
         }
         if (!keys.insert(kv.key).second) {
-            bad("duplicate metadata key '" + kv.key + "'");
+            bad("duplicate metadata key " + quote_untrusted(kv.key));
         }
         kv.type = c.get<int32_t>("value type");
         if (kv.type < 0 || kv.type >= GGUF_TYPE_COUNT) {
-            bad("key '" + kv.key + "' has invalid value type " + std::to_string(kv.type));
+            bad("key " + quote_untrusted(kv.key) + " has invalid value type " + std::to_string(kv.type));
         }
         read_value(c, kv);
         if (kv.key == "general.alignment") {
@@ -164,69 +175,65 @@ gguf_file gguf_parse(const uint8_t * data, size_t size) {
         f.kvs.push_back(std::move(kv));
     }
 
-    std::unordered_set<std::string> names;
     f.tensors.reserve((size_t)n_tensors);
+    f.tensor_index.reserve((size_t)n_tensors);
     uint64_t expected_offset = 0;
     for (int64_t i = 0; i < n_tensors; ++i) {
         gguf_tensor_info t;
         t.name = c.str("tensor name");
         if (t.name.size() >= k_gguf_max_name) {
-            bad("tensor name '" + t.name.substr(0, 80) + "' is " + std::to_string(t.name.size()) + " bytes; ggml allows at most 63");
+            bad("tensor name " + quote_untrusted(t.name, 80) + " is " + std::to_string(t.name.size()) + " bytes; ggml allows at most 63");
         }
-        if (!names.insert(t.name).second) {
-            bad("duplicate tensor name '" + t.name + "'");
+        if (!f.tensor_index.emplace(t.name, f.tensors.size()).second) {
+            bad("duplicate tensor name " + quote_untrusted(t.name));
         }
         t.n_dims = c.get<uint32_t>("tensor dimension count");
         if (t.n_dims > 4) {
-            bad("tensor '" + t.name + "' has " + std::to_string(t.n_dims) + " dimensions; at most 4 are allowed");
+            bad("tensor " + quote_untrusted(t.name) + " has " + std::to_string(t.n_dims) + " dimensions; at most 4 are allowed");
         }
-        uint64_t nelem = 1;
         for (uint32_t d = 0; d < t.n_dims; ++d) {
             t.ne[d] = c.get<int64_t>("tensor shape");
             if (t.ne[d] < 0) {
-                bad("tensor '" + t.name + "' has negative dimension " + std::to_string(t.ne[d]));
-            }
-            if (!checked_mul(nelem, (uint64_t)t.ne[d], &nelem) || nelem > (uint64_t)std::numeric_limits<int64_t>::max()) {
-                bad("tensor '" + t.name + "' has a shape whose element count overflows");
+                bad("tensor " + quote_untrusted(t.name) + " has negative dimension " + std::to_string(t.ne[d]));
             }
         }
         t.type = c.get<int32_t>("tensor type");
         if (!type_is_valid(t.type)) {
-            bad("tensor '" + t.name + "' has invalid or retired ggml type " + std::to_string(t.type));
+            bad("tensor " + quote_untrusted(t.name) + " has invalid or retired ggml type " + std::to_string(t.type));
         }
         const type_traits & tt = get_type_traits(t.type);
         if (t.ne[0] % tt.blck_size != 0) {
-            bad("tensor '" + t.name + "' row length " + std::to_string(t.ne[0]) + " is not a multiple of the " + tt.name +
+            bad("tensor " + quote_untrusted(t.name) + " row length " + std::to_string(t.ne[0]) + " is not a multiple of the " + tt.name +
                 " block size " + std::to_string(tt.blck_size));
         }
-        uint64_t nbytes = (uint64_t)(t.ne[0] / tt.blck_size);
-        for (int d = 0; d < 4; ++d) {
-            const uint64_t factor = d == 0 ? tt.type_size : (uint64_t)t.ne[d];
-            if (!checked_mul(nbytes, factor, &nbytes)) {
-                bad("tensor '" + t.name + "' byte size overflows");
-            }
+        uint64_t nbytes;
+        if (!tensor_nbytes(t.ne, tt, &nbytes)) {
+            bad("tensor " + quote_untrusted(t.name) + " has a shape whose element count or byte size overflows");
         }
         t.nbytes = nbytes;
         t.offset = c.get<uint64_t>("tensor offset");
         if (t.offset != expected_offset) {
-            bad("tensor '" + t.name + "' has offset " + std::to_string(t.offset) + ", expected " + std::to_string(expected_offset) +
+            bad("tensor " + quote_untrusted(t.name) + " has offset " + std::to_string(t.offset) + ", expected " + std::to_string(expected_offset) +
                 " (data must be packed in tensor-info order, each tensor padded to the alignment " + std::to_string(f.alignment) + ")");
         }
         uint64_t padded;
         if (!checked_add(nbytes, (f.alignment - nbytes % f.alignment) % f.alignment, &padded) ||
             !checked_add(expected_offset, padded, &expected_offset)) {
-            bad("tensor '" + t.name + "': total data size overflows");
+            bad("tensor " + quote_untrusted(t.name) + ": total data size overflows");
         }
         f.tensors.push_back(std::move(t));
     }
 
+    if (f.tensors.empty()) {  // ggml pads only when there is tensor data to align
+        f.data_start = c.pos();
+        return f;
+    }
     f.data_start = pad_to(c.pos(), f.alignment);
+    const gguf_tensor_info & last = f.tensors.back();
     uint64_t end;
-    if (f.data_start > size || !checked_add(f.data_start, f.tensors.empty() ? 0 : f.tensors.back().offset + f.tensors.back().nbytes, &end) ||
-        end > size) {
-        const std::string last = f.tensors.empty() ? "" : f.tensors.back().name;
-        bad("tensor data is not within the file bounds: " + std::to_string(size) + " bytes, but the data" +
-            (last.empty() ? std::string() : " of tensor '" + last + "'") + " ends past them");
+    if (f.data_start > size || !checked_add(f.data_start, last.offset + last.nbytes, &end) || end > size) {
+        bad("tensor data is not within the file bounds: " + std::to_string(size) + " bytes, but the data of tensor " +
+            quote_untrusted(last.name) + " ends past them");
     }
     return f;
 }
@@ -238,7 +245,7 @@ gguf_file gguf_read(const std::string & path) {
         f.map = std::move(map);
         return f;
     } catch (const error & e) {
-        throw error(e.kind(), std::string(e.what()) + " (in '" + path + "')");
+        throw error(e.kind(), std::string(e.what()) + " (in " + quote_untrusted(path, 4096) + ")");
     }
 }
 
@@ -270,12 +277,10 @@ gguf_writer::gguf_writer(const std::string & path, uint32_t alignment) : out_(pa
 
 void gguf_writer::add_kv(const std::string & key, int32_t type, int32_t elem_type, uint64_t count, const void * payload,
                          size_t payload_bytes, const std::vector<std::string> & strings) {
-    if (header_written_) bad_write("metadata '" + key + "' added after the header was written");
+    if (header_written_) bad_write("metadata " + quote_untrusted(key) + " added after the header was written");
     if (key.empty()) bad_write("metadata keys must not be empty");
-    for (const auto & k : keys_) {
-        if (k == key) bad_write("duplicate metadata key '" + key + "'");
-    }
-    if (type < 0 || type >= GGUF_TYPE_COUNT) bad_write("key '" + key + "': invalid value type " + std::to_string(type));
+    if (keys_.count(key) != 0) bad_write("duplicate metadata key " + quote_untrusted(key));
+    if (type < 0 || type >= GGUF_TYPE_COUNT) bad_write("key " + quote_untrusted(key) + ": invalid value type " + std::to_string(type));
     if (key == "general.alignment") {  // must agree with the layout this writer produces
         uint32_t a = 0;
         if (type != GGUF_TYPE_UINT32 || payload_bytes != 4 || (std::memcpy(&a, payload, 4), a != alignment_)) {
@@ -286,59 +291,56 @@ void gguf_writer::add_kv(const std::string & key, int32_t type, int32_t elem_typ
     put_str(rec, key);
     put<int32_t>(rec, type);
     if (type == GGUF_TYPE_STRING) {
-        if (strings.size() != 1) bad_write("key '" + key + "': a string value needs exactly one string");
+        if (strings.size() != 1) bad_write("key " + quote_untrusted(key) + ": a string value needs exactly one string");
         put_str(rec, strings[0]);
     } else if (type == GGUF_TYPE_ARRAY) {
         if (elem_type < 0 || elem_type >= GGUF_TYPE_COUNT || elem_type == GGUF_TYPE_ARRAY) {
-            bad_write("key '" + key + "': invalid array element type " + std::to_string(elem_type) + " (nested arrays are not readable by ggml)");
+            bad_write("key " + quote_untrusted(key) + ": invalid array element type " + std::to_string(elem_type) + " (nested arrays are not readable by ggml)");
         }
         put<int32_t>(rec, elem_type);
         put<uint64_t>(rec, count);
         if (elem_type == GGUF_TYPE_STRING) {
-            if (strings.size() != count) bad_write("key '" + key + "': string count mismatch");
+            if (strings.size() != count) bad_write("key " + quote_untrusted(key) + ": string count mismatch");
             for (const auto & s : strings) put_str(rec, s);
         } else {
-            if (payload_bytes != count * gguf_type_size(elem_type)) bad_write("key '" + key + "': array payload size mismatch");
+            if (payload_bytes != count * gguf_type_size(elem_type)) bad_write("key " + quote_untrusted(key) + ": array payload size mismatch");
             put(rec, payload, payload_bytes);
         }
     } else {
-        if (payload_bytes != gguf_type_size(type)) bad_write("key '" + key + "': scalar payload size mismatch");
+        if (payload_bytes != gguf_type_size(type)) bad_write("key " + quote_untrusted(key) + ": scalar payload size mismatch");
         put(rec, payload, payload_bytes);
     }
     header_kv_ += rec;
-    keys_.push_back(key);
+    keys_.insert(key);
     ++n_kv_;
 }
 
 void gguf_writer::add_tensor_info(const std::string & name, uint32_t n_dims, const int64_t * ne, int32_t type) {
-    if (header_written_) bad_write("tensor '" + name + "' added after the header was written");
+    if (header_written_) bad_write("tensor " + quote_untrusted(name) + " added after the header was written");
     if (name.empty() || name.size() >= k_gguf_max_name) {
-        bad_write("tensor name '" + name + "' must be 1 to 63 bytes (ggml's limit), it is " + std::to_string(name.size()));
+        bad_write("tensor name " + quote_untrusted(name) + " must be 1 to 63 bytes (ggml's limit), it is " + std::to_string(name.size()));
     }
-    for (const auto & t : infos_) {
-        if (t.name == name) bad_write("duplicate tensor name '" + name + "'");
-    }
-    if (n_dims > 4) bad_write("tensor '" + name + "' has " + std::to_string(n_dims) + " dimensions; at most 4 are allowed");
+    if (names_.count(name) != 0) bad_write("duplicate tensor name " + quote_untrusted(name));
+    if (n_dims > 4) bad_write("tensor " + quote_untrusted(name) + " has " + std::to_string(n_dims) + " dimensions; at most 4 are allowed");
     const type_traits & tt = checked_type_traits(type, "gguf_write");
     gguf_tensor_info t;
     t.name = name;
     t.n_dims = n_dims;
     t.type = type;
     for (uint32_t d = 0; d < n_dims; ++d) {
-        if (ne[d] < 0) bad_write("tensor '" + name + "' has a negative dimension");
+        if (ne[d] < 0) bad_write("tensor " + quote_untrusted(name) + " has a negative dimension");
         t.ne[d] = ne[d];
     }
     if (t.ne[0] % tt.blck_size != 0) {
-        bad_write("tensor '" + name + "' row length " + std::to_string(t.ne[0]) + " is not a multiple of the " + tt.name +
+        bad_write("tensor " + quote_untrusted(name) + " row length " + std::to_string(t.ne[0]) + " is not a multiple of the " + tt.name +
                   " block size " + std::to_string(tt.blck_size));
     }
-    uint64_t nbytes = (uint64_t)(t.ne[0] / tt.blck_size);
-    for (int d = 0; d < 4; ++d) {
-        if (!checked_mul(nbytes, d == 0 ? tt.type_size : (uint64_t)t.ne[d], &nbytes)) bad_write("tensor '" + name + "' size overflows");
-    }
+    uint64_t nbytes;
+    if (!tensor_nbytes(t.ne, tt, &nbytes)) bad_write("tensor " + quote_untrusted(name) + " has a shape whose element count or byte size overflows");
     t.nbytes = nbytes;
     t.offset = data_size_;
     data_size_ += pad_to(nbytes, alignment_);
+    names_.insert(name);
     infos_.push_back(std::move(t));
 }
 
@@ -367,7 +369,7 @@ void gguf_writer::write_tensor_data(const void * data, size_t nbytes) {
     if (next_tensor_ >= infos_.size()) bad_write("more tensor data written than tensors declared");
     const gguf_tensor_info & t = infos_[next_tensor_];
     if (nbytes != t.nbytes) {
-        bad_write("tensor '" + t.name + "' needs " + std::to_string(t.nbytes) + " bytes of data, got " + std::to_string(nbytes));
+        bad_write("tensor " + quote_untrusted(t.name) + " needs " + std::to_string(t.nbytes) + " bytes of data, got " + std::to_string(nbytes));
     }
     out_.write(data, nbytes);
     out_.write_zeros((size_t)(pad_to(nbytes, alignment_) - nbytes));
@@ -377,8 +379,8 @@ void gguf_writer::write_tensor_data(const void * data, size_t nbytes) {
 void gguf_writer::commit() {
     write_header();
     if (next_tensor_ != infos_.size()) {
-        bad_write("only " + std::to_string(next_tensor_) + " of " + std::to_string(infos_.size()) + " tensors were written; next missing: '" +
-                  infos_[next_tensor_].name + "'");
+        bad_write("only " + std::to_string(next_tensor_) + " of " + std::to_string(infos_.size()) + " tensors were written; next missing: " +
+                  quote_untrusted(infos_[next_tensor_].name));
     }
     out_.commit();
 }

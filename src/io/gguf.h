@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace ggq {
@@ -64,6 +66,12 @@ struct gguf_file {
     std::vector<gguf_tensor_info> tensors;
     uint64_t data_start = 0;                 // file offset of the data section
     std::shared_ptr<mapped_file> map;        // the bytes (null when parsed from a caller's buffer)
+    std::unordered_map<std::string, size_t> tensor_index;  // name -> index into tensors
+
+    const gguf_tensor_info * find_tensor(const std::string & name) const {
+        const auto it = tensor_index.find(name);
+        return it == tensor_index.end() ? nullptr : &tensors[it->second];
+    }
 };
 
 // Parses and validates everything; throws error_kind::gguf naming the cause. The buffer form is
@@ -95,7 +103,8 @@ private:
     uint32_t alignment_;
     std::string header_kv_;  // serialized KVs
     size_t n_kv_ = 0;
-    std::vector<std::string> keys_;
+    std::unordered_set<std::string> keys_;
+    std::unordered_set<std::string> names_;
     std::vector<gguf_tensor_info> infos_;
     uint64_t data_size_ = 0;
     bool header_written_ = false;

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
+from ..fileio import fs_path, read_text_file, remove_stale_temporaries
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
                              to_compute_dtype)
@@ -54,8 +55,8 @@ def load_config(config: Any, model_dir: Path | None) -> dict[str, Any]:
         if p.is_dir():
             p = p / "config.json"
         try:
-            config = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+            config = json.loads(read_text_file(p, "model config"))
+        except (OSError, ValueError, RecursionError) as e:
             raise FormatError(f"{p}: cannot read the model config: {e}") from e
     if not isinstance(config, Mapping):
         raise GGQuantError(f"config must be a dict, a path or a transformers config, got {type(config).__name__}")
@@ -132,9 +133,9 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
     Example:
         >>> m = open_model("path/to/model")  # doctest: +SKIP
     """
-    model_dir = None if isinstance(model, Mapping) else Path(model)
+    model_dir = None if isinstance(model, Mapping) else Path(fs_path(model, "model directory"))
     hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
-    ck = from_state_dict(model) if isinstance(model, Mapping) else open_checkpoint(model)
+    ck = from_state_dict(model) if isinstance(model, Mapping) else open_checkpoint(model_dir)  # type: ignore[arg-type]
     try:
         check_not_quantized(hparams, ck, allow_requantize)
     except BaseException:
@@ -201,23 +202,49 @@ class Progress:
 def atomic_directory(dst: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``dst`` to fill; it becomes ``dst`` on success and is removed on error.
 
+    Temporaries of earlier runs that were killed (their process is gone) are removed first; an
+    operating-system failure anywhere in the block (a read-only folder, a full disk) becomes a
+    :class:`GGQuantIOError`.
+
     Raises:
-        GGQuantIOError: ``dst`` exists and is not an empty directory (checked before anything is written).
+        GGQuantIOError: ``dst`` exists and is not an empty directory (checked before anything is
+            written), or the OS refused to create or fill the temporary.
     """
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise GGQuantIOError(f"{dst} exists and is not an empty directory")
+    remove_stale_temporaries(dst)
     tmp = dst.parent / f".{dst.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    except OSError as e:
+        raise GGQuantIOError(f"cannot create the output folder {tmp}: {e.strerror or e}") from None
     try:
         yield tmp
         if dst.exists():
             dst.rmdir()
         os.replace(tmp, dst)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise GGQuantIOError(f"cannot write the output folder {dst}: {e.strerror or e}") from e
         raise
+
+
+def input_files(model_dir: Path | None, *extra: str | os.PathLike[str] | None) -> list[str]:
+    """The files a conversion reads: every regular file of the model directory, plus ``extra`` ones
+    (an imatrix, a tokenizer directory's files), for :func:`ggquant.fileio.check_not_an_input`."""
+    found: list[str] = []
+    for d in (model_dir, *extra):
+        if d is None or isinstance(d, Mapping):
+            continue
+        p = Path(fs_path(d, "input"))
+        if p.is_dir():
+            found += [str(f) for f in p.iterdir() if f.is_file()]
+        elif p.exists():
+            found.append(str(p))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,4 +390,4 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
 
 
 __all__ = ["CHUNK_BYTES", "HFModel", "Job", "Progress", "Target", "TensorSink", "atomic_directory",
-           "check_not_quantized", "imatrix_weights", "load_config", "open_model", "produce", "run_pass"]
+           "check_not_quantized", "imatrix_weights", "input_files", "load_config", "open_model", "produce", "run_pass"]

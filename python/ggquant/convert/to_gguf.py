@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GGQuantError, UnsupportedTypeError
+from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
 from ..gguf import GGUFWriter
 from ..hf import archs as _archs
 from ..hf import naming as _naming
@@ -28,7 +29,7 @@ from ..hf.checkpoint import Checkpoint
 from ..imatrix import load_imatrix as _read_imatrix
 from ..plan import ModelInfo, Plan, plan_quantization
 from ..qtypes import GGMLType, type_info
-from .core import HFModel, Job, open_model, run_pass
+from .core import HFModel, Job, input_files, open_model, run_pass
 
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_archs.SUPPORTED))
 
@@ -175,7 +176,7 @@ def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, 
     outs = arch.tensors(hf.checkpoint)
     model = ModelInfo(arch=arch.gguf_arch, n_layer=arch.n_layer, n_head=arch.n_head, n_head_kv=arch.n_head_kv,
                       n_expert=arch.n_expert)
-    tok_dir = Path(tokenizer_dir) if tokenizer_dir is not None else hf.model_dir
+    tok_dir = Path(fs_path(tokenizer_dir, "tokenizer_dir")) if tokenizer_dir is not None else hf.model_dir
     total_params = sum(int(np.prod(t.shape, dtype=np.int64)) for t in outs)
     general = _naming.general_entries(hf.hparams, hf.model_dir, total_params, _size_label(outs), name)
     vocab = arch.vocab_entries(tok_dir)
@@ -262,7 +263,7 @@ def convert_source(
     t0 = time.perf_counter()
     imx: dict[str, np.ndarray] | None = None
     if imatrix is not None:
-        imx = load_imatrix(imatrix) if isinstance(imatrix, (str, os.PathLike)) else {
+        imx = load_imatrix(imatrix) if isinstance(imatrix, (str, bytes, os.PathLike)) else {
             k: np.asarray(v, np.float32).reshape(-1) for k, v in imatrix.items()}
     if not dry_run and any(out.outfile is None for out in outputs):
         raise GGQuantError("outfile is required unless dry_run=True")
@@ -279,7 +280,7 @@ def convert_source(
                     plan.warnings.append(warning)
             entries = source.metadata(plan)
             # a dry run's writer only measures the header: its path is never created
-            w = GGUFWriter(os.fspath(out.outfile or "dry-run.gguf"), split_max_tensors=out.split_max_tensors,
+            w = GGUFWriter(out.outfile or "dry-run.gguf", split_max_tensors=out.split_max_tensors,
                            split_max_size=out.split_max_size)
             writers.append(w)
             for key, value, vt, st in entries:
@@ -364,6 +365,13 @@ def convert(
         GGQuantError: unsupported architecture (the message lists the supported ones), an already
             quantized checkpoint, unreadable files (the message names file and tensor), a type this
             build cannot quantize, or a preset that needs an importance matrix without one.
+        GGQuantIOError: ``outfile`` is one of the model's files (weights, config, tokenizer, the
+            imatrix), or a safetensors shard changed size while being read (checked before each
+            tensor; a file truncated between that check and the read still ends the process with
+            SIGBUS, as with every memory-mapping reader: do not modify a model while converting it).
+
+    SIGTERM cleans up as Ctrl-C does (no temporary is left); after SIGKILL the next conversion to
+    the same output removes the temporary of the dead process.
 
     Example:
         >>> import ggquant
@@ -372,14 +380,18 @@ def convert(
         <GGMLType.Q6_K: 14>
     """
     t0 = time.perf_counter()
-    hf = open_model(model, config, allow_requantize=allow_requantize)
-    try:
-        source = hf_source(hf, tokenizer_dir, name)
-        out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
-                         split_max_tensors, split_max_size)
-        (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
-    finally:
-        hf.close()
+    with sigterm_as_interrupt():  # a killed conversion cleans up its temporary as Ctrl-C does
+        hf = open_model(model, config, allow_requantize=allow_requantize)
+        try:
+            source = hf_source(hf, tokenizer_dir, name)
+            out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
+                             split_max_tensors, split_max_size)
+            if outfile is not None and not dry_run:
+                inputs = input_files(hf.model_dir, tokenizer_dir, imatrix if isinstance(imatrix, (str, bytes, os.PathLike)) else None)
+                check_not_an_input(outfile, inputs, "the GGUF output")
+            (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
+        finally:
+            hf.close()
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -31,9 +31,10 @@ import numpy as np
 
 from .. import mlx as _mlx
 from ..errors import GGQuantError
+from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
 from ..hf.checkpoint import Checkpoint, cast_float
 from ..safetensors import SafetensorsWriter, numpy_dtype
-from .core import Progress, atomic_directory, open_model
+from .core import Progress, atomic_directory, input_files, open_model
 
 #: Shard size limit, as mlx_lm (5 GiB).
 MAX_SHARD_BYTES = 5 << 30
@@ -241,7 +242,7 @@ def convert_mlx(
         >>> print(r.format())                                                           # doctest: +SKIP
     """
     t0 = time.perf_counter()
-    src = Path(model)
+    src = Path(fs_path(model, "model directory"))
     mode, b, g = _mlx.resolve(quant, bits, group_size)
     _mlx.quantize(np.zeros((1, g), np.float32), mode, b, g)  # validates the mode, bits and group size
     if dtype not in (None, "auto") and dtype not in _DTYPE_NAMES:
@@ -273,8 +274,9 @@ def convert_mlx(
             return result
         if outdir is None:
             raise GGQuantError("convert_mlx: an output directory is required unless dry_run")
-        dst = Path(outdir)
-        with atomic_directory(dst) as tmp:
+        dst = Path(fs_path(outdir, "output folder"))
+        check_not_an_input(dst, input_files(hf.model_dir), "the MLX output")
+        with sigterm_as_interrupt(), atomic_directory(dst) as tmp:  # SIGTERM cleans up as Ctrl-C does
             progress = Progress(source_bytes, quiet)
             try:
                 _write(ck, src, tmp, groups, names, result, nthreads, progress)

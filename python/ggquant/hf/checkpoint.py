@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError, GGQuantError
+from ..fileio import check_size_unchanged, read_text_file
 from ..qtypes import GGMLType
 from ..quants import quantize
 from ..safetensors import SafetensorsFile, load_checkpoint, numpy_dtype, safe_open
@@ -216,7 +217,7 @@ def _storage_dtype(st_dtype: str) -> np.dtype:
 
 
 def _add_safetensors_file(ck: Checkpoint, f: SafetensorsFile) -> None:
-    path = f.path
+    path, size = f.path, os.path.getsize(f.path)
     with open(path, "rb") as fh:  # the strict reader has validated the header; the data follow it
         data_start = 8 + int.from_bytes(fh.read(8), "little")
     rows = sorted(((f.data_offsets(n), n) for n in f.keys()))  # file order
@@ -230,6 +231,7 @@ def _add_safetensors_file(ck: Checkpoint, f: SafetensorsFile) -> None:
             # one mapping per tensor, released with the array: resident pages stay bounded by the tensors in use
             if end == begin:
                 return np.zeros(mshape, npdt)
+            check_size_unchanged(path, size, "safetensors file")  # shrunk since opened: an error, not SIGBUS
             return np.memmap(path, dtype=npdt, mode="r", offset=data_start + begin, shape=mshape)
 
         decode = partial(_decode_float32, path, name) if dtype in FP8_DTYPES else None
@@ -314,7 +316,7 @@ def _open_torch(ck: Checkpoint, d: Path) -> None:
     weight_map: dict[str, str] = {}
     if index_file.is_file():
         try:
-            weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = json.loads(read_text_file(index_file, "checkpoint index"))["weight_map"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise FormatError(f"{index_file}: cannot read 'weight_map': {e}") from e
         parts = sorted(set(weight_map.values()))

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..fileio import read_text_file
 from ..gguf_values import GGUFValueType as VT
 from .tokenizer import Entry
 
@@ -95,7 +96,7 @@ def _model_card(model_dir: Path | None) -> dict[str, Any]:
         import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return {}
-    lines = (model_dir / "README.md").read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = read_text_file(model_dir / "README.md", "README", errors="replace").splitlines()
     if not lines or lines[0] != "---":
         return {}
     body = []
@@ -155,7 +156,7 @@ def _generation_config(model_dir: Path | None) -> dict[str, Any]:
     if p is None or not p.is_file():
         return {}
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(p, "model config"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

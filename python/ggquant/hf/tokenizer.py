@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GGQuantError
+from ..fileio import read_regular_file, read_text_file
 from ..gguf_values import GGUFValueType as VT
 from .pretok_hashes import CHKTXT, PRE_BY_HASH
 
@@ -38,7 +39,7 @@ _PRE_BY_REGEX = {
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text_file(path, "tokenizer file"))
     except (OSError, ValueError) as e:
         raise GGQuantError(f"{path}: cannot read JSON: {e}") from e
 
@@ -75,7 +76,7 @@ def bpe_pre_name(model_dir: Path, tj: dict[str, Any]) -> str:
     except ImportError:
         Tokenizer = None  # type: ignore[misc,assignment]
     if Tokenizer is not None:
-        tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tok = Tokenizer.from_str(read_text_file(model_dir / "tokenizer.json", "tokenizer file"))  # any path, FIFO-safe
         ids = tok.encode(CHKTXT).ids
         h = hashlib.sha256(str(ids).encode()).hexdigest()
         if h in PRE_BY_HASH:
@@ -95,7 +96,7 @@ def _roundtrip(model_dir: Path, token: str) -> str:
         from tokenizers import Tokenizer
     except ImportError:
         return token
-    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok = Tokenizer.from_str(read_text_file(model_dir / "tokenizer.json", "tokenizer file"))  # any path, FIFO-safe
     return tok.decode(tok.encode(token, add_special_tokens=False).ids, skip_special_tokens=False)
 
 
@@ -205,7 +206,7 @@ def spm_vocab(model_dir: Path, hparams: dict[str, Any], phi3: bool = False) -> l
                            f"(pip install sentencepiece)") from e
     sp = SentencePieceProcessor()
     try:
-        sp.LoadFromFile(str(path))
+        sp.LoadFromSerializedProto(read_regular_file(path, "tokenizer model"))  # any path, FIFO-safe
     except Exception as e:
         raise GGQuantError(f"{path}: not a SentencePiece model: {e}") from e
     if phi3:
@@ -388,7 +389,7 @@ def special_vocab(model_dir: Path, *, load_merges: bool = False, n_vocab: int | 
         jinja = model_dir / "chat_template.jinja"
         ctj = model_dir / "chat_template.json"
         if jinja.is_file():
-            alt = jinja.read_text(encoding="utf-8")
+            alt = read_text_file(jinja, "chat template")
         elif ctj.is_file():
             alt = _read_json(ctj).get("chat_template")
         template = tc.get("chat_template", alt)
