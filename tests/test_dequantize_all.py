@@ -12,27 +12,11 @@ import zlib
 import gguf
 import numpy as np
 import pytest
-from blockcmp import assert_floats_bitwise_equal
 from gguf import GGMLQuantizationType as GT
+from helpers.compare import assert_floats_bitwise_equal
+from helpers.data import random_blocks
 
 import ggquant
-
-try:
-    from oracle import ggml_oracle
-
-    _ORACLE = ggml_oracle.get_oracle()
-    _ORACLE_WHY = ggml_oracle.unavailable_reason() or ""
-except ImportError as e:
-    _ORACLE = None
-    _ORACLE_WHY = f"tests/oracle/ggml_oracle.py not importable: {e}"
-
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=f"ggml oracle not available: {_ORACLE_WHY}")
-
-
-def ggml_dequantize(t: str, blocks: np.ndarray, n: int) -> np.ndarray:
-    """ggml's to_float over rows of blocks: float32 (rows, n)."""
-    return np.asarray(_ORACLE.dequantize(int(ggquant.resolve_type(t)), blocks, n), np.float32).reshape(-1, n)
-
 
 def _gguf_py_dequantizable() -> list[str]:
     """Quantized types that both gguf-py 0.19.0 and this build of ggquant know."""
@@ -66,27 +50,6 @@ NEW_TYPES = [
     "nvfp4",
 ]
 ORACLE_ONLY = ["q1_0", "q2_0"]  # in ggml, not in gguf-py 0.19.0
-
-# byte offsets of the fp16 scale(s) in one block
-FP16_SCALE_OFFSETS = {"tq1_0": [52], "tq2_0": [64], "q1_0": [0], "q2_0": [0]}
-for _t in ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq4_nl", "iq4_xs"]:
-    FP16_SCALE_OFFSETS[_t] = [0]
-
-
-def random_blocks(t: str, nblocks: int, rng: np.random.Generator, finite: bool) -> np.ndarray:
-    info = ggquant.type_info(t)
-    raw = rng.integers(0, 256, (nblocks, info.type_size), dtype=np.uint8)
-    if finite:
-        for off in FP16_SCALE_OFFSETS.get(t, []):
-            h = raw[:, off : off + 2].copy().view(np.uint16)
-            h &= np.uint16(0xBFFF)  # clear the top exponent bit: never Inf/NaN
-            raw[:, off : off + 2] = h.view(np.uint8)
-        if t == "iq1_m":  # the fp16 scale is spread over the top nibbles of the four scale words
-            sc = raw[:, 48:56].copy().view(np.uint16)
-            sc[:, 3] &= np.uint16(0xBFFF)
-            raw[:, 48:56] = sc.view(np.uint8)
-    return raw
-
 
 def assert_nan_aware_equal(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
     nan_o, nan_r = np.isnan(ours), np.isnan(ref)
@@ -122,9 +85,8 @@ def test_random_blocks_match_gguf_py(t, finite):
         assert_nan_aware_equal(ours, ref, f"{t} vs gguf-py")
 
 
-@needs_oracle
 @pytest.mark.parametrize("t", NEW_TYPES + ORACLE_ONLY)
-def test_random_blocks_match_ggml(t):
+def test_random_blocks_match_ggml(t, ggml):
     """Bitwise, NaN payloads included: the same C arithmetic gives the same NaNs."""
     rng = np.random.default_rng(zlib.crc32(t.encode()))
     info = ggquant.type_info(t)
@@ -132,18 +94,8 @@ def test_random_blocks_match_ggml(t):
     raw = random_blocks(t, nblocks, rng, finite=False).reshape(4, -1)
     n = nblocks // 4 * info.block_size
     ours = ggquant.dequantize(raw, t)
-    ref = ggml_dequantize(t, raw, n).reshape(ours.shape)
+    ref = ggml.dequantize(t, raw, n).reshape(ours.shape)
     assert_floats_bitwise_equal(ours, ref, info.block_size, f"{t} vs ggml")
-
-
-@pytest.mark.parametrize("t", NEW_TYPES + ORACLE_ONLY)
-def test_threads_identical(t):
-    rng = np.random.default_rng(3)
-    info = ggquant.type_info(t)
-    raw = random_blocks(t, 64 * 16, rng, finite=True).reshape(64, -1)
-    one = ggquant.dequantize(raw, t, nthreads=1)
-    two = ggquant.dequantize(raw, t, nthreads=2)
-    assert_floats_bitwise_equal(two, one, info.block_size, f"{t} 2 threads vs 1")
 
 
 def test_every_gguf_py_type_can_be_read_back():

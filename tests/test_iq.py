@@ -1,7 +1,8 @@
 """IQ4_NL and IQ4_XS: bit-exact against ggml's ``ggml_quantize_chunk`` with and without an imatrix.
 
 The oracle is ggml's own C code (tests/oracle/ggml_oracle.py, ctypes on libggml-base). Without it
-the oracle tests skip; the SIMD-level, thread-count, gguf-py and round-trip tests still run.
+the oracle tests skip; the gguf-py and round-trip tests still run (SIMD levels and thread counts:
+tests/test_invariance.py).
 """
 
 from __future__ import annotations
@@ -9,38 +10,13 @@ from __future__ import annotations
 import gguf
 import numpy as np
 import pytest
-from blockcmp import assert_blocks_equal, assert_floats_bitwise_equal
 from gguf import GGMLQuantizationType as GT
+from helpers.compare import assert_blocks_equal, assert_floats_bitwise_equal
+from helpers.data import imatrices
 from hypothesis import given
 from hypothesis import strategies as st
 
 import ggquant
-
-try:
-    from oracle import ggml_oracle
-
-    _ORACLE = ggml_oracle.get_oracle()
-    _ORACLE_WHY = ggml_oracle.unavailable_reason() or ""
-except ImportError as e:
-    _ORACLE = None
-    _ORACLE_WHY = f"tests/oracle/ggml_oracle.py not importable: {e}"
-
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=f"ggml oracle not available: {_ORACLE_WHY}")
-
-
-def ggml_quantize(t: str, x: np.ndarray, imatrix: np.ndarray | None) -> np.ndarray:
-    """ggml_quantize_chunk over all rows of x: uint8 (rows, row bytes)."""
-    return (
-        np.asarray(_ORACLE.quantize_chunk(int(ggquant.resolve_type(t)), x, imatrix))
-        .view(np.uint8)
-        .reshape(x.shape[0], -1)
-    )
-
-
-def ggml_dequantize(t: str, blocks: np.ndarray, n: int) -> np.ndarray:
-    """ggml's to_float over rows of blocks: float32 (rows, n)."""
-    return np.asarray(_ORACLE.dequantize(int(ggquant.resolve_type(t)), blocks, n), np.float32).reshape(-1, n)
-
 
 TYPES = ["iq4_nl", "iq4_xs"]
 LEVELS = ggquant.config()["simd_available"]
@@ -70,55 +46,28 @@ def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return {k: v for k, v in locals().items() if isinstance(v, np.ndarray)}
 
 
-def imatrices(rng: np.random.Generator, n: int) -> dict[str, np.ndarray | None]:
-    sumsq = (rng.standard_normal((32, n)) ** 2).mean(axis=0).astype(np.float32)  # like llama-imatrix
-    holes = rng.random(n).astype(np.float32)
-    holes[rng.random(n) < 0.3] = 0  # columns never activated
-    return {"none": None, "sumsq": sumsq, "holes": holes, "zeros": np.zeros(n, np.float32)}
-
-
-@needs_oracle
 @pytest.mark.parametrize("t", TYPES)
 @pytest.mark.parametrize("n", [256, 768, 4096, 14336])
-def test_quantize_matches_ggml(t, n):
+def test_quantize_matches_ggml(t, n, ggml):
     rng = np.random.default_rng(n)
     info = ggquant.type_info(t)
     xs = cases(rng, n) if n <= 4096 else {"randn": rng.standard_normal((2, n), dtype=np.float32)}
-    for wname, w in imatrices(rng, n).items():
+    for wname, w in imatrices(rng, n, samples=32, mean=True).items():
         for case, x in xs.items():
-            ref = ggml_quantize(t, x, w)
+            ref = ggml.quantize(t, x, w)
             for level in LEVELS:
                 ours = ggquant.quantize(x, t, imatrix=w, simd=level)
                 assert_blocks_equal(ours, ref, info.type_size, f"{t} n={n} {case} imatrix={wname} simd={level}")
 
 
-@needs_oracle
 @pytest.mark.parametrize("t", TYPES)
-def test_dequantize_matches_ggml_and_gguf_py(t, rng):
+def test_dequantize_matches_ggml_and_gguf_py(t, rng, ggml):
     info = ggquant.type_info(t)
     x = rng.standard_normal((8, 512), dtype=np.float32)
-    q = ggml_quantize(t, x, None)
+    q = ggml.quantize(t, x, None)
     ours = ggquant.dequantize(q, t)
-    assert_floats_bitwise_equal(ours, ggml_dequantize(t, q, 512), info.block_size, f"{t} vs ggml")
+    assert_floats_bitwise_equal(ours, ggml.dequantize(t, q, 512), info.block_size, f"{t} vs ggml")
     assert_floats_bitwise_equal(ours, gguf.quants.dequantize(q, GT[t.upper()]), info.block_size, f"{t} vs gguf-py")
-
-
-@pytest.mark.parametrize("t", TYPES)
-def test_simd_levels_and_threads_identical(t):
-    """Every compiled SIMD level and any thread count give the reference's bytes."""
-    rng = np.random.default_rng(7)
-    n = 2048
-    x = rng.standard_normal((24, n), dtype=np.float32) * np.exp(rng.uniform(-8, 8, (24, 1))).astype(np.float32)
-    x[3] = 0
-    x[5, ::7] = 0
-    for wname, w in imatrices(rng, n).items():
-        ref = ggquant.quantize(x, t, imatrix=w, simd="generic", nthreads=1)
-        for level in LEVELS:
-            for nthreads in (1, 2):
-                ours = ggquant.quantize(x, t, imatrix=w, simd=level, nthreads=nthreads)
-                assert_blocks_equal(
-                    ours, ref, ggquant.type_info(t).type_size, f"{t} imatrix={wname} simd={level} threads={nthreads}"
-                )
 
 
 @pytest.mark.parametrize("t", TYPES)
@@ -150,9 +99,8 @@ def test_zeros_stay_zeros(t, rows, blocks, weighted):
     assert not np.any(ggquant.dequantize(ggquant.quantize(x, t, imatrix=w), t))
 
 
-@needs_oracle
 @pytest.mark.parametrize("t", TYPES)
-def test_nonfinite_rows_match_ggml(t, rng):
+def test_nonfinite_rows_match_ggml(t, rng, ggml):
     """With allow_nonfinite=True, NaN/Inf rows give ggml's bytes too (its comparisons, NaN rules)."""
     x = rng.standard_normal((6, 512), dtype=np.float32)
     x[0, 3] = np.nan
@@ -164,4 +112,4 @@ def test_nonfinite_rows_match_ggml(t, rng):
     for imatrix in (None, w):
         for level in LEVELS:
             ours = ggquant.quantize(x, t, imatrix=imatrix, allow_nonfinite=True, simd=level)
-            assert_blocks_equal(ours, ggml_quantize(t, x, imatrix), ggquant.type_info(t).type_size, f"{t} {level}")
+            assert_blocks_equal(ours, ggml.quantize(t, x, imatrix), ggquant.type_info(t).type_size, f"{t} {level}")

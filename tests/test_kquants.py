@@ -9,39 +9,18 @@ from __future__ import annotations
 import gguf
 import numpy as np
 import pytest
-from blockcmp import assert_blocks_equal, assert_floats_bitwise_equal
 from gguf import GGMLQuantizationType as GT
+from helpers.compare import assert_blocks_equal, assert_floats_bitwise_equal
+from helpers.data import imatrices
 from hypothesis import given
 from hypothesis import strategies as st
 
 import ggquant
 
-try:
-    from oracle import ggml_oracle  # tests/oracle/ggml_oracle.py (ctypes bridge to libggml-base)
-except ImportError:  # pragma: no cover - depends on how the oracle is installed
-    ggml_oracle = None
-
-_ORACLE = ggml_oracle.get_oracle() if ggml_oracle is not None else None
-_ORACLE_WHY = (
-    "tests/oracle/ggml_oracle.py is missing" if ggml_oracle is None else (ggml_oracle.unavailable_reason() or "")
-) + " (build it with tests/oracle/build_oracle.sh, or set GGQUANT_GGML_LIB_DIR)"
-
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=_ORACLE_WHY)
-
 KTYPES = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"]
 WEIGHTED_LEGACY = ["q4_0", "q4_1", "q5_0", "q5_1"]
 ALL_TYPES = KTYPES + WEIGHTED_LEGACY
 LEVELS = ggquant.config()["simd_available"]
-
-
-def ggml_quantize(t: str, x: np.ndarray, imatrix: np.ndarray | None) -> np.ndarray:
-    """ggml_quantize_chunk over all rows of x."""
-    return _ORACLE.quantize_chunk(int(ggquant.resolve_type(t)), np.ascontiguousarray(x, np.float32), imatrix)
-
-
-def ggml_dequantize(t: str, blocks: np.ndarray, n: int) -> np.ndarray:
-    """ggml's to_float of the type over (nrows, row_bytes) blocks."""
-    return _ORACLE.dequantize(int(ggquant.resolve_type(t)), np.ascontiguousarray(blocks), n)
 
 
 def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -62,58 +41,34 @@ def cases(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return {k: v for k, v in locals().items() if isinstance(v, np.ndarray)}
 
 
-def imatrices(rng: np.random.Generator, n: int) -> dict[str, np.ndarray | None]:
-    sumsq = (rng.standard_normal((64, n)) ** 2).sum(axis=0).astype(np.float32)  # like llama-imatrix
-    holes = rng.random(n).astype(np.float32)
-    holes[rng.random(n) < 0.3] = 0  # columns never activated
-    return {"none": None, "sumsq": sumsq, "holes": holes, "zeros": np.zeros(n, np.float32)}
-
-
-@needs_oracle
 @pytest.mark.parametrize("t", ALL_TYPES)
 @pytest.mark.parametrize("n", [256, 512])
-def test_quantize_matches_ggml(t, n):
+def test_quantize_matches_ggml(t, n, ggml):
     rng = np.random.default_rng(n)
     info = ggquant.type_info(t)
     for wname, w in imatrices(rng, n).items():
         if w is None and t in WEIGHTED_LEGACY:
             continue  # the unweighted legacy path is covered in test_legacy_quants.py
         for case, x in cases(rng, n).items():
-            ref = ggml_quantize(t, x, w)
+            ref = ggml.quantize(t, x, w)
             for level in LEVELS:
                 ours = ggquant.quantize(x, t, imatrix=w, simd=level)
                 assert_blocks_equal(ours, ref, info.type_size, f"{t} n={n} {case} imatrix={wname} simd={level}")
 
 
-@needs_oracle
 @pytest.mark.parametrize("t", ALL_TYPES)
 @pytest.mark.parametrize("n", [4096, 14336])
-def test_quantize_long_rows_match_ggml(t, n):
+def test_quantize_long_rows_match_ggml(t, n, ggml):
     rng = np.random.default_rng(n + 1)
     info = ggquant.type_info(t)
     x = rng.standard_normal((2, n), dtype=np.float32)
     x[1, ::97] *= 50  # scattered outliers
     w = (rng.standard_normal((16, n)) ** 2).sum(axis=0).astype(np.float32)
     for wname, im in [("none", None), ("sumsq", w)]:
-        ref = ggml_quantize(t, x, im)
+        ref = ggml.quantize(t, x, im)
         for level in LEVELS:
             ours = ggquant.quantize(x, t, imatrix=im, simd=level)
             assert_blocks_equal(ours, ref, info.type_size, f"{t} n={n} imatrix={wname} simd={level}")
-
-
-@pytest.mark.parametrize("t", ALL_TYPES)
-def test_threads_and_simd_levels_give_identical_bytes(t):
-    rng = np.random.default_rng(7)
-    # 130 rows of 1024: more than one work item per thread (items hold 64 such rows), uneven split
-    x = (rng.standard_normal((130, 1024)) * np.exp(rng.uniform(-5, 5, (130, 1)))).astype(np.float32)
-    w = rng.random(1024).astype(np.float32)
-    info = ggquant.type_info(t)
-    for im in (None, w):
-        ref = ggquant.quantize(x, t, imatrix=im, simd="generic", nthreads=1)
-        for level in LEVELS:
-            for nt in (1, 2):
-                got = ggquant.quantize(x, t, imatrix=im, simd=level, nthreads=nt)
-                assert_blocks_equal(got, ref, info.type_size, f"{t} simd={level} nthreads={nt}")
 
 
 @pytest.mark.parametrize("t", KTYPES)
@@ -138,16 +93,15 @@ def test_dequantize_random_bytes_matches_gguf_py(t):
     assert_floats_bitwise_equal(ggquant.dequantize(raw, t), ref, info.block_size, f"{t} random bytes")
 
 
-@needs_oracle
 @pytest.mark.parametrize("t", KTYPES)
-def test_dequantize_matches_ggml(t):
+def test_dequantize_matches_ggml(t, ggml):
     rng = np.random.default_rng(5)
     info = ggquant.type_info(t)
     x = rng.standard_normal((4, 1024), dtype=np.float32)
     raw = rng.integers(0, 256, (4, ggquant.row_size(t, 1024)), dtype=np.uint8)
-    for what, blocks in [("ggml blocks", ggml_quantize(t, x, None)), ("random bytes", raw)]:
+    for what, blocks in [("ggml blocks", ggml.quantize(t, x)), ("random bytes", raw)]:
         ours = ggquant.dequantize(blocks, t)
-        assert_floats_bitwise_equal(ours, ggml_dequantize(t, blocks, 1024), info.block_size, f"{t} {what}")
+        assert_floats_bitwise_equal(ours, ggml.dequantize(t, blocks, 1024), info.block_size, f"{t} {what}")
 
 
 @pytest.mark.parametrize("t", ALL_TYPES)

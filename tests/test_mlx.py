@@ -1,5 +1,6 @@
 """MLX quantization modes: bit-identical to mlx.core.quantize / mlx.core.dequantize (the oracle is
-MLX itself, ``pip install mlx[cpu]`` on Linux), plus round-trip bounds and thread independence."""
+MLX itself, ``pip install mlx[cpu]`` on Linux), plus round-trip bounds (SIMD levels and thread counts:
+tests/test_invariance.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,11 @@ import ggquant
 import ggquant.mlx as gm
 import numpy as np
 import pytest
+from helpers.gil import assert_calls_overlap
+from helpers.mlx_data import AFFINE, BF16, DTYPES, FP, KINDS, make_data
 
 mx = pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'mlx[cpu]'); MLX oracle tests skipped")
 ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes is needed for bfloat16 inputs")
-
-BF16 = np.dtype(ml_dtypes.bfloat16)
-DTYPES = [np.dtype(np.float32), np.dtype(np.float16), BF16]
-AFFINE = [(b, g) for b in (1, 2, 3, 4, 5, 6, 8) for g in (32, 64, 128)]
-FP = [("mxfp4", 4, 32), ("nvfp4", 4, 16), ("mxfp8", 8, 32)]
-KINDS = ["randn", "zero_groups", "outliers", "constant", "tiny", "huge", "extreme", "grid"]
-
 
 def to_mx(a: np.ndarray):
     if a.dtype == BF16:
@@ -40,44 +36,6 @@ def mlx_dequantize(arrays, mode, bits, gs, dtype=None, **kw):
         mx_arrays.append(None)
     out = mx.dequantize(*mx_arrays, group_size=gs, bits=bits, mode=mode, dtype=dtype, **kw)
     return to_np(out)
-
-
-def make_data(kind: str, dtype: np.dtype, rows: int = 24, n: int = 256, seed: int = 0) -> np.ndarray:
-    """Deterministic test matrices covering the cases where quantizers differ."""
-    rng = np.random.default_rng([seed, KINDS.index(kind), DTYPES.index(dtype)])
-    x = rng.standard_normal((rows, n)) * np.exp(rng.uniform(-3, 3, (rows, 1)))
-    big = {np.dtype(np.float16): 6e4, BF16: 1e37, np.dtype(np.float32): 1e37}[dtype]
-    small = {np.dtype(np.float16): 1e-7, BF16: 1e-39, np.dtype(np.float32): 1e-42}[dtype]
-    if kind == "zero_groups":
-        for r in range(rows):
-            s = rng.integers(0, n // 16) * 16
-            x[r, s : s + 16 * rng.integers(1, 5)] = 0.0
-        x[0, :32] = -0.0
-    elif kind == "outliers":
-        idx = rng.integers(0, x.size, x.size // 50)
-        x.flat[idx] *= rng.choice([-1, 1], idx.size) * 1000
-    elif kind == "constant":
-        x = np.repeat(rng.standard_normal((rows, n // 16)) * 10, 16, axis=1)
-        x[1] = 0.0
-        x[2, ::2] = 1.0
-        x[2, 1::2] = -1.0
-    elif kind == "tiny":
-        x = rng.standard_normal((rows, n)) * small * np.exp(rng.uniform(0, 8, (rows, 1)))
-        x[::3, ::5] = 0.0
-    elif kind == "huge":
-        x = np.clip(rng.standard_normal((rows, n)) * big / 4, -big, big)
-        x[0, :16] = big
-        x[1, :16] = -big
-    elif kind == "extreme":  # the dtype's largest values: group ranges overflow to Inf
-        top = {np.dtype(np.float16): 65504.0, BF16: 3.38e38, np.dtype(np.float32): 3.4e38}[dtype]
-        x = np.clip(rng.standard_normal((rows, n)) * top, -top, top)
-        x[:, ::7] = top
-        x[:, 1::7] = -top
-    elif kind == "grid":  # exact multiples of powers of two: ties for every rounding step
-        x = rng.integers(-16, 17, (rows, n)) / 4.0 * 2.0 ** rng.integers(-8, 8, (rows, 1))
-    out = x.astype(np.float32).astype(dtype)
-    assert np.all(np.isfinite(out.astype(np.float32)))
-    return out
 
 
 def assert_same(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
@@ -242,15 +200,6 @@ def test_zeros_stay_zero():
         assert np.all(ggquant.dequantize(ggquant.quantize(x, mode)) == 0.0), mode
 
 
-@pytest.mark.parametrize("mode", ["int4", "affine", "mlx:mxfp4", "mlx:nvfp4", "mxfp8"])
-def test_threads_do_not_change_bytes(mode):
-    x = make_data("outliers", BF16, rows=300, n=512)
-    a, b = gm.quantize(x, mode, nthreads=1), gm.quantize(x, mode, nthreads=2)
-    for u, v in zip(a.arrays, b.arrays):
-        assert np.array_equal(u.view(np.uint8), v.view(np.uint8))
-    assert np.array_equal(gm.dequantize(a, nthreads=1), gm.dequantize(a, nthreads=2))
-
-
 def test_fp8_codec_against_ml_dtypes():
     """E4M3 encode = ml_dtypes' float8_e4m3fn rounding for in-range values; decode equals it exactly."""
     e4m3 = np.dtype(ml_dtypes.float8_e4m3fn)
@@ -352,30 +301,6 @@ def resolve_mode(name: str) -> str:
     return gm.resolve(name)[0]
 
 
-def test_simd_levels_identical():
-    """The AVX2 kernels write the scalar kernels' bytes (the MLX comparisons above use the active level)."""
-    levels = ggquant.config()["simd_available"]
-    before = ggquant.get_simd_level()
-    xs = [np.concatenate([make_data(k, dt) for k in KINDS]) for dt in DTYPES]
-    for x in xs:  # non-finite values (allowed explicitly) must not make the levels differ either
-        x[0, 3], x[1, 40:42], x[2, 100], x[3, :32] = np.nan, np.inf, -np.inf, np.nan
-    results = {}
-    try:
-        for lv in levels:
-            ggquant.set_simd_level(lv)
-            results[lv] = [
-                gm.quantize(xs[0], "affine", bits=b, group_size=g, allow_nonfinite=True).arrays for b, g in AFFINE
-            ]
-            results[lv] += [gm.quantize(x, m, allow_nonfinite=True).arrays for m, _, _ in FP for x in xs]
-    finally:
-        ggquant.set_simd_level(before)
-    assert "generic" in results and len(results) == len(levels)
-    for lv, res in results.items():
-        for got, ref in zip(res, results["generic"]):
-            for u, v in zip(got, ref):
-                assert np.array_equal(u.view(np.uint8), v.view(np.uint8)), lv
-
-
 def test_expert_group_blob_read_by_safetensors_and_mlx(tmp_path):
     """The blob is a plain safetensors file (read back by the safetensors package and by mx.load)
     holding Ollama's names and metadata; MLX dequantizes each member with its own mode."""
@@ -413,26 +338,14 @@ def test_expert_group_blob_read_by_safetensors_and_mlx(tmp_path):
 @pytest.mark.parametrize("mode", ["int4", "mlx:nvfp4"])
 def test_kernels_release_the_gil(mode):
     """Two Python threads inside the MLX kernels at the same time: their call windows overlap."""
-    import threading
-    import time
-
     x = np.random.default_rng(0).standard_normal((1024, 4096), dtype=np.float32)
     q = gm.quantize(x, mode, nthreads=1)
-    windows = []
 
     def work():
-        t0 = time.perf_counter()
         gm.quantize(x, mode, nthreads=1)
         gm.dequantize(q, nthreads=1)
-        windows.append((t0, time.perf_counter()))
 
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    (a0, a1), (b0, b1) = windows
-    assert max(a0, b0) < min(a1, b1), f"calls did not overlap: {windows}"
+    assert_calls_overlap(work)
 
 
 _MODES_FOR_PROPERTIES = [("affine", 4, 32), ("affine", 3, 64), ("affine", 5, 32), ("affine", 1, 32), *FP]

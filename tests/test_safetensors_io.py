@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import safetensors
 import safetensors.numpy as st_np
+from helpers.gil import assert_calls_overlap
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -462,28 +463,16 @@ def test_parse_size():
 
 def test_float32_conversion_releases_the_gil(tmp_path):
     """Two Python threads converting at the same time: their call windows overlap."""
-    import threading
-    import time
-
     p = tmp_path / "big.safetensors"
     ggquant.save_file({"x": np.ones(2**23, ml_dtypes.bfloat16)}, p)
     f = ggquant.safe_open(p)
     f.get_float32("x")  # warm up (page in)
-    windows = []
 
     def work():
-        t0 = time.perf_counter()
         for _ in range(3):
             f._file().to_float32("x", 1)
-        windows.append((t0, time.perf_counter()))
 
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    (a0, a1), (b0, b1) = windows
-    assert max(a0, b0) < min(a1, b1), f"calls did not overlap: {windows}"
+    assert_calls_overlap(work)
 
 
 def test_without_ml_dtypes_bf16_and_f8_are_raw_bits(tmp_path, monkeypatch):

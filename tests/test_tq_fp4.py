@@ -6,33 +6,12 @@ from __future__ import annotations
 import gguf
 import numpy as np
 import pytest
-from blockcmp import assert_blocks_equal
 from gguf import GGMLQuantizationType as GT
+from helpers.compare import assert_blocks_equal
 from hypothesis import given
 from hypothesis import strategies as st
 
 import ggquant
-
-try:
-    from oracle import ggml_oracle
-
-    _ORACLE = ggml_oracle.get_oracle()
-    _ORACLE_WHY = ggml_oracle.unavailable_reason() or ""
-except ImportError as e:
-    _ORACLE = None
-    _ORACLE_WHY = f"tests/oracle/ggml_oracle.py not importable: {e}"
-
-needs_oracle = pytest.mark.skipif(_ORACLE is None, reason=f"ggml oracle not available: {_ORACLE_WHY}")
-
-
-def ggml_quantize(t: str, x: np.ndarray, imatrix: np.ndarray | None) -> np.ndarray:
-    """ggml_quantize_chunk over all rows of x: uint8 (rows, row bytes)."""
-    return (
-        np.asarray(_ORACLE.quantize_chunk(int(ggquant.resolve_type(t)), x, imatrix))
-        .view(np.uint8)
-        .reshape(x.shape[0], -1)
-    )
-
 
 GGUF_PY_QUANT = ["tq1_0", "tq2_0", "mxfp4"]
 TYPES = [*GGUF_PY_QUANT, "nvfp4", "q1_0", "q2_0"]
@@ -62,27 +41,17 @@ def test_quantize_matches_gguf_py(t, rng):
         assert_blocks_equal(ggquant.quantize(x, t), ref, info.type_size, f"{t} {case}")
 
 
-@needs_oracle
 @pytest.mark.parametrize("t", TYPES)
 @pytest.mark.parametrize("n", [256, 4096])
-def test_quantize_matches_ggml(t, n):
+def test_quantize_matches_ggml(t, n, ggml):
     rng = np.random.default_rng(n)
     info = ggquant.type_info(t)
     w = rng.random(n).astype(np.float32)  # ignored by these types, as by ggml
     for case, x in cases(rng, n).items():
         for imatrix in (None, w):
-            ref = ggml_quantize(t, x, imatrix)
+            ref = ggml.quantize(t, x, imatrix)
             ours = ggquant.quantize(x, t, imatrix=imatrix)
             assert_blocks_equal(ours, ref, info.type_size, f"{t} n={n} {case} imatrix={imatrix is not None}")
-
-
-@pytest.mark.parametrize("t", TYPES)
-def test_threads_identical(t):
-    x = np.random.default_rng(1).standard_normal((40, 2048), dtype=np.float32)
-    one = ggquant.quantize(x, t, nthreads=1)
-    assert np.array_equal(ggquant.quantize(x, t, nthreads=2), one)
-    for level in ggquant.config()["simd_available"]:
-        assert np.array_equal(ggquant.quantize(x, t, simd=level), one)
 
 
 # test-quantize-fns limits on 0.1 + 2 cos(i + offset): rms error sqrt(sum d^2)/n
@@ -115,10 +84,9 @@ def nonfinite_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     return x
 
 
-@needs_oracle
 @pytest.mark.parametrize("t", TYPES)
-def test_nonfinite_rows_match_ggml(t, rng):
+def test_nonfinite_rows_match_ggml(t, rng, ggml):
     """With allow_nonfinite=True, NaN/Inf rows give ggml's bytes too (its comparisons, NaN rules)."""
     x = nonfinite_rows(rng, 512)
     ours = ggquant.quantize(x, t, allow_nonfinite=True)
-    assert_blocks_equal(ours, ggml_quantize(t, x, None), ggquant.type_info(t).type_size, f"{t} non-finite rows")
+    assert_blocks_equal(ours, ggml.quantize(t, x, None), ggquant.type_info(t).type_size, f"{t} non-finite rows")
