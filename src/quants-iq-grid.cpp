@@ -32,17 +32,34 @@ using kq::nearest_int;
 inline float fmax_c(float a, float b) { return a > b ? a : b; }  // ggml's MAX(a, b) for floats
 inline int clamp_int(int v, int lo, int hi) { return std::max(lo, std::min(hi, v)); }
 
+// IQ1 level values: -1, 0, 1 shifted by +delta or -delta
+constexpr float k_x_p[3] = {-1 + iq1s_delta, iq1s_delta, 1 + iq1s_delta};
+constexpr float k_x_m[3] = {-1 - iq1s_delta, -iq1s_delta, 1 - iq1s_delta};
+
 // ===== lattice tables
 
 struct lattice {
-    int dim = 0;                       // coordinates per grid point: 8 (IQ2, IQ1) or 4 (IQ3)
-    int bits = 0;                      // key bits per coordinate: 2 or 3
-    std::vector<int8_t> points;        // 2l+1 per coordinate of each grid point (l: level index)
-    std::vector<int32_t> map;          // key -> grid index, or -(1 + offset) of its neighbour list
-    std::vector<uint16_t> neighbours;  // per list: the count, then grid indices by (distance, index)
+    // One off-grid key's candidates: grid indices ordered by (distance, index), and their
+    // coordinates transposed (coordinate-major, padded to a multiple of 8) so that distances to all
+    // candidates are computed lane-parallel, each in ggml's order.
+    struct neighbours {
+        uint32_t start;  // into index
+        uint32_t count;
+        uint32_t stride;  // count rounded up to 8
+        uint32_t qoff;    // into q (dim * stride floats; and as many in qp / qm for IQ1)
+    };
+    int dim = 0;                   // coordinates per grid point: 8 (IQ2, IQ1) or 4 (IQ3)
+    int bits = 0;                  // key bits per coordinate: 2 or 3
+    std::vector<int8_t> points;    // 2l+1 per coordinate of each grid point (l: level index)
+    std::vector<int32_t> map;      // key -> grid index, or -(1 + n) for the n-th neighbour list
+    std::vector<neighbours> lists;
+    std::vector<uint16_t> index;
+    std::vector<float> q;          // 2l+1 of the candidates, transposed
+    std::vector<float> qp, qm;     // IQ1 only: the level values k_x_p[l] and k_x_m[l], transposed
+    uint32_t max_count = 0;
 
     const int8_t * point(int i) const { return points.data() + (size_t)dim * (size_t)i; }
-    const uint16_t * neighbour_list(int32_t m) const { return neighbours.data() + (-(int64_t)m - 1); }
+    const neighbours & list(int32_t m) const { return lists[(size_t)(-(int64_t)m - 1)]; }
 };
 
 // Builds the tables of a grid whose entries pack `dim` byte values, each one of `levels` (the
@@ -91,18 +108,26 @@ lattice build_lattice(const Entry * grid, int ngrid, int dim, int bits, const ui
             d2[j] = d;
             ++count[d];
         }
-        g.map[key] = -(int32_t)(g.neighbours.size() + 1);
-        const size_t start = g.neighbours.size();
-        g.neighbours.push_back(0);
+        lattice::neighbours nb{(uint32_t)g.index.size(), 0, 0, (uint32_t)g.q.size()};
         int nhave = 0;
         for (int d = 0; d <= max_d2 && nhave < nwant; ++d) {
             if (count[d] == 0) continue;
             ++nhave;
             for (int j = 0; j < ngrid; ++j) {
-                if (d2[j] == d) g.neighbours.push_back((uint16_t)j);
+                if (d2[j] == d) g.index.push_back((uint16_t)j);
             }
         }
-        g.neighbours[start] = (uint16_t)(g.neighbours.size() - start - 1);
+        nb.count = (uint32_t)(g.index.size() - nb.start);
+        nb.stride = (nb.count + 7) / 8 * 8;
+        g.max_count = std::max(g.max_count, nb.stride);
+        g.q.resize(g.q.size() + (size_t)dim * nb.stride, 0.0f);
+        for (int k = 0; k < dim; ++k) {
+            for (uint32_t j = 0; j < nb.count; ++j) {
+                g.q[nb.qoff + k * nb.stride + j] = g.point(g.index[nb.start + j])[k];
+            }
+        }
+        g.map[key] = -(int32_t)(g.lists.size() + 1);
+        g.lists.push_back(nb);
     }
     return g;
 }
@@ -126,7 +151,17 @@ const lattice & lattice_iq2s() {
     return g;
 }
 const lattice & lattice_iq1() {
-    static const lattice g = build_lattice(iq1s_grid, 2048, 8, 2, k_levels_iq1, 3, 3);
+    static const lattice g = [] {
+        lattice t = build_lattice(iq1s_grid, 2048, 8, 2, k_levels_iq1, 3, 3);
+        t.qp.resize(t.q.size());
+        t.qm.resize(t.q.size());
+        for (size_t i = 0; i < t.q.size(); ++i) {
+            const int l = ((int)t.q[i] - 1) / 2;  // padding (0) maps to level 0: never read
+            t.qp[i] = k_x_p[std::max(l, 0)];
+            t.qm[i] = k_x_m[std::max(l, 0)];
+        }
+        return t;
+    }();
     return g;
 }
 const lattice & lattice_iq3xxs() {
@@ -147,28 +182,43 @@ inline uint32_t key_of(const int8_t * L, int bits) {
 
 // ===== IQ2 / IQ3: scale search with projection onto the grid
 
-// The grid point of an off-grid key's list nearest to xval at `scale` (weights w; the first of
-// equals wins); writes its levels to L. Where every distance is NaN or Inf (only with Inf
-// weights) ggml aborts; we take the first listed point.
+// Weighted squared distances sum_i w[i] * (scale*q[i][j] - x[i])^2 of the n candidates of a
+// list (q transposed), each summed over i in order as ggml does; the loop over j vectorises.
 template <int D>
-int best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L) {
-    const uint16_t * nb = g.neighbour_list(m);
-    float best_d2 = FLT_MAX;
-    int best = -1;
-    for (int j = 1; j <= nb[0]; ++j) {
-        const int8_t * pg = g.point(nb[j]);
-        float d2 = 0;
-        for (int i = 0; i < D; ++i) {
-            const float q = pg[i];
-            const float diff = scale * q - xval[i];
-            d2 += w[i] * diff * diff;
-        }
-        if (d2 < best_d2) {
-            best_d2 = d2;
-            best = nb[j];
+inline void candidate_distances(const float * q, uint32_t stride, const float * x, const float * w, float scale, float * d2) {
+    for (uint32_t j = 0; j < stride; ++j) d2[j] = 0;
+    for (int i = 0; i < D; ++i) {
+        const float * qi = q + (size_t)i * stride;
+        const float xi = x[i], wi = w[i];
+        for (uint32_t j = 0; j < stride; ++j) {
+            const float diff = scale * qi[j] - xi;
+            d2[j] += wi * diff * diff;
         }
     }
-    if (best < 0) best = nb[1];
+}
+
+// The first smallest of the distances (strictly smaller wins, as ggml's scan from FLT_MAX). Where
+// every distance is NaN or Inf (only with Inf weights) ggml aborts; we take the first candidate.
+inline uint32_t first_min(const float * d2, uint32_t n) {
+    float best = FLT_MAX;
+    uint32_t arg = 0;
+    for (uint32_t j = 0; j < n; ++j) {
+        if (d2[j] < best) {
+            best = d2[j];
+            arg = j;
+        }
+    }
+    return arg;
+}
+
+// The grid point of an off-grid key's list nearest to xval at `scale` (weights w); writes its
+// levels to L.
+template <int D>
+int best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L) {
+    const lattice::neighbours & nb = g.list(m);
+    float d2[2048];
+    candidate_distances<D>(g.q.data() + nb.qoff, nb.stride, xval, w, scale, d2);
+    const int best = g.index[nb.start + first_min(d2, nb.count)];
     const int8_t * pg = g.point(best);
     for (int i = 0; i < D; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
     return best;
@@ -544,9 +594,6 @@ void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const flo
 
 // ===== IQ1_S / IQ1_M: exact split of sorted values into levels -1, 0, 1 (shifted by +-delta)
 
-constexpr float k_x_p[3] = {-1 + iq1s_delta, iq1s_delta, 1 + iq1s_delta};
-constexpr float k_x_m[3] = {-1 - iq1s_delta, -iq1s_delta, 1 - iq1s_delta};
-
 // Block positions sorted by value (stable, as glibc's merge-sort qsort for these sizes).
 template <int N>
 void sort_positions(const float * xb, int * idx) {
@@ -554,28 +601,13 @@ void sort_positions(const float * xb, int * idx) {
     std::stable_sort(idx, idx + N, [xb](int a, int b) { return xb[a] < xb[b]; });
 }
 
-// The neighbour of an off-grid key nearest to xb at `scale` with level values xx (weights
-// weight); the first of equals wins. Writes its levels to L. ggml aborts where every distance is
-// NaN or Inf (Inf weights); we take the first listed point.
+// The neighbour of an off-grid key nearest to xb at `scale`, the levels valued xx (k_x_p or
+// k_x_m); writes its levels to L.
 int best_neighbour_iq1(const lattice & g, int32_t m, const float * xb, const float * weight, float scale, const float * xx, int8_t * L) {
-    const uint16_t * nb = g.neighbour_list(m);
-    float best_score = FLT_MAX;
-    int best = -1;
-    for (int j = 1; j <= nb[0]; ++j) {
-        const int8_t * pg = g.point(nb[j]);
-        float d2 = 0;
-        for (int i = 0; i < 8; ++i) {
-            const float q = xx[(pg[i] - 1) / 2];
-            const float w = weight[i];
-            const float diff = scale * q - xb[i];
-            d2 += w * diff * diff;
-        }
-        if (d2 < best_score) {
-            best_score = d2;
-            best = nb[j];
-        }
-    }
-    if (best < 0) best = nb[1];
+    const lattice::neighbours & nb = g.list(m);
+    float d2[2048];
+    candidate_distances<8>((xx == k_x_p ? g.qp : g.qm).data() + nb.qoff, nb.stride, xb, weight, scale, d2);
+    const int best = g.index[nb.start + first_min(d2, nb.count)];
     const int8_t * pg = g.point(best);
     for (int i = 0; i < 8; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
     return best;
