@@ -304,8 +304,7 @@ template <int D>
 bool search_block(const lattice & g, const search_opts & o, const float * xb, const float * weight, float & scale_out,
                   int8_t * L, uint8_t * signs) {
     float xval[32], waux[32];
-    int8_t Laux[32];
-    bool on_grid[8], on_grid_aux[8];
+    bool on_grid[8];
     const int n = o.n;
     const int ngroups = n / D;
     for (int i = 0; i < n; ++i) waux[i] = std::sqrt(weight[i]);
@@ -329,22 +328,44 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
         scale = max / (2 * o.kmaxq - 1);
         base = max;
     }
-    float best = 0;
-    for (int k = 0; k < ngroups; ++k) on_grid[k] = o.init_on_grid;
-    for (int is = -o.nis; is <= o.nis; ++is) {
-        const float id = (2 * o.kmaxq - 1 + is * o.step) / base;
+    // Every candidate scale first, then ggml's sequential choice among them: the sums run
+    // lane-parallel over candidates (each still summed over i in ggml's order).
+    constexpr int k_max_cand = 31;
+    const int ncand = 2 * o.nis + 1;
+    int8_t Lc[k_max_cand][32];
+    bool og[k_max_cand][8];
+    int8_t Lt[32][k_max_cand];  // Lc transposed
+    for (int c = 0; c < ncand; ++c) {
+        const float id = (2 * o.kmaxq - 1 + (c - o.nis) * o.step) / base;
         const float this_scale = 1 / id;
         for (int k = 0; k < ngroups; ++k) {
-            on_grid_aux[k] = project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, this_scale, Laux + D * k);
+            og[c][k] = project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, this_scale, Lc[c] + D * k);
         }
-        float sumqx, sumq2;
-        level_sums(weight, xval, Laux, n, sumqx, sumq2);
-        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-            scale = sumqx / sumq2;
-            best = scale * sumqx;
-            std::memcpy(L, Laux, (size_t)n);
-            if (o.track_on_grid) std::copy(on_grid_aux, on_grid_aux + ngroups, on_grid);
+        for (int i = 0; i < n; ++i) Lt[i][c] = Lc[c][i];
+    }
+    float sqx[k_max_cand] = {}, sq2[k_max_cand] = {};
+    for (int i = 0; i < n; ++i) {
+        const float w = weight[i];
+        const float wx = w * xval[i];
+        for (int c = 0; c < ncand; ++c) {
+            const float q = 2 * Lt[i][c] + 1;
+            sqx[c] += wx * q;
+            sq2[c] += w * q * q;
         }
+    }
+    float best = 0;
+    int chosen = -1;
+    for (int c = 0; c < ncand; ++c) {
+        if (sq2[c] > 0 && sqx[c] * sqx[c] > best * sq2[c]) {
+            scale = sqx[c] / sq2[c];
+            best = scale * sqx[c];
+            chosen = c;
+        }
+    }
+    for (int k = 0; k < ngroups; ++k) on_grid[k] = o.init_on_grid;
+    if (chosen >= 0) {
+        std::memcpy(L, Lc[chosen], (size_t)n);
+        if (o.track_on_grid) std::copy(og[chosen], og[chosen] + ngroups, on_grid);
     }
     const bool any_off = std::find(on_grid, on_grid + ngroups, false) != on_grid + ngroups;
     if (any_off && scale > 0) {
@@ -687,19 +708,29 @@ void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const flo
             }
             float best_score = -FLT_MAX, scale = max;
             int besti1 = -1, besti2 = -1, best_shift = 0;
+            // per i1: the sums of every split (i1, i2) first (lane-parallel over i2, each in ggml's
+            // order), then ggml's scan over i2 with the +delta split before the -delta one
             for (int i1 = 0; i1 <= N; ++i1) {
-                for (int i2 = i1; i2 <= N; ++i2) {
-                    for (int shift = 1; shift >= -1; shift -= 2) {
-                        const float * xv = shift == 1 ? k_x_p : k_x_m;
-                        const float sumqx = (sumx[i1] - sumx[0]) * xv[0] + (sumx[i2] - sumx[i1]) * xv[1] + (sumx[N] - sumx[i2]) * xv[2];
-                        const float sumq2 = (sumw[i1] - sumw[0]) * xv[0] * xv[0] + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] +
-                                            (sumw[N] - sumw[i2]) * xv[2] * xv[2];
+                const int m = N + 1 - i1;
+                float qx[2][N + 1], q2[2][N + 1];
+                for (int s = 0; s < 2; ++s) {
+                    const float * xv = s == 0 ? k_x_p : k_x_m;
+                    const float ax = (sumx[i1] - sumx[0]) * xv[0], aw = (sumw[i1] - sumw[0]) * xv[0] * xv[0];
+                    for (int t = 0; t < m; ++t) {
+                        const int i2 = i1 + t;
+                        qx[s][t] = ax + (sumx[i2] - sumx[i1]) * xv[1] + (sumx[N] - sumx[i2]) * xv[2];
+                        q2[s][t] = aw + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] + (sumw[N] - sumw[i2]) * xv[2] * xv[2];
+                    }
+                }
+                for (int t = 0; t < m; ++t) {
+                    for (int s = 0; s < 2; ++s) {
+                        const float sumqx = qx[s][t], sumq2 = q2[s][t];
                         if (sumq2 > 0 && sumqx * sumqx > best_score * sumq2) {
                             scale = sumqx / sumq2;
                             best_score = scale * sumqx;
                             besti1 = i1;
-                            besti2 = i2;
-                            best_shift = shift;
+                            besti2 = i1 + t;
+                            best_shift = s == 0 ? 1 : -1;
                         }
                     }
                 }
