@@ -8,6 +8,7 @@
 // key to its grid index, and for every point off the grid the list of nearest grid points) are
 // derived here from the format's grids in iq-grids.cpp, once, on first use.
 #include "quants-iq-grid.h"
+#include "quants-iq-grid-simd.h"
 
 #include "ggq-common.h"
 #include "ggq-fp16.h"
@@ -184,8 +185,23 @@ inline uint32_t key_of(const int8_t * L, int bits) {
 
 // Weighted squared distances sum_i w[i] * (scale*q[i][j] - x[i])^2 of the n candidates of a
 // list (q transposed), each summed over i in order as ggml does; the loop over j vectorises.
+template <int D, uint32_t S>
+inline void candidate_distances_fixed(const float * q, const float * x, const float * w, float scale, float * d2) {
+    float acc[S] = {};
+    for (int i = 0; i < D; ++i) {
+        const float xi = x[i], wi = w[i];
+        for (uint32_t j = 0; j < S; ++j) {
+            const float diff = scale * q[i * S + j] - xi;
+            acc[j] += wi * diff * diff;
+        }
+    }
+    std::memcpy(d2, acc, sizeof acc);
+}
+
 template <int D>
 inline void candidate_distances(const float * q, uint32_t stride, const float * x, const float * w, float scale, float * d2) {
+    if (stride == 8) return candidate_distances_fixed<D, 8>(q, x, w, scale, d2);  // most IQ3 and IQ2_S lists
+    if (stride == 16) return candidate_distances_fixed<D, 16>(q, x, w, scale, d2);
     for (uint32_t j = 0; j < stride; ++j) d2[j] = 0;
     for (int i = 0; i < D; ++i) {
         const float * qi = q + (size_t)i * stride;
@@ -197,12 +213,19 @@ inline void candidate_distances(const float * q, uint32_t stride, const float * 
     }
 }
 
-// The first smallest of the distances (strictly smaller wins, as ggml's scan from FLT_MAX). Where
-// every distance is NaN or Inf (only with Inf weights) ggml aborts; we take the first candidate.
-inline uint32_t first_min(const float * d2, uint32_t n) {
+// The generic nearest_candidate_fn: distances lane-parallel where the compiler vectorises, then the
+// first smallest (strictly smaller wins, as ggml's scan from FLT_MAX; 0 where none is below it).
+uint32_t nearest_candidate_generic(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
+                                   float scale) {
+    float d2[2048];
+    if (dim == 8) {
+        candidate_distances<8>(q, stride, x, w, scale, d2);
+    } else {
+        candidate_distances<4>(q, stride, x, w, scale, d2);
+    }
     float best = FLT_MAX;
     uint32_t arg = 0;
-    for (uint32_t j = 0; j < n; ++j) {
+    for (uint32_t j = 0; j < count; ++j) {
         if (d2[j] < best) {
             best = d2[j];
             arg = j;
@@ -214,11 +237,10 @@ inline uint32_t first_min(const float * d2, uint32_t n) {
 // The grid point of an off-grid key's list nearest to xval at `scale` (weights w); writes its
 // levels to L.
 template <int D>
-int best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L) {
+int best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L,
+                   nearest_candidate_fn nearest) {
     const lattice::neighbours & nb = g.list(m);
-    float d2[2048];
-    candidate_distances<D>(g.q.data() + nb.qoff, nb.stride, xval, w, scale, d2);
-    const int best = g.index[nb.start + first_min(d2, nb.count)];
+    const int best = g.index[nb.start + nearest(g.q.data() + nb.qoff, nb.stride, nb.count, D, xval, w, scale)];
     const int8_t * pg = g.point(best);
     for (int i = 0; i < D; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
     return best;
@@ -227,7 +249,8 @@ int best_neighbour(const lattice & g, int32_t m, const float * xval, const float
 // Levels of one group of D values at inverse scale id, moved to the nearest grid point when the
 // rounded point is off the grid. Returns whether it was on the grid.
 template <int D>
-bool project_group(const lattice & g, int kmaxq, const float * xval, const float * waux, float id, float scale, int8_t * L) {
+bool project_group(const lattice & g, int kmaxq, const float * xval, const float * waux, float id, float scale, int8_t * L,
+                   nearest_candidate_fn nearest) {
     for (int i = 0; i < D; ++i) {
         const int l = nearest_int(0.5f * (id * xval[i] - 1));
         L[i] = (int8_t)clamp_int(l, 0, kmaxq - 1);
@@ -236,7 +259,7 @@ bool project_group(const lattice & g, int kmaxq, const float * xval, const float
     if (m >= 0) {
         return true;
     }
-    best_neighbour<D>(g, m, xval, waux, scale, L);
+    best_neighbour<D>(g, m, xval, waux, scale, L, nearest);
     return false;
 }
 
@@ -302,7 +325,7 @@ inline void level_sums(const float * weight, const float * xval, const int8_t * 
 // and the scale (>= 0). Returns false for an all-zero block (nothing to store).
 template <int D>
 bool search_block(const lattice & g, const search_opts & o, const float * xb, const float * weight, float & scale_out,
-                  int8_t * L, uint8_t * signs) {
+                  int8_t * L, uint8_t * signs, nearest_candidate_fn nearest) {
     float xval[32], waux[32];
     bool on_grid[8];
     const int n = o.n;
@@ -339,7 +362,7 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
         const float id = (2 * o.kmaxq - 1 + (c - o.nis) * o.step) / base;
         const float this_scale = 1 / id;
         for (int k = 0; k < ngroups; ++k) {
-            og[c][k] = project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, this_scale, Lc[c] + D * k);
+            og[c][k] = project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, this_scale, Lc[c] + D * k, nearest);
         }
         for (int i = 0; i < n; ++i) Lt[i][c] = Lc[c][i];
     }
@@ -372,7 +395,7 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
         const float id = 1 / scale;
         for (int k = 0; k < ngroups; ++k) {
             if (!o.refine_all && on_grid[k]) continue;
-            project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, scale, L + D * k);
+            project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, scale, L + D * k, nearest);
         }
         float sumqx, sumq2;
         level_sums(weight, xval, L, n, sumqx, sumq2);
@@ -419,7 +442,7 @@ constexpr search_opts k_opts_iq2s = {16, 3, 9, 0.1f, 1e-8f, false, false, true, 
 constexpr search_opts k_opts_iq3xxs = {32, 8, 15, 0.2f, 1e-8f, true, false, true, true, false};
 constexpr search_opts k_opts_iq3s = {32, 8, 9, 0.2f, 0.0f, false, false, false, true, true};
 
-void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const float * qw) {
+void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     const lattice & g = lattice_iq2xxs();
     float scales[QK_K / 32], weight[32];
     int8_t L[32];
@@ -433,7 +456,7 @@ void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const
             const float * xb = x + 32 * ib;
             make_weights(xb, qw + 32 * ib, sigma2, weight, 32, false);
             float scale;
-            if (!search_block<8>(g, k_opts_iq2xxs, xb, weight, scale, L, signs)) {
+            if (!search_block<8>(g, k_opts_iq2xxs, xb, weight, scale, L, signs, nearest)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -456,7 +479,7 @@ void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const
     }
 }
 
-void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const float * qw) {
+void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     const lattice & g = lattice_iq2xs();
     float scales[QK_K / 16], weight[16];
     int8_t L[16];
@@ -471,7 +494,7 @@ void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const f
             const float * xb = x + 16 * ib;
             make_weights(xb, qw + 16 * ib, sigma2, weight, 16, false);
             float scale;
-            if (!search_block<8>(g, k_opts_iq2xs, xb, weight, scale, L, signs)) {
+            if (!search_block<8>(g, k_opts_iq2xs, xb, weight, scale, L, signs, nearest)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -494,7 +517,7 @@ void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const f
     }
 }
 
-void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const float * qw) {
+void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     const lattice & g = lattice_iq2s();
     float scales[QK_K / 16], weight[16];
     int8_t L[16];
@@ -507,7 +530,7 @@ void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const flo
             const float * xb = x + 16 * ib;
             make_weights(xb, qw ? qw + QK_K * ibl + 16 * ib : nullptr, sigma2, weight, 16, true);
             float scale;
-            if (!search_block<8>(g, k_opts_iq2s, xb, weight, scale, L, signs)) {
+            if (!search_block<8>(g, k_opts_iq2s, xb, weight, scale, L, signs, nearest)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -534,7 +557,7 @@ void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const flo
     }
 }
 
-void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const float * qw) {
+void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     const lattice & g = lattice_iq3xxs();
     float scales[QK_K / 32], weight[32];
     int8_t L[32];
@@ -549,7 +572,7 @@ void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const
             const float * xb = x + 32 * ib;
             make_weights(xb, qw ? qw + QK_K * ibl + 32 * ib : nullptr, sigma2, weight, 32, false);
             float scale;
-            if (!search_block<4>(g, k_opts_iq3xxs, xb, weight, scale, L, signs)) {
+            if (!search_block<4>(g, k_opts_iq3xxs, xb, weight, scale, L, signs, nearest)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -571,7 +594,7 @@ void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const
     }
 }
 
-void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const float * qw) {
+void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     const lattice & g = lattice_iq3s();
     float scales[QK_K / 32], weight[32];
     int8_t L[32];
@@ -586,7 +609,7 @@ void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const flo
             const float * xb = x + 32 * ib;
             make_weights(xb, qw ? qw + QK_K * ibl + 32 * ib : nullptr, sigma2, weight, 32, false);
             float scale;
-            if (!search_block<4>(g, k_opts_iq3s, xb, weight, scale, L, signs)) {
+            if (!search_block<4>(g, k_opts_iq3s, xb, weight, scale, L, signs, nearest)) {
                 scales[ib] = 0;
                 continue;  // as in ggml, the qs and signs cursors stay put
             }
@@ -624,11 +647,11 @@ void sort_positions(const float * xb, int * idx) {
 
 // The neighbour of an off-grid key nearest to xb at `scale`, the levels valued xx (k_x_p or
 // k_x_m); writes its levels to L.
-int best_neighbour_iq1(const lattice & g, int32_t m, const float * xb, const float * weight, float scale, const float * xx, int8_t * L) {
+int best_neighbour_iq1(const lattice & g, int32_t m, const float * xb, const float * weight, float scale, const float * xx, int8_t * L,
+                       nearest_candidate_fn nearest) {
     const lattice::neighbours & nb = g.list(m);
-    float d2[2048];
-    candidate_distances<8>((xx == k_x_p ? g.qp : g.qm).data() + nb.qoff, nb.stride, xb, weight, scale, d2);
-    const int best = g.index[nb.start + first_min(d2, nb.count)];
+    const float * q = (xx == k_x_p ? g.qp : g.qm).data() + nb.qoff;
+    const int best = g.index[nb.start + nearest(q, nb.stride, nb.count, 8, xb, weight, scale)];
     const int8_t * pg = g.point(best);
     for (int i = 0; i < 8; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
     return best;
@@ -645,13 +668,14 @@ void levels_from_split(const int * idx, int i1, int i2, int8_t * L) {
 // Grid indices of the 8-value groups of L, moving off-grid groups to their best neighbour
 // (level values per group from xx_of(k)). Returns whether all were on the grid.
 template <int N, typename XX>
-bool grid_groups(const lattice & g, const float * xb, const float * weight, float scale, XX xx_of, int8_t * L, uint16_t * index) {
+bool grid_groups(const lattice & g, const float * xb, const float * weight, float scale, XX xx_of, int8_t * L, uint16_t * index,
+                 nearest_candidate_fn nearest) {
     bool all_on_grid = true;
     for (int k = 0; k < N / 8; ++k) {
         int gi = g.map[key_of<8>(L + 8 * k, 2)];
         if (gi < 0) {
             all_on_grid = false;
-            gi = best_neighbour_iq1(g, gi, xb + 8 * k, weight + 8 * k, scale, xx_of(k), L + 8 * k);
+            gi = best_neighbour_iq1(g, gi, xb + 8 * k, weight + 8 * k, scale, xx_of(k), L + 8 * k, nearest);
         }
         index[k] = (uint16_t)gi;
     }
@@ -675,7 +699,7 @@ void refit_scale(const lattice & g, const float * xb, const float * weight, XX x
     if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
 }
 
-void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const float * qw) {
+void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     constexpr int N = 32;
     const lattice & g = lattice_iq1();
     float scales[QK_K / N], weight[N], sumx[N + 1], sumw[N + 1];
@@ -748,7 +772,7 @@ void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const flo
             }
             const float * xx = best_shift == 1 ? k_x_p : k_x_m;
             const auto xx_of = [xx](int) { return xx; };
-            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index)) {
+            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index, nearest)) {
                 refit_scale<N>(g, xb, weight, xx_of, index, scale);
             }
             uint16_t h = 0;
@@ -775,7 +799,7 @@ void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const flo
     }
 }
 
-void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const float * qw) {
+void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     constexpr int N = 16;
     const lattice & g = lattice_iq1();
     constexpr uint8_t masks[4] = {0x00, 0x80, 0x08, 0x88};
@@ -859,7 +883,7 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
                 best_k = 3 - best_k;
             }
             const auto xx_of = [&xx_for, best_k](int group) { return xx_for(best_k, group); };
-            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index)) {
+            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index, nearest)) {
                 refit_scale<N>(g, xb, weight, xx_of, index, scale);
             }
             y[ibl].qs[2 * ib + 0] = (uint8_t)(index[0] & 255);
@@ -905,44 +929,42 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
 
 // Rows of n_per_row values, one row at a time (the imatrix applies to every row).
 template <typename Block, typename RowFn>
-size_t quantize_rows_of(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix, RowFn row) {
+size_t quantize_rows_of(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix, RowFn row,
+                        nearest_candidate_fn nearest) {
     const int64_t nb = n_per_row / QK_K;
     auto * y = static_cast<Block *>(dst);
     for (int64_t r = 0; r < nrows; ++r) {
-        row(src + r * n_per_row, y + r * nb, nb, imatrix);
+        row(src + r * n_per_row, y + r * nb, nb, imatrix, nearest);
     }
     return (size_t)(nrows * nb) * sizeof(Block);
 }
 
 }  // namespace
 
-size_t quantize_iq2_xxs(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return quantize_rows_of<block_iq2_xxs>(src, dst, nrows, n_per_row, imatrix, quantize_row_iq2_xxs);
-}
+// One chunk quantizer per type and SIMD level; they differ only in the nearest-candidate search.
+#define GGQ_IQ_GRID_QUANTIZER(t, suffix, nearest)                                                                   \
+    size_t quantize_##t##suffix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) { \
+        return quantize_rows_of<block_##t>(src, dst, nrows, n_per_row, imatrix, quantize_row_##t, nearest);          \
+    }
+#if defined(GGQUANT_X86_SIMD)
+#define GGQ_IQ_GRID_QUANTIZERS(t)                              \
+    GGQ_IQ_GRID_QUANTIZER(t, , nearest_candidate_generic)      \
+    GGQ_IQ_GRID_QUANTIZER(t, _avx2, nearest_candidate_avx2)    \
+    GGQ_IQ_GRID_QUANTIZER(t, _avx512, nearest_candidate_avx512)
+#else
+#define GGQ_IQ_GRID_QUANTIZERS(t) GGQ_IQ_GRID_QUANTIZER(t, , nearest_candidate_generic)
+#endif
 
-size_t quantize_iq2_xs(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return quantize_rows_of<block_iq2_xs>(src, dst, nrows, n_per_row, imatrix, quantize_row_iq2_xs);
-}
+GGQ_IQ_GRID_QUANTIZERS(iq2_xxs)
+GGQ_IQ_GRID_QUANTIZERS(iq2_xs)
+GGQ_IQ_GRID_QUANTIZERS(iq2_s)
+GGQ_IQ_GRID_QUANTIZERS(iq3_xxs)
+GGQ_IQ_GRID_QUANTIZERS(iq3_s)
+GGQ_IQ_GRID_QUANTIZERS(iq1_s)
+GGQ_IQ_GRID_QUANTIZERS(iq1_m)
 
-size_t quantize_iq2_s(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return quantize_rows_of<block_iq2_s>(src, dst, nrows, n_per_row, imatrix, quantize_row_iq2_s);
-}
-
-size_t quantize_iq3_xxs(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return quantize_rows_of<block_iq3_xxs>(src, dst, nrows, n_per_row, imatrix, quantize_row_iq3_xxs);
-}
-
-size_t quantize_iq3_s(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return quantize_rows_of<block_iq3_s>(src, dst, nrows, n_per_row, imatrix, quantize_row_iq3_s);
-}
-
-size_t quantize_iq1_s(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return quantize_rows_of<block_iq1_s>(src, dst, nrows, n_per_row, imatrix, quantize_row_iq1_s);
-}
-
-size_t quantize_iq1_m(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    return quantize_rows_of<block_iq1_m>(src, dst, nrows, n_per_row, imatrix, quantize_row_iq1_m);
-}
+#undef GGQ_IQ_GRID_QUANTIZERS
+#undef GGQ_IQ_GRID_QUANTIZER
 
 void quantize_row_iq2_s_ref(const float * x, void * y, int64_t k) { quantize_iq2_s(x, y, 1, k, nullptr); }
 void quantize_row_iq3_xxs_ref(const float * x, void * y, int64_t k) { quantize_iq3_xxs(x, y, 1, k, nullptr); }
