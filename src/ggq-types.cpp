@@ -4,6 +4,7 @@
 #include "ggq-error.h"
 #include "quants-k.h"
 #include "quants-iq.h"
+#include "quants-iq-grid.h"
 #include "quants-legacy.h"
 #include "quants-tq-fp4.h"
 
@@ -77,14 +78,20 @@ constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
     t[GGQ_TYPE_Q6_K]    = with(blocks("q6_K", QK_K, sizeof(block_q6_K)), dequantize_row_q6_K, quantize_row_q6_K_ref, quantize_q6_K,
                                GGQ_X86(quantize_q6_K_avx2), GGQ_X86(quantize_q6_K_avx512));
     t[GGQ_TYPE_Q8_K]    = blocks("q8_K", QK_K, sizeof(block_q8_K));
-    t[GGQ_TYPE_IQ2_XXS] = with(blocks("iq2_xxs", QK_K, sizeof(block_iq2_xxs)), dequantize_row_iq2_xxs, nullptr, nullptr);
-    t[GGQ_TYPE_IQ2_XS]  = with(blocks("iq2_xs", QK_K, sizeof(block_iq2_xs)), dequantize_row_iq2_xs, nullptr, nullptr);
-    t[GGQ_TYPE_IQ3_XXS] = with(blocks("iq3_xxs", QK_K, sizeof(block_iq3_xxs)), dequantize_row_iq3_xxs, nullptr, nullptr);
-    t[GGQ_TYPE_IQ1_S]   = with(blocks("iq1_s", QK_K, sizeof(block_iq1_s)), dequantize_row_iq1_s, nullptr, nullptr);
+    t[GGQ_TYPE_IQ2_XXS] = with(blocks("iq2_xxs", QK_K, sizeof(block_iq2_xxs)), dequantize_row_iq2_xxs, nullptr, quantize_iq2_xxs,
+                               GGQ_X86(quantize_iq2_xxs_avx2), GGQ_X86(quantize_iq2_xxs_avx512));
+    t[GGQ_TYPE_IQ2_XS]  = with(blocks("iq2_xs", QK_K, sizeof(block_iq2_xs)), dequantize_row_iq2_xs, nullptr, quantize_iq2_xs,
+                               GGQ_X86(quantize_iq2_xs_avx2), GGQ_X86(quantize_iq2_xs_avx512));
+    t[GGQ_TYPE_IQ3_XXS] = with(blocks("iq3_xxs", QK_K, sizeof(block_iq3_xxs)), dequantize_row_iq3_xxs, quantize_row_iq3_xxs_ref, quantize_iq3_xxs,
+                               GGQ_X86(quantize_iq3_xxs_avx2), GGQ_X86(quantize_iq3_xxs_avx512));
+    t[GGQ_TYPE_IQ1_S]   = with(blocks("iq1_s", QK_K, sizeof(block_iq1_s)), dequantize_row_iq1_s, nullptr, quantize_iq1_s,
+                               GGQ_X86(quantize_iq1_s_avx2), GGQ_X86(quantize_iq1_s_avx512));
     t[GGQ_TYPE_IQ4_NL]  = with(blocks("iq4_nl", QK4_NL, sizeof(block_iq4_nl)), dequantize_row_iq4_nl, quantize_row_iq4_nl_ref, quantize_iq4_nl,
                                GGQ_X86(quantize_iq4_nl_avx2), GGQ_X86(quantize_iq4_nl_avx512));
-    t[GGQ_TYPE_IQ3_S]   = with(blocks("iq3_s", QK_K, sizeof(block_iq3_s)), dequantize_row_iq3_s, nullptr, nullptr);
-    t[GGQ_TYPE_IQ2_S]   = with(blocks("iq2_s", QK_K, sizeof(block_iq2_s)), dequantize_row_iq2_s, nullptr, nullptr);
+    t[GGQ_TYPE_IQ3_S]   = with(blocks("iq3_s", QK_K, sizeof(block_iq3_s)), dequantize_row_iq3_s, quantize_row_iq3_s_ref, quantize_iq3_s,
+                               GGQ_X86(quantize_iq3_s_avx2), GGQ_X86(quantize_iq3_s_avx512));
+    t[GGQ_TYPE_IQ2_S]   = with(blocks("iq2_s", QK_K, sizeof(block_iq2_s)), dequantize_row_iq2_s, quantize_row_iq2_s_ref, quantize_iq2_s,
+                               GGQ_X86(quantize_iq2_s_avx2), GGQ_X86(quantize_iq2_s_avx512));
     t[GGQ_TYPE_IQ4_XS]  = with(blocks("iq4_xs", QK_K, sizeof(block_iq4_xs)), dequantize_row_iq4_xs, quantize_row_iq4_xs_ref, quantize_iq4_xs,
                                GGQ_X86(quantize_iq4_xs_avx2), GGQ_X86(quantize_iq4_xs_avx512));
     t[GGQ_TYPE_I8]      = plain("i8", 1);
@@ -92,7 +99,8 @@ constexpr std::array<type_traits, GGQ_TYPE_COUNT> make_table() {
     t[GGQ_TYPE_I32]     = plain("i32", 4);
     t[GGQ_TYPE_I64]     = plain("i64", 8);
     t[GGQ_TYPE_F64]     = plain("f64", 8);
-    t[GGQ_TYPE_IQ1_M]   = with(blocks("iq1_m", QK_K, sizeof(block_iq1_m)), dequantize_row_iq1_m, nullptr, nullptr);
+    t[GGQ_TYPE_IQ1_M]   = with(blocks("iq1_m", QK_K, sizeof(block_iq1_m)), dequantize_row_iq1_m, nullptr, quantize_iq1_m,
+                               GGQ_X86(quantize_iq1_m_avx2), GGQ_X86(quantize_iq1_m_avx512));
     t[GGQ_TYPE_TQ1_0]   = with(blocks("tq1_0", QK_K, sizeof(block_tq1_0)), dequantize_row_tq1_0, quantize_row_tq1_0_ref, quantize_tq1_0);
     t[GGQ_TYPE_TQ2_0]   = with(blocks("tq2_0", QK_K, sizeof(block_tq2_0)), dequantize_row_tq2_0, quantize_row_tq2_0_ref, quantize_tq2_0);
     t[GGQ_TYPE_MXFP4]   = with(blocks("mxfp4", QK_MXFP4, sizeof(block_mxfp4)), dequantize_row_mxfp4, quantize_row_mxfp4_ref, quantize_mxfp4);

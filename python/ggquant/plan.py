@@ -59,6 +59,8 @@ _DEFAULT_TYPE: dict[str, GGMLType] = {
 PRESETS: tuple[str, ...] = (
     "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K_S", "Q4_K_M",
     "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "IQ4_NL", "IQ4_XS", "F16", "BF16", "F32",
+    # the i-quant presets and Q2_K_S (tests/test_iq_grid.py); most need an importance matrix
+    "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M", "IQ1_S", "IQ1_M", "Q2_K_S",
 )
 
 # For a plain type ("q4_K"): the file type written, as llama-quantize --pure with that preset would.
