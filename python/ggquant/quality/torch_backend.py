@@ -107,7 +107,7 @@ class TorchModel:
     def logits(self, chunk: np.ndarray, first: int) -> np.ndarray:
         """float32 logits ``(len(chunk) - 1 - first, n_vocab)`` at positions ``first .. len(chunk) - 2``."""
         torch = self.torch
-        ids = torch.as_tensor(np.asarray(chunk, np.int64)[None], device=self.device)
+        ids = torch.tensor(np.asarray(chunk, np.int64)[None], device=self.device)  # a copy: BOS goes in below
         if self.add_bos and self.bos_id is not None:  # llama.cpp decodes each chunk with BOS in its first slot
             ids[0, 0] = self.bos_id
         keep = ids.shape[1] - first
