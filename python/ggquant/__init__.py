@@ -38,7 +38,7 @@ from .safetensors import (
     save_file,
     save_sharded,
 )
-from .quality import EvalResult, Evaluator, evaluate
+from .quality import EvalResult, Evaluator, compute_imatrix, evaluate
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
 
 __version__: str = config()["version"]
@@ -88,4 +88,5 @@ __all__ = [
     "evaluate",
     "Evaluator",
     "EvalResult",
+    "compute_imatrix",
 ]

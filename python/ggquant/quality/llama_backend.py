@@ -76,7 +76,7 @@ class LlamaModel:
         self.llm.close()
 
     @contextmanager
-    def with_gguf(self, path: Any) -> Iterator[None]:
+    def with_gguf(self, path: Any) -> Iterator[None]:  # yields no swapped tensors: a second model is loaded
         """Within the block, logits come from the GGUF file ``path`` instead."""
         base = self.llm
         q = self._open(path)
