@@ -71,8 +71,8 @@ def torch_equal(a, b):
 
 def test_preset_plan_and_mapping_agree(tiny):
     _, _, ev = tiny
-    info = ev._model.info
-    plan = plan_quantization(ev._model.tensors(), "Q4_K_M", info)
+    info = ev.model_info
+    plan = plan_quantization(ev.tensors(), "Q4_K_M", info)
     a, b, c = ev.evaluate("Q4_K_M"), ev.evaluate(plan), ev.evaluate(plan.types)
     assert a.kld_mean == b.kld_mean == c.kld_mean > 0
     assert isinstance(info, ModelInfo) and info.n_layer == 2
@@ -111,7 +111,7 @@ def test_other_architectures_map_back(arch, tmp_path):
 def test_imatrix_mapping_changes_the_result(tiny):
     _, _, ev = tiny
     rng = np.random.default_rng(3)
-    imx = {n: rng.uniform(0.01, 10, s[-1]).astype(np.float32) for n, s in ev._model.tensors() if len(s) == 2}
+    imx = {n: rng.uniform(0.01, 10, s[-1]).astype(np.float32) for n, s in ev.tensors() if len(s) == 2}
     plain = ev.evaluate({"blk.0.attn_v.weight": "q3_K"})
     weighted = ev.evaluate({"blk.0.attn_v.weight": "q3_K"}, imatrix=imx)
     assert weighted.kld_mean != plain.kld_mean
@@ -180,3 +180,17 @@ def test_unmappable_architecture_and_missing_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(GGQuantError, match="pip install"):
         Evaluator(tmp_path, TEXT, ctx=CTX, progress=False)
+
+
+def test_gguf_baseline_for_the_torch_backend(tiny, tmp_path):
+    d, _, ev = tiny
+    f32 = ggquant.convert(d, tmp_path / "f32.gguf", "F32", quiet=True).path
+    q2 = ggquant.convert(d, tmp_path / "q2.gguf", "Q2_K", quiet=True).path
+    eg = Evaluator(f32, TEXT, ctx=CTX, n_chunks=6, progress=False)  # config rebuilt, llama.cpp's tokenizer
+    assert np.array_equal(eg.tokens, ev.tokens)
+    a, b = eg.evaluate(q2), ev.evaluate(q2)
+    assert a.kld_mean == pytest.approx(b.kld_mean, rel=1e-4) and a.ppl_base == pytest.approx(b.ppl_base, rel=1e-5)
+    gemma = tmp_path / "gemma"
+    hf_models.build("gemma", gemma, hidden=64, layers=1, vocab=384)
+    with pytest.raises(GGQuantError, match="cannot rebuild a 'gemma'"):
+        Evaluator(ggquant.convert(gemma, tmp_path / "g.gguf", "F32", quiet=True).path, TEXT, ctx=CTX, progress=False)

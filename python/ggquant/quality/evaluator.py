@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import GGQuantError
 from ..imatrix import load_imatrix
 from ..mlx import routes_to_mlx
-from ..plan import Plan, plan_quantization
+from ..plan import ModelInfo, Plan, plan_quantization
 from ..qtypes import GGMLType, resolve_type
 from .llama_backend import LlamaModel
 from .logprobs import BaseLogProbs, compare, encode_log_probs
@@ -114,6 +114,20 @@ class Evaluator:
         finally:
             prog.close(interrupted=not done)
 
+    def tensors(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(GGUF name, NumPy shape) of every weight a mapping may name, in converter order (torch backend)."""
+        if not hasattr(self._model, "tensors"):
+            raise GGQuantError(f"the {self.backend} backend swaps whole files; it has no per-tensor view")
+        return list(self._model.tensors())
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The baseline's :class:`~ggquant.plan.ModelInfo`, for :func:`ggquant.plan.plan_quantization` (torch backend)."""
+        info = getattr(self._model, "info", None)
+        if info is None:
+            raise GGQuantError(f"the {self.backend} backend has no model info; use backend='torch'")
+        return info
+
     def baseline_logits(self) -> BaseLogProbs:
         """The stored baseline log-probabilities (``n_tokens`` rows)."""
         return self.base
@@ -128,10 +142,7 @@ class Evaluator:
                 out[str(k)] = v if isinstance(v, str) and routes_to_mlx(v) else resolve_type(v)
             return out
         if isinstance(quantized, (str, GGMLType)):
-            model = getattr(self._model, "info", None)
-            if model is None:
-                raise GGQuantError(f"the {self.backend} backend evaluates GGUF files; presets need backend='torch'")
-            plan = plan_quantization(self._model.tensors(), quantized, model, has_imatrix=imatrix is not None)
+            plan = plan_quantization(self.tensors(), quantized, self.model_info, has_imatrix=imatrix is not None)
             return plan.types
         raise GGQuantError(f"cannot evaluate {type(quantized).__name__}: pass a GGUF path, an MLX directory, a preset "
                            f"name, a Plan or a mapping GGUF tensor name -> type")

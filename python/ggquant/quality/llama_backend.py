@@ -29,6 +29,25 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
+class LlamaVocab:
+    """A GGUF file's vocabulary only, for tokenizing as llama.cpp does (``vocab_only`` load)."""
+
+    def __init__(self, path: Any) -> None:
+        llama_cpp = import_llama_cpp()
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.llm = llama_cpp.Llama(os.fspath(path), vocab_only=True, verbose=True)
+        except (ValueError, RuntimeError) as e:
+            raise GGQuantError(f"{path}: llama.cpp cannot read its vocabulary: {e}") from e
+        self.bos_id = int(self.llm.token_bos())
+        a = self.llm.tokenize(b"a", add_bos=True, special=False)
+        self.add_bos = len(a) > len(self.llm.tokenize(b"a", add_bos=False, special=False))
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids as ``common_tokenize(text, add_special=True, parse_special=False)``."""
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+
+
 class LlamaModel:
     """One GGUF model loaded in llama.cpp with a context of ``n_ctx`` tokens and logits for every position.
 
@@ -44,9 +63,8 @@ class LlamaModel:
         self.n_ctx, self.n_threads = n_ctx, n_threads
         self.llm = self._open(path)
         self.n_vocab = int(self.llm.n_vocab())
-        self.bos_id = int(self.llm.token_bos())
-        a = self.llm.tokenize(b"a", add_bos=True, special=False)
-        self.add_bos = len(a) > len(self.llm.tokenize(b"a", add_bos=False, special=False))
+        vocab = LlamaVocab(path)
+        self.bos_id, self.add_bos, self.tokenize = vocab.bos_id, vocab.add_bos, vocab.tokenize
         self.arch = str(self.llm.metadata.get("general.architecture", ""))
 
     def _open(self, path: Any) -> Any:
@@ -58,10 +76,6 @@ class LlamaModel:
                                        verbose=True)
         except (ValueError, RuntimeError) as e:
             raise GGQuantError(f"{path}: llama.cpp cannot load this model: {e}") from e
-
-    def tokenize(self, text: str) -> np.ndarray:
-        """Token ids as ``common_tokenize(text, add_special=True, parse_special=False)``."""
-        return np.asarray(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False), np.int64)
 
     def logits(self, chunk: np.ndarray, first: int) -> np.ndarray:
         """float32 logits at positions ``first .. len(chunk) - 2`` of one independently decoded chunk."""
@@ -92,4 +106,4 @@ class LlamaModel:
             q.close()
 
 
-__all__ = ["LlamaModel", "import_llama_cpp"]
+__all__ = ["LlamaModel", "LlamaVocab", "import_llama_cpp"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from ..mlx import dequantize as mlx_dequantize
 from ..plan import ModelInfo
 from ..quants import dequantize, quantize
 from ..safetensors import load_checkpoint
-from .names import Part, TensorMap, gguf_tensor_map
+from .llama_backend import LlamaVocab
+from .names import Part, gguf_tensor_map
 
 #: GGUF tensors the converter generates from the config rather than from a weight
 GENERATED = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
@@ -41,6 +42,39 @@ def import_torch() -> tuple[Any, Any]:
         raise GGQuantError(f"the torch backend needs PyTorch and transformers ({e.name} is missing): "
                            f"pip install 'ggquant[eval]'") from None
     return torch, transformers
+
+
+#: GGUF architecture -> (HF architecture, {config key: GGUF key suffix}) the torch backend can rebuild
+_FROM_GGUF: dict[str, str] = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+_GGUF_KEYS = {"hidden_size": "embedding_length", "intermediate_size": "feed_forward_length",
+              "num_hidden_layers": "block_count", "num_attention_heads": "attention.head_count",
+              "num_key_value_heads": "attention.head_count_kv", "rms_norm_eps": "attention.layer_norm_rms_epsilon",
+              "rope_theta": "rope.freq_base", "max_position_embeddings": "context_length",
+              "head_dim": "attention.key_length"}
+
+
+def _model_from_gguf(tr: Any, torch: Any, path: Path) -> tuple[Any, dict[str, Any]]:
+    """An empty transformers model shaped as the GGUF's config (its weights are loaded afterwards)."""
+    reader = read_gguf_split(path)
+    try:
+        meta = reader.metadata
+        arch = str(meta.get("general.architecture"))
+        if arch not in _FROM_GGUF:
+            raise GGQuantError(f"{path}: the torch backend cannot rebuild a {arch!r} model from GGUF (supported: "
+                               f"{', '.join(_FROM_GGUF)}); pass the Hugging Face directory, or use backend='llama.cpp'")
+        if "rope_freqs.weight" in {t.name for t in reader.tensors}:
+            raise GGQuantError(f"{path}: rope scaling factors (rope_freqs) cannot be mapped back; pass the Hugging "
+                               f"Face directory instead")
+        hp: dict[str, Any] = {"architectures": [_FROM_GGUF[arch]], "model_type": arch}
+        for key, suffix in _GGUF_KEYS.items():
+            if f"{arch}.{suffix}" in meta:
+                hp[key] = meta[f"{arch}.{suffix}"]
+        hp["vocab_size"] = int(reader.tensor("token_embd.weight").shape[0])
+        hp["tie_word_embeddings"] = "output.weight" not in {t.name for t in reader.tensors}
+    finally:
+        reader.close()
+    cfg = tr.AutoConfig.for_model(arch, **{k: v for k, v in hp.items() if k != "model_type"})
+    return tr.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32), hp
 
 
 Swapped = list[tuple[Any, Any, str]]  # (tensor slot, its original values, GGUF name)
@@ -69,7 +103,12 @@ class TorchModel:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         model_dir: Path | None = None
-        if isinstance(baseline, (str, os.PathLike)):
+        gguf_path: Path | None = None
+        if isinstance(baseline, (str, os.PathLike)) and Path(baseline).suffix == ".gguf":
+            gguf_path = Path(baseline)
+            model, hparams = _model_from_gguf(tr, torch, gguf_path)
+            model.to(self.device)
+        elif isinstance(baseline, (str, os.PathLike)):
             model_dir = Path(baseline)
             if not (model_dir / "config.json").is_file():
                 raise GGQuantError(f"{model_dir}: not a Hugging Face model directory (no config.json)")
@@ -82,33 +121,45 @@ class TorchModel:
         elif hasattr(baseline, "named_parameters") and hasattr(baseline, "config"):
             model = baseline
             hparams = baseline.config.to_dict()
-            hparams.setdefault("architectures", [type(baseline).__name__])
+            if not hparams.get("architectures"):  # a model built in memory has no saved architectures
+                hparams["architectures"] = [type(baseline).__name__]
             self.device = next(model.parameters()).device
             if tokenizer is None and getattr(baseline, "name_or_path", None):
                 tokenizer = baseline.name_or_path
         else:
-            raise GGQuantError(f"baseline must be a model directory or a transformers model, got {type(baseline).__name__}")
+            raise GGQuantError(f"baseline must be a model directory, a GGUF file or a transformers model, "
+                               f"got {type(baseline).__name__}")
         self.model = model.eval()
         self.hparams = hparams
         self.params: dict[str, Any] = dict(model.named_parameters())  # tied weights once
         self.arch, self.tmap = gguf_tensor_map(hparams, {n: tuple(p.shape) for n, p in self.params.items()})
         self.info = ModelInfo(arch=self.arch.gguf_arch, n_layer=self.arch.n_layer, n_head=self.arch.n_head,
                               n_head_kv=self.arch.n_head_kv, n_expert=self.arch.n_expert)
+        if gguf_path is not None:
+            with torch.no_grad():
+                self._load_gguf(gguf_path, None)
+        self._tokenize: Callable[[str], list[int]] | None = None
+        self.bos_id: int | None = None
+        self.add_bos = False
         tok_src = tokenizer if tokenizer is not None else model_dir
-        if tok_src is None:
-            raise GGQuantError("the torch backend needs a tokenizer for text: pass tokenizer= (a directory) "
-                               "or token ids as the text")
-        self.tokenizer = tr.AutoTokenizer.from_pretrained(tok_src) if isinstance(tok_src, (str, os.PathLike)) else tok_src
-        bos = self.tokenizer.bos_token_id
-        self.bos_id: int | None = None if bos is None else int(bos)
-        self.add_bos = bos is not None and list(self.tokenizer("a").input_ids[:1]) == [bos]
+        if tok_src is not None:
+            tok = tr.AutoTokenizer.from_pretrained(tok_src) if isinstance(tok_src, (str, os.PathLike)) else tok_src
+            bos = tok.bos_token_id
+            self.bos_id = None if bos is None else int(bos)
+            self.add_bos = bos is not None and list(tok("a").input_ids[:1]) == [bos]
+            self._tokenize = lambda text: list(tok(text, add_special_tokens=True).input_ids)
+        elif gguf_path is not None:  # the GGUF's own vocabulary, through llama.cpp's tokenizer
+            vocab = LlamaVocab(gguf_path)
+            self.bos_id, self.add_bos, self._tokenize = vocab.bos_id, vocab.add_bos, vocab.tokenize
         self.n_vocab = int(self.params[self.tmap["token_embd.weight"].parts[0].hf_name].shape[0])
 
     # -- inputs and outputs ----------------------------------------------------------------------
 
     def tokenize(self, text: str) -> np.ndarray:
         """Token ids as llama.cpp's ``common_tokenize(text, add_special=True)`` (one BOS when the vocab adds it)."""
-        return np.asarray(self.tokenizer(text, add_special_tokens=True).input_ids, np.int64)
+        if self._tokenize is None:
+            raise GGQuantError("no tokenizer for this model: pass tokenizer= (a directory) or token ids as the text")
+        return np.asarray(self._tokenize(text), np.int64)
 
     def tensors(self) -> list[tuple[str, tuple[int, ...]]]:
         """(GGUF name, shape) of every mapped tensor, in converter order (for :func:`ggquant.plan.plan_quantization`)."""
@@ -131,13 +182,14 @@ class TorchModel:
         p = self.params[part.hf_name].data
         return p[part.index] if part.index is not None else p
 
-    def _write(self, saved: Swapped, part: Part, values: np.ndarray, name: str) -> None:
+    def _write(self, saved: Swapped | None, part: Part, values: np.ndarray, name: str) -> None:
         torch = self.torch
         slot = self._slot(part)
         if tuple(slot.shape) != tuple(values.shape):
             raise GGQuantError(f"tensor {name!r}: shape {tuple(values.shape)} does not match the baseline's "
                                f"{part.hf_name} {tuple(slot.shape)}")
-        saved.append((slot, slot.clone(), name))
+        if saved is not None:
+            saved.append((slot, slot.clone(), name))
         slot.copy_(torch.from_numpy(np.ascontiguousarray(values)).to(slot.dtype))
 
     def weight_errors(self, saved: Swapped) -> dict[str, dict[str, float]]:
@@ -196,32 +248,38 @@ class TorchModel:
         finally:
             self._restore(saved)
 
+    def _load_gguf(self, path: str | os.PathLike[str], saved: Swapped | None) -> None:
+        reader = read_gguf_split(path)
+        try:
+            arch = reader.metadata.get("general.architecture")
+            if arch != self.arch.gguf_arch:
+                raise GGQuantError(f"{path}: architecture {arch!r} does not match the baseline's {self.arch.gguf_arch!r}")
+            names = {t.name for t in reader.tensors}
+            missing = [n for n in self.tmap if n not in names]
+            extra = sorted(n for n in names - set(self.tmap) if n not in GENERATED)
+            if missing or extra:
+                raise GGQuantError(f"{path}: tensors do not match the baseline: missing {missing[:5]}, "
+                                   f"unexpected {extra[:5]}")
+            for name, tm in self.tmap.items():
+                gt = reader.tensor(name)
+                if tuple(gt.shape) != tm.shape:
+                    raise GGQuantError(f"{path}: tensor {name!r} has shape {gt.shape}, the baseline's is {tm.shape}")
+                values = dequantize(np.asarray(gt.data), gt.type, gt.shape, name=name)
+                for part in tm.parts:
+                    self._write(saved, part, tm.to_hf(values, part), name)
+        finally:
+            reader.close()
+
     @contextmanager
     def with_gguf(self, path: str | os.PathLike[str]) -> Iterator[Swapped]:
         """Within the block, every weight is the (dequantized) tensor of the GGUF file ``path``."""
-        reader = read_gguf_split(path)
-        arch = reader.metadata.get("general.architecture")
-        if arch != self.arch.gguf_arch:
-            raise GGQuantError(f"{path}: architecture {arch!r} does not match the baseline's {self.arch.gguf_arch!r}")
-        names = {t.name for t in reader.tensors}
-        missing = [n for n in self.tmap if n not in names]
-        extra = sorted(n for n in names - set(self.tmap) if n not in GENERATED)
-        if missing or extra:
-            raise GGQuantError(f"{path}: tensors do not match the baseline: missing {missing[:5]}, unexpected {extra[:5]}")
         saved: Swapped = []
         try:
             with self.torch.no_grad():
-                for name, tm in self.tmap.items():
-                    gt = reader.tensor(name)
-                    if tuple(gt.shape) != tm.shape:
-                        raise GGQuantError(f"{path}: tensor {name!r} has shape {gt.shape}, the baseline's is {tm.shape}")
-                    values = dequantize(np.asarray(gt.data), gt.type, gt.shape, name=name)
-                    for part in tm.parts:
-                        self._write(saved, part, tm.to_hf(values, part), name)
+                self._load_gguf(path, saved)
             yield saved
         finally:
             self._restore(saved)
-            reader.close()
 
     @contextmanager
     def with_mlx(self, model_dir: str | os.PathLike[str]) -> Iterator[Swapped]:
