@@ -38,6 +38,7 @@ from .safetensors import (
     save_file,
     save_sharded,
 )
+from .quality import EvalResult, Evaluator, compute_imatrix, evaluate
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
 
 __version__: str = config()["version"]
@@ -84,4 +85,8 @@ __all__ = [
     "load_file",
     "save_sharded",
     "load_checkpoint",
+    "evaluate",
+    "Evaluator",
+    "EvalResult",
+    "compute_imatrix",
 ]

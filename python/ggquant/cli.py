@@ -10,6 +10,7 @@ from .config import config, show_config
 from .convert import MAX_SHARD_BYTES, convert, convert_mlx
 from .errors import GGQuantError
 from .mlx import is_mlx_type
+from .quality import cli as _quality_cli
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--split-max-size", type=_size, default=None, metavar="N[K|M|G]",
                     help="write shards of at most this much tensor data (decimal units, as llama-gguf-split)")
     cv.set_defaults(func=_cmd_convert)
+
+    _quality_cli.add_parsers(sub)  # imatrix, validate, diff (helper eval; the logic lives in ggquant.quality)
     return p
 
 
