@@ -212,3 +212,30 @@ def test_plot_is_written(prof: P.Profile, tmp_path: Path) -> None:
     prof.plot(tmp_path / "p.svg")
     svg = (tmp_path / "p.svg").read_text()
     assert svg.startswith("<svg") and svg.count("<rect") == sum(t.quantizable for t in prof.tensors)
+
+
+def test_cli_profile_cache_and_planned_convert(models: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from ggquant.cli import main
+
+    cache = ["--cache-dir", str(models["cache"])]
+    assert main(["profile", str(models["wide"]), "--types", "q4_K,q8_0", "--json", str(tmp_path / "p.json"),
+                 "--quiet", *cache]) == 0
+    assert "blk.1.attn_v.weight" in capsys.readouterr().out
+    assert P.load_profile(tmp_path / "p.json").tensor("blk.1.attn_v.weight").candidate("q8_0").nbytes > 0
+    assert main(["profile", str(models["wide"]), "--types", "q4_K,q9_K", "--quiet", *cache]) == 1
+    assert "unknown type 'q9_K'" in capsys.readouterr().err
+    assert main(["convert", str(models["wide"]), "--target-bpw", "5.5", "--types", ",".join(TYPES), "--dry-run",
+                 "--report", str(tmp_path / "r.json"), "--quiet", *cache]) == 0
+    out = capsys.readouterr().out
+    assert "file size:" in out and "predicted error:" in out
+    import json
+
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["bits_per_weight"] <= 5.5 and all("predicted_error" in t for t in rep["tensors"])
+    assert main(["convert", str(models["wide"]), "--target-size", "1K", "--types", "q4_K", "--dry-run", "--quiet",
+                 *cache]) == 1
+    assert "below the smallest possible file" in capsys.readouterr().err
+    assert main(["cache", "export", str(tmp_path / "e.json"), *cache]) == 0
+    assert main(["cache", "list", *cache]) == 0
+    assert "records" in capsys.readouterr().out

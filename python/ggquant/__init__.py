@@ -39,6 +39,8 @@ from .safetensors import (
     save_sharded,
 )
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
+from .precision import Profile, profile
+from .budget import plan_for_budget
 
 __version__: str = config()["version"]
 
@@ -84,4 +86,7 @@ __all__ = [
     "load_file",
     "save_sharded",
     "load_checkpoint",
+    "profile",
+    "Profile",
+    "plan_for_budget",
 ]

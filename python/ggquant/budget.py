@@ -146,8 +146,13 @@ def solve_detailed(items: Sequence[Sequence[tuple[int, float]]], budget: int) ->
         BudgetError: the budget is below the cheapest choice.
     """
     hulls = [lower_hull(p) for p in items]
-    cost = lambda ch: sum(items[i][j][0] for i, j in enumerate(ch))  # noqa: E731
-    error = lambda ch: math.fsum(items[i][j][1] for i, j in enumerate(ch))  # noqa: E731
+
+    def cost(ch: Sequence[int]) -> int:
+        return sum(items[i][j][0] for i, j in enumerate(ch))
+
+    def error(ch: Sequence[int]) -> float:
+        return math.fsum(items[i][j][1] for i, j in enumerate(ch))
+
     cheapest = [h[0] for h in hulls]
     if cost(cheapest) > budget:
         raise BudgetError(f"budget {budget:,} is below the cheapest choice, {cost(cheapest):,}")
@@ -458,7 +463,8 @@ def _build(prof: Profile, base: Plan, chosen: Mapping[str, Any], pinned: set[str
     base_type = max(per_type, key=lambda t: per_type[t]) if per_type else GGMLType.Q8_0
     overrides = {f"^{re.escape(n)}$": type_info(c.type).name for n, c in chosen.items()}
     user = list(parse_tensor_types(tensor_types))
-    specs: list[tuple[str, GGMLType | str]] = [(rx.pattern, t) for rx, t in user] + list(overrides.items())
+    specs: dict[str, GGMLType | str] = {rx.pattern: t for rx, t in user}
+    specs.update({k: v for k, v in overrides.items() if k not in specs})
     p = plan_quantization([(t.name, t.shape) for t in prof.tensors], type_info(base_type).name, prof.model_info,
                           tensor_types=specs, token_embedding_type=tok, output_tensor_type=out)
     errors: dict[str, float] = {}

@@ -547,7 +547,8 @@ def profile(
         0.0123
     """
     t0 = time.perf_counter()
-    mode = {True: "tensor", False: None, "tensor": "tensor", "layer": "layer"}.get(kld, "?")  # type: ignore[call-overload]
+    modes: dict[bool | str, str | None] = {True: "tensor", False: None, "tensor": "tensor", "layer": "layer"}
+    mode = modes.get(kld, "?")
     if mode == "?":
         raise ProfileError(f"kld must be True, False, 'tensor' or 'layer', got {kld!r}")
     text = _read_calib(calib)
