@@ -38,6 +38,7 @@ from .safetensors import (
     save_file,
     save_sharded,
 )
+from .quality import EvalResult, Evaluator, evaluate
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
 from .precision import Profile, profile
 from .budget import plan_for_budget
@@ -86,6 +87,9 @@ __all__ = [
     "load_file",
     "save_sharded",
     "load_checkpoint",
+    "evaluate",
+    "Evaluator",
+    "EvalResult",
     "profile",
     "Profile",
     "plan_for_budget",
