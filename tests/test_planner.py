@@ -239,3 +239,28 @@ def test_cli_profile_cache_and_planned_convert(models: dict[str, Path], tmp_path
     assert main(["cache", "export", str(tmp_path / "e.json"), *cache]) == 0
     assert main(["cache", "list", *cache]) == 0
     assert "records" in capsys.readouterr().out
+
+
+def test_kld_sensitivity_profile_and_quality_target(models: dict[str, Path], tmp_path: Path) -> None:
+    from hf_models import CORPUS
+
+    text = " ".join(CORPUS) * 3
+    kw = dict(calib=text, kld=True, ctx=32, n_chunks=2, types=["q2_K", "q4_K", "q8_0"], quiet=True)
+    p = P.profile(models["wide"], cache_dir=tmp_path, **kw)
+    q = [t for t in p.tensors if t.quantizable]
+    assert p.kld == "tensor" and p.error_unit == "KLD" and p.measured > 0
+    assert all(t.sensitivity is not None and t.sensitivity >= 0 for t in q)
+    assert sum(t.probe_kld > 0 for t in q) >= len(q) - 2
+    for t in q:
+        for c in t.candidates:
+            assert c.error == pytest.approx(c.weight_error * t.sensitivity)
+    again = P.profile(models["wide"], cache_dir=tmp_path, **kw)
+    assert again.measured == 0 and [t.sensitivity for t in again.tensors] == [t.sensitivity for t in p.tensors]
+    worst = B.plan_for_budget(p, max_tensor_error=math.inf).predicted_error  # the smallest file
+    best = math.fsum(min(c.error for c in t.candidates) for t in q)
+    loose = B.plan_for_budget(p, max_kld=(worst + best) / 2)
+    tight = B.plan_for_budget(p, max_kld=best * 1.2)
+    assert best <= tight.predicted_error <= best * 1.2 < loose.predicted_error <= (worst + best) / 2
+    assert tight.file_size > loose.file_size
+    with pytest.raises(B.BudgetError, match=f"below the smallest predicted KLD of any plan, {best:.4g}"):
+        B.plan_for_budget(p, max_kld=best / 2)

@@ -48,6 +48,7 @@ from .hf import archs as _archs
 from .hf.loader import open_checkpoint, to_compute_dtype
 from .imatrix import imatrix_for, load_imatrix
 from .plan import ModelInfo, allows_quantization, tensor_nbytes
+from .quality import Evaluator
 from .qtypes import GGMLType, all_types, resolve_type, type_info
 from .quants import dequantize, quantize
 
@@ -662,7 +663,7 @@ def _measure_sensitivity(prof: Profile, mode: str, probe: GGMLType, text: str, c
 
 
 def _make_evaluator(model_dir: str, text: str, ctx: int, n_chunks: int | None, quiet: bool) -> Any:
-    raise ProfileError("KLD sensitivities need ggquant.quality (not available in this build)")
+    return Evaluator(model_dir, text, ctx=ctx, n_chunks=n_chunks, progress=not quiet)
 
 
 __all__ = ["Candidate", "ModelTensors", "Profile", "ProfileError", "TensorProfile", "candidate_types",
