@@ -43,6 +43,7 @@ def test_model_against_itself_is_zero(tiny):
     assert abs(r.kld_mean) < 1e-6 and r.top1 == 1.0 and abs(r.ln_ppl_ratio) < 1e-5
     assert r.ppl == pytest.approx(r.ppl_base, rel=1e-5) and r.ppl > 1
     assert abs(ev.kld_floor) < 1e-6
+    assert np.array_equal(ev.tokens, ev._model.tokenize(TEXT)[: len(ev.tokens)])  # BOS substitution left no trace
 
 
 def test_kld_grows_as_bits_shrink(tiny):

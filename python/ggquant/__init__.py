@@ -38,7 +38,7 @@ from .safetensors import (
     save_file,
     save_sharded,
 )
-from .quality import EvalResult, Evaluator, evaluate
+from .quality import EvalResult, Evaluator, compute_imatrix, evaluate
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
 from .precision import Profile, profile
 from .budget import plan_for_budget
@@ -90,6 +90,7 @@ __all__ = [
     "evaluate",
     "Evaluator",
     "EvalResult",
+    "compute_imatrix",
     "profile",
     "Profile",
     "plan_for_budget",

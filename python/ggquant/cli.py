@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import config as _config
+from .quality import cli as _quality_cli
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--split-max-size", type=_size, default=None, metavar="N[K|M|G]",
                     help="write shards of at most this much tensor data (decimal units, as llama-gguf-split)")
     cv.set_defaults(func=_cmd_convert)
+
+    _quality_cli.add_parsers(sub)  # imatrix, validate, diff (helper eval; the logic lives in ggquant.quality)
     _add_planner_commands(sub, cv)
     return p
 

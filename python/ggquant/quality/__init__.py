@@ -7,7 +7,10 @@ needs them.
 
 from __future__ import annotations
 
+from .audit import DiffReport, ValidationReport, diff_gguf, validate
 from .evaluator import Evaluator, evaluate
+from .imatrix_torch import compute_imatrix, write_imatrix
 from .stats import EvalResult, compute_stats
 
-__all__ = ["Evaluator", "EvalResult", "evaluate", "compute_stats"]
+__all__ = ["Evaluator", "EvalResult", "evaluate", "compute_stats", "compute_imatrix", "write_imatrix", "validate",
+           "diff_gguf", "ValidationReport", "DiffReport"]

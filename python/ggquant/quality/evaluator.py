@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -22,39 +20,9 @@ from .llama_backend import LlamaModel
 from .logprobs import BaseLogProbs, compare, encode_log_probs
 from .stats import EvalResult, compute_stats
 from .torch_backend import TorchModel
+from .util import Progress, read_text
 
 BACKENDS = ("torch", "llama.cpp")
-
-
-class _Progress:
-    """One stderr line per chunk with the rate and an ETA (carriage-return updated)."""
-
-    def __init__(self, what: str, total: int, enabled: bool) -> None:
-        self.what, self.total, self.enabled = what, total, enabled
-        self.t0 = time.perf_counter()
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        dt = time.perf_counter() - self.t0
-        eta = dt / done * (self.total - done) if done else 0.0
-        sys.stderr.write(f"\r[ggquant] {self.what}: chunk {done}/{self.total}, {dt / max(done, 1):.2f} s/chunk, "
-                         f"ETA {eta:.0f} s ")
-        sys.stderr.flush()
-
-    def close(self, interrupted: bool = False) -> None:
-        if self.enabled:
-            sys.stderr.write(" interrupted\n" if interrupted else "\n")
-            sys.stderr.flush()
-
-
-def read_text(text: str | os.PathLike[str]) -> str:
-    """The evaluation text: a string as is; a path is read as ``llama-perplexity -f`` does (one trailing
-    newline dropped)."""
-    if isinstance(text, os.PathLike):
-        s = Path(text).read_text(encoding="utf-8", errors="replace")
-        return s[:-1] if s.endswith("\n") else s
-    return text
 
 
 class Evaluator:
@@ -136,7 +104,7 @@ class Evaluator:
         return self.n_chunks * self.n_scored
 
     def _run(self, what: str) -> Iterator[np.ndarray]:
-        prog = _Progress(what, self.n_chunks, self.progress)
+        prog = Progress(what, self.n_chunks, self.progress)
         done = False
         try:
             for i in range(self.n_chunks):
@@ -209,17 +177,27 @@ class Evaluator:
             GGQuantError: the quantized model does not match the baseline (architecture, vocabulary, tensor
                 shapes), an unknown type or tensor name, or a row length the type cannot quantize.
         """
+        return self._evaluate(quantized, imatrix, label)[0]
+
+    def audit(self, quantized: Any, *, imatrix: Any = None, label: str | None = None) -> tuple[EvalResult, dict[str, dict[str, float]]]:
+        """:meth:`evaluate`, plus per swapped tensor its MSE, SQNR (dB) and max abs error against the baseline's
+        weights (torch backend; empty for llama.cpp, where :func:`ggquant.quality.diff_gguf` compares files)."""
+        return self._evaluate(quantized, imatrix, label)
+
+    def _evaluate(self, quantized: Any, imatrix: Any, label: str | None) -> tuple[EvalResult, dict[str, dict[str, float]]]:
         swap, name = self._apply(quantized, imatrix)
         vals: list[tuple[np.ndarray, ...]] = []
-        with swap:
+        with swap as saved:
+            errors = self._model.weight_errors(saved) if saved is not None else {}
             for i, lg in enumerate(self._run(f"evaluate {label or name}")):
                 if lg.shape[-1] != self.base.q.shape[1]:
                     raise GGQuantError(f"{name}: vocabulary of {lg.shape[-1]} tokens, the baseline has {self.base.q.shape[1]}")
                 s = slice(i * self.n_scored, (i + 1) * self.n_scored)
                 vals.append(compare(self.base.rows(s.start, s.stop), lg, self.next_tokens[s]))
         nb, nq, kl, st = (np.concatenate(v) for v in zip(*vals))
-        return compute_stats(nb, nq, kl, st, ctx=self.ctx, n_chunks=self.n_chunks, label=label or name,
-                             backend=self.backend)
+        r = compute_stats(nb, nq, kl, st, ctx=self.ctx, n_chunks=self.n_chunks, label=label or name,
+                          backend=self.backend)
+        return r, errors
 
 
 def evaluate(baseline: Any, quantized: Any, text: Any, *, imatrix: Any = None, **kw: Any) -> EvalResult:
@@ -239,4 +217,4 @@ def evaluate(baseline: Any, quantized: Any, text: Any, *, imatrix: Any = None, *
     return Evaluator(baseline, text, **kw).evaluate(quantized, imatrix=imatrix)
 
 
-__all__ = ["Evaluator", "evaluate", "read_text", "BACKENDS"]
+__all__ = ["Evaluator", "evaluate", "BACKENDS"]

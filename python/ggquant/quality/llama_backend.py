@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,10 +51,11 @@ class LlamaModel:
 
     def _open(self, path: Any) -> Any:
         llama_cpp = import_llama_cpp()
-        try:
-            return llama_cpp.Llama(os.fspath(path), n_ctx=self.n_ctx, n_batch=self.n_ctx, n_ubatch=self.n_ctx,
-                                   logits_all=True, n_threads=self.n_threads, n_threads_batch=self.n_threads,
-                                   verbose=True)
+        try:  # verbose=False would leak a /dev/null handle per model; the C log is silenced, Python's print caught
+            with contextlib.redirect_stderr(io.StringIO()):
+                return llama_cpp.Llama(os.fspath(path), n_ctx=self.n_ctx, n_batch=self.n_ctx, n_ubatch=self.n_ctx,
+                                       logits_all=True, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+                                       verbose=True)
         except (ValueError, RuntimeError) as e:
             raise GGQuantError(f"{path}: llama.cpp cannot load this model: {e}") from e
 
@@ -73,7 +76,7 @@ class LlamaModel:
         self.llm.close()
 
     @contextmanager
-    def with_gguf(self, path: Any) -> Iterator[None]:
+    def with_gguf(self, path: Any) -> Iterator[None]:  # yields no swapped tensors: a second model is loaded
         """Within the block, logits come from the GGUF file ``path`` instead."""
         base = self.llm
         q = self._open(path)

@@ -9,6 +9,7 @@ exactly the tensors that changed.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GGQuantError
-from ..gguf import GGUFReader, GGUFSplitReader, read_gguf_split
+from ..gguf import read_gguf_split
 from ..imatrix import imatrix_for
 from ..mlx import MLXQuantized
 from ..mlx import dequantize as mlx_dequantize
@@ -40,6 +41,15 @@ def import_torch() -> tuple[Any, Any]:
         raise GGQuantError(f"the torch backend needs PyTorch and transformers ({e.name} is missing): "
                            f"pip install 'ggquant[eval]'") from None
     return torch, transformers
+
+
+Swapped = list[tuple[Any, Any, str]]  # (tensor slot, its original values, GGUF name)
+
+
+def _sqnr(signal: float, noise: float) -> float:
+    if noise == 0:
+        return float("inf")
+    return 10.0 * math.log10(signal / noise) if signal > 0 else float("-inf")
 
 
 class TorchModel:
@@ -107,7 +117,7 @@ class TorchModel:
     def logits(self, chunk: np.ndarray, first: int) -> np.ndarray:
         """float32 logits ``(len(chunk) - 1 - first, n_vocab)`` at positions ``first .. len(chunk) - 2``."""
         torch = self.torch
-        ids = torch.as_tensor(np.asarray(chunk, np.int64)[None], device=self.device)
+        ids = torch.tensor(np.asarray(chunk, np.int64)[None], device=self.device)  # a copy: BOS goes in below
         if self.add_bos and self.bos_id is not None:  # llama.cpp decodes each chunk with BOS in its first slot
             ids[0, 0] = self.bos_id
         keep = ids.shape[1] - first
@@ -121,24 +131,36 @@ class TorchModel:
         p = self.params[part.hf_name].data
         return p[part.index] if part.index is not None else p
 
-    def _write(self, saved: list[tuple[Any, Any]], part: Part, values: np.ndarray, name: str) -> None:
+    def _write(self, saved: Swapped, part: Part, values: np.ndarray, name: str) -> None:
         torch = self.torch
         slot = self._slot(part)
         if tuple(slot.shape) != tuple(values.shape):
             raise GGQuantError(f"tensor {name!r}: shape {tuple(values.shape)} does not match the baseline's "
                                f"{part.hf_name} {tuple(slot.shape)}")
-        saved.append((slot, slot.clone()))
+        saved.append((slot, slot.clone(), name))
         slot.copy_(torch.from_numpy(np.ascontiguousarray(values)).to(slot.dtype))
 
-    def _restore(self, saved: list[tuple[Any, Any]]) -> None:
+    def weight_errors(self, saved: Swapped) -> dict[str, dict[str, float]]:
+        """Per swapped tensor: MSE, SQNR (dB) and max abs error of the swapped values against the originals."""
+        acc: dict[str, list[float]] = {}
+        for slot, orig, name in saved:
+            d = (slot.double() - orig.double())
+            a = acc.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+            a[0] += float((d * d).sum())
+            a[1] += float((orig.double() ** 2).sum())
+            a[2] = max(a[2], float(d.abs().max()) if d.numel() else 0.0)
+            a[3] += d.numel()
+        return {k: {"mse": e / max(n, 1), "sqnr_db": _sqnr(s, e), "max_abs_err": m} for k, (e, s, m, n) in acc.items()}
+
+    def _restore(self, saved: Swapped) -> None:
         with self.torch.no_grad():
-            for slot, orig in reversed(saved):
+            for slot, orig, _ in reversed(saved):
                 slot.copy_(orig)
 
     def _host(self, part: Part) -> np.ndarray:
         return self._slot(part).detach().to("cpu", self.torch.float32).numpy()
 
-    def _fake_quant(self, saved: list[tuple[Any, Any]], name: str, t: Any, imatrix: Mapping[str, np.ndarray] | None) -> None:
+    def _fake_quant(self, saved: Swapped, name: str, t: Any, imatrix: Mapping[str, np.ndarray] | None) -> None:
         tm = self.tmap.get(name)
         if tm is None:
             raise GGQuantError(f"tensor {name!r} is not a weight of this {self.arch.gguf_arch} model "
@@ -162,19 +184,20 @@ class TorchModel:
             self._write(saved, part, out, name)
 
     @contextmanager
-    def with_types(self, types: Mapping[str, Any], imatrix: Mapping[str, np.ndarray] | None) -> Iterator[None]:
-        """Within the block, each named GGUF tensor is replaced by ``dequantize(quantize(w, type))``."""
-        saved: list[tuple[Any, Any]] = []
+    def with_types(self, types: Mapping[str, Any], imatrix: Mapping[str, np.ndarray] | None) -> Iterator[Swapped]:
+        """Within the block, each named GGUF tensor is replaced by ``dequantize(quantize(w, type))``; yields the
+        swapped slots ``(tensor, original, GGUF name)``."""
+        saved: Swapped = []
         try:
             with self.torch.no_grad():
                 for name, t in types.items():
                     self._fake_quant(saved, name, t, imatrix)
-            yield
+            yield saved
         finally:
             self._restore(saved)
 
     @contextmanager
-    def with_gguf(self, path: str | os.PathLike[str]) -> Iterator[GGUFReader | GGUFSplitReader]:
+    def with_gguf(self, path: str | os.PathLike[str]) -> Iterator[Swapped]:
         """Within the block, every weight is the (dequantized) tensor of the GGUF file ``path``."""
         reader = read_gguf_split(path)
         arch = reader.metadata.get("general.architecture")
@@ -185,7 +208,7 @@ class TorchModel:
         extra = sorted(n for n in names - set(self.tmap) if n not in GENERATED)
         if missing or extra:
             raise GGQuantError(f"{path}: tensors do not match the baseline: missing {missing[:5]}, unexpected {extra[:5]}")
-        saved: list[tuple[Any, Any]] = []
+        saved: Swapped = []
         try:
             with self.torch.no_grad():
                 for name, tm in self.tmap.items():
@@ -195,19 +218,19 @@ class TorchModel:
                     values = dequantize(np.asarray(gt.data), gt.type, gt.shape, name=name)
                     for part in tm.parts:
                         self._write(saved, part, tm.to_hf(values, part), name)
-            yield reader
+            yield saved
         finally:
             self._restore(saved)
             reader.close()
 
     @contextmanager
-    def with_mlx(self, model_dir: str | os.PathLike[str]) -> Iterator[None]:
+    def with_mlx(self, model_dir: str | os.PathLike[str]) -> Iterator[Swapped]:
         """Within the block, every weight of the MLX-quantized directory replaces the baseline's."""
         ckpt = load_checkpoint(model_dir)
         names = set(ckpt.keys())
         cfg = json.loads((Path(model_dir) / "config.json").read_text())
         qcfg = cfg.get("quantization") or cfg.get("quantization_config") or {}
-        saved: list[tuple[Any, Any]] = []
+        saved: Swapped = []
         try:
             with self.torch.no_grad():
                 for hf, p in self.params.items():
@@ -224,7 +247,7 @@ class TorchModel:
                     else:
                         raise GGQuantError(f"{model_dir}: no tensor {hf!r} of the baseline")
                     self._write(saved, Part(hf), values, hf)
-            yield
+            yield saved
         finally:
             self._restore(saved)
 
