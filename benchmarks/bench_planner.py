@@ -62,8 +62,8 @@ def main() -> int:
         variants.append(("no imatrix", None))
     if args.imatrix in ("both", "with"):
         imx_path = out / "imatrix.gguf"
-        ggquant.compute_imatrix(args.model, calib, imx_path, ctx=args.ctx, n_chunks=args.imatrix_chunks,
-                                progress=False)
+        ggquant.compute_imatrix(args.model, calib, ctx=args.ctx, n_chunks=args.imatrix_chunks, progress=False,
+                                output=imx_path)
         variants.append(("imatrix", imx_path))
 
     rows = []
