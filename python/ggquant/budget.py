@@ -25,16 +25,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .calib_cache import CalibCache, model_files, model_sha256
+from .calib_cache import CalibCache, model_files, model_sha256, write_json
 from .convert import ConversionResult, convert
 from .errors import GGQuantError
 from .plan import Plan, parse_tensor_types, plan_quantization
@@ -289,10 +287,7 @@ class BudgetPlan(Plan):
 
     def save_report(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`report` as JSON."""
-        try:
-            Path(path).write_text(json.dumps(self.report(), indent=1), encoding="utf-8")
-        except OSError as e:
-            raise GGQuantError(f"{path}: cannot write the plan report: {e}") from e
+        write_json(path, self.report(), GGQuantError, "plan report")
 
 
 def _padded(n: int) -> int:

@@ -251,14 +251,7 @@ class CalibCache:
         The file can be copied to a machine without the calibration data and read with :meth:`import_file`.
         """
         recs = list(self.records(model_sha))
-        doc = {"format": _EXPORT_FORMAT, "schema": _SCHEMA, "records": recs}
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(doc), encoding="utf-8")
-            os.replace(tmp, p)
-        except OSError as e:
-            raise CacheError(f"{p}: cannot write the cache export: {e}") from e
+        write_json(path, {"format": _EXPORT_FORMAT, "schema": _SCHEMA, "records": recs}, CacheError, "cache export")
         return len(recs)
 
     def import_file(self, path: str | os.PathLike[str]) -> int:
@@ -268,15 +261,7 @@ class CalibCache:
             CacheError: the file is not a ggquant cache export, or a record is malformed.
         """
         p = Path(path)
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise CacheError(f"{p}: cannot read a cache export: {e}") from e
-        if not isinstance(doc, dict) or doc.get("format") != _EXPORT_FORMAT:
-            raise CacheError(f"{p}: not a ggquant calibration cache export (format "
-                             f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r})")
-        if doc.get("schema") != _SCHEMA:
-            raise CacheError(f"{p}: cache export schema {doc.get('schema')!r}, this ggquant reads {_SCHEMA}")
+        doc = read_json(p, _EXPORT_FORMAT, _SCHEMA, CacheError, "ggquant calibration cache export")
         items = []
         for i, r in enumerate(doc.get("records", [])):
             try:
@@ -307,6 +292,32 @@ class CalibCache:
         self._write(("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (str(p), st.st_size, st.st_mtime_ns, digest)))
         return digest
 
+
+
+def write_json(path: str | os.PathLike[str], doc: Any, err: type[GGQuantError], what: str) -> None:
+    """Write ``doc`` as JSON to a temporary name and rename it into place (no partial files)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        os.replace(tmp, p)
+    except OSError as e:
+        raise err(f"{p}: cannot write the {what}: {e}") from e
+
+
+def read_json(path: str | os.PathLike[str], fmt: str, schema: int, err: type[GGQuantError], what: str) -> dict[str, Any]:
+    """Read a JSON document whose ``format`` must be ``fmt`` and ``schema`` must be ``schema``."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise err(f"{p}: cannot read a {what}: {e}") from e
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise err(f"{p}: not a {what} (format {got!r})")
+    if doc.get("schema") != schema:
+        raise err(f"{p}: {what} schema {doc.get('schema')!r}, this ggquant reads {schema}")
+    return doc
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
@@ -343,4 +354,4 @@ def model_files(model_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 __all__ = ["CacheError", "CalibCache", "RecordKey", "default_cache_dir", "ggquant_version", "hash_file",
-           "model_files", "model_sha256", "sha256_bytes"]
+           "model_files", "model_sha256", "read_json", "sha256_bytes", "write_json"]

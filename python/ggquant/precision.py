@@ -34,20 +34,21 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .calib_cache import CalibCache, RecordKey, ggquant_version, model_files, model_sha256, sha256_bytes
+from .calib_cache import (CalibCache, RecordKey, ggquant_version, model_files, model_sha256, read_json, sha256_bytes,
+                          write_json)
 from .convert import convert
 from .errors import GGQuantError, UnsupportedTypeError
 from .hf import archs as _archs
 from .hf.loader import open_checkpoint, to_compute_dtype
 from .imatrix import imatrix_for, load_imatrix
-from .plan import ModelInfo, allows_quantization, tensor_nbytes
+from .plan import ModelInfo, allows_quantization, tensor_nbytes, tensor_requires_imatrix
 from .quality import Evaluator
 from .qtypes import GGMLType, all_types, resolve_type, type_info
 from .quants import dequantize, quantize
@@ -57,8 +58,8 @@ _SCHEMA = 1
 # types ggml has but llama.cpp never stores weights in (dot-product partners only)
 _NOT_WEIGHT_TYPES = (GGMLType.Q8_1, GGMLType.Q8_K)
 _FLOAT_CANDIDATES = (GGMLType.F16, GGMLType.BF16)
-# names llama.cpp quantizes without an imatrix even when one is given (tensor_requires_imatrix, §2.4)
-_NO_IMATRIX = ("token_embd.weight", "per_layer_token_embd.weight", "output.weight")
+# llama-quantize quantizes these without an imatrix when the entry's size does not match
+_SIZE_EXEMPT = ("token_embd.weight", "per_layer_token_embd.weight")
 DEFAULT_PROBE = "q3_K"
 
 
@@ -187,13 +188,7 @@ class Profile:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the profile as JSON (atomically), for :func:`load_profile` and other programs."""
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-            os.replace(tmp, p)
-        except OSError as e:
-            raise ProfileError(f"{p}: cannot write the profile: {e}") from e
+        write_json(path, self.to_dict(), ProfileError, "profile")
 
     def table(self, types: Sequence[GGMLType | str] | None = None) -> str:
         """A readable table: one row per quantizable tensor, the error of each type (``-``: not a candidate)."""
@@ -275,14 +270,7 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
         ProfileError: the file is not a ggquant profile or is malformed (the message says what).
     """
     p = Path(path)
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ProfileError(f"{p}: cannot read a profile: {e}") from e
-    if not isinstance(d, dict) or d.get("format") != _FORMAT:
-        raise ProfileError(f"{p}: not a ggquant profile (format {d.get('format') if isinstance(d, dict) else None!r})")
-    if d.get("schema") != _SCHEMA:
-        raise ProfileError(f"{p}: profile schema {d.get('schema')!r}, this ggquant reads {_SCHEMA}")
+    d = read_json(p, _FORMAT, _SCHEMA, ProfileError, "ggquant profile")
     try:
         mi = ModelInfo(**d["model_info"])
         tensors = [TensorProfile(t["name"], tuple(int(s) for s in t["shape"]), bool(t["quantizable"]),
@@ -484,6 +472,15 @@ def _imatrix_arrays(imatrix: str | os.PathLike[str] | Mapping[str, Any] | None) 
     return arrays, sha256_bytes(h)
 
 
+def _weights_for(im: Mapping[str, np.ndarray] | None, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    # as the converter: a tensor's entry if it has one; the token embeddings are exempt from the size check
+    if im is None or name not in im:
+        return None
+    if name in _SIZE_EXEMPT and np.asarray(im[name]).size != shape[-1] * (shape[0] if len(shape) == 3 else 1):
+        return None
+    return imatrix_for(im, name, shape)
+
+
 def _probe_for(tp: TensorProfile, probe: GGMLType) -> GGMLType:
     # the probe, or the candidate closest to it in bits per weight when its block does not fit
     if any(c.type == probe for c in tp.candidates):
@@ -572,11 +569,9 @@ def profile(
             tensors.append(tp)
             if not tp.quantizable:
                 continue
-            weights = None
-            if im is not None and name not in _NO_IMATRIX and name in im:
-                weights = imatrix_for(im, name, shape)
-            ok = [t for t in cands if shape[-1] % type_info(t).block_size == 0
-                  and (weights is not None or not type_info(t).requires_imatrix)]
+            weights = _weights_for(im, name, shape)
+            ok = [t for t in cands if shape[-1] % type_info(t).block_size == 0 and (weights is not None or not (
+                type_info(t).requires_imatrix or tensor_requires_imatrix(name, t)))]
             if not ok:
                 raise ProfileError(f"{name}: none of the candidate types fits its row length {shape[-1]} "
                                    f"({', '.join(type_info(t).name for t in cands)})")
