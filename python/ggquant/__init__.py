@@ -40,6 +40,8 @@ from .safetensors import (
 )
 from .quality import EvalResult, Evaluator, compute_imatrix, evaluate
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
+from .precision import Profile, profile
+from .budget import plan_for_budget
 
 __version__: str = config()["version"]
 
@@ -89,4 +91,7 @@ __all__ = [
     "Evaluator",
     "EvalResult",
     "compute_imatrix",
+    "profile",
+    "Profile",
+    "plan_for_budget",
 ]

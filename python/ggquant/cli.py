@@ -83,6 +83,8 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    if _planned(args):
+        return _cmd_convert_planned(args)
     if args.format == "mlx":
         return run_mlx_convert(args)
     if args.group_size is not None or args.dtype is not None:
@@ -156,7 +158,143 @@ def build_parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=_cmd_convert)
 
     _quality_cli.add_parsers(sub)  # imatrix, validate, diff (helper eval; the logic lives in ggquant.quality)
+    _add_planner_commands(sub, cv)
     return p
+
+
+# ---- planner (precision profile, calibration cache, plans to a budget) ----------------------
+
+
+def _planned(args: argparse.Namespace) -> bool:
+    return any(getattr(args, k, None) is not None for k in ("target_bpw", "target_size", "max_kld", "max_tensor_error"))
+
+
+def _types_arg(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _cmd_convert_planned(args: argparse.Namespace) -> int:
+    from . import budget
+    from .errors import GGQuantError
+
+    if args.quant is not None or args.pure or args.format != "gguf":
+        print("ggquant convert: error: --target-bpw/--target-size/--max-kld/--max-tensor-error choose the types "
+              "themselves: drop -q/--quant, --pure and --format mlx", file=sys.stderr)
+        return 2
+    overrides = [f"{pat.lower()}{sep}{typ}" if sep else spec
+                 for spec in args.tensor_type or [] for pat, sep, typ in [spec.rpartition("=")]]
+    kld = args.kld or ("tensor" if args.max_kld is not None and args.profile is None else False)
+    try:
+        plan = budget.plan_for_budget(
+            args.model, target_bpw=args.target_bpw, target_size=args.target_size, max_kld=args.max_kld,
+            max_tensor_error=args.max_tensor_error, profile_data=args.profile, imatrix=args.imatrix, calib=args.calib,
+            kld=kld, types=_types_arg(args.types), tensor_types=overrides,
+            token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
+            cache_dir=args.cache_dir, quiet=args.quiet)
+        if args.report:
+            plan.save_report(args.report)
+        if args.dry_run:
+            print(plan.format())
+            return 0
+        r = budget.write_plan(plan, args.model, args.outfile, imatrix=args.imatrix, quiet=args.quiet,
+                              nthreads=args.threads)
+    except GGQuantError as e:
+        print(f"ggquant convert: error: {e}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"wrote {r.path} ({r.file_size:,} bytes, {plan.bits_per_weight:.3f} bpw, predicted "
+              f"{plan.predicted_error:.4g} {plan.error_unit}) in {r.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from . import precision
+    from .errors import GGQuantError
+
+    try:
+        prof = precision.profile(args.model, calib=args.calib, imatrix=args.imatrix, types=_types_arg(args.types),
+                                 kld=args.kld or False, probe_type=args.probe_type, max_rows=args.max_rows or None,
+                                 ctx=args.ctx, n_chunks=args.chunks, cache=not args.no_cache,
+                                 cache_dir=args.cache_dir, quiet=args.quiet)
+        if args.json:
+            prof.save(args.json)
+        if args.plot:
+            prof.plot(args.plot)
+    except GGQuantError as e:
+        print(f"ggquant profile: error: {e}", file=sys.stderr)
+        return 1
+    print(prof.table())
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .calib_cache import CalibCache
+    from .errors import GGQuantError
+
+    try:
+        with CalibCache(args.cache_dir) as c:
+            if args.action == "list":
+                rows = c.summary()
+                print(f"{c.path}: {sum(r['records'] for r in rows)} records")
+                for r in rows:
+                    print(f"  model {r['model_sha'][:16]}  {r['metric']:<12} calib {r['calib_sha'][:8] or '-':<8} "
+                          f"imatrix {r['imatrix_sha'][:8] or '-':<8} v{r['version']:<8} {r['tensors']:>5} tensors "
+                          f"{r['records']:>6} records")
+            elif args.action == "export":
+                print(f"exported {c.export(args.file, args.model_sha)} records to {args.file}")
+            elif args.action == "import":
+                print(f"imported {c.import_file(args.file)} records into {c.path}")
+            else:
+                print(f"deleted {c.clear(args.model_sha)} records from {c.path}")
+    except GGQuantError as e:
+        print(f"ggquant cache: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_planner_commands(sub: argparse._SubParsersAction, cv: argparse.ArgumentParser) -> None:
+    g = cv.add_argument_group("planning to a budget (instead of -q PRESET)")
+    g.add_argument("--target-bpw", type=float, metavar="BPW", help="choose per-tensor types for this many bits per weight")
+    g.add_argument("--target-size", metavar="SIZE", help="... for this file size (e.g. 3.5G, 900MiB)")
+    g.add_argument("--max-kld", type=float, metavar="KLD", help="... for the smallest file with a predicted KLD below this "
+                   "(measures sensitivities on -f CALIB)")
+    g.add_argument("--max-tensor-error", type=float, metavar="T",
+                   help="per tensor the smallest type whose measured error is below T")
+    g.add_argument("--profile", metavar="JSON", help="use this profile (from ggquant profile --json) instead of profiling")
+    g.add_argument("-f", "--calib", metavar="FILE", help="calibration text for --kld / --max-kld")
+    g.add_argument("--kld", nargs="?", const="tensor", choices=["tensor", "layer"], default=None,
+                   help="measure each tensor's (or layer's) KLD sensitivity on the calibration text")
+    g.add_argument("--types", metavar="LIST", help="candidate types, e.g. q3_K,q4_K,q5_K,q6_K,q8_0 (default: all)")
+    g.add_argument("--report", metavar="JSON", help="write the plan's JSON report (types, bytes, predicted errors)")
+    g.add_argument("--cache-dir", help="calibration cache directory (default $GGQUANT_CACHE_DIR or ~/.cache/ggquant)")
+
+    pr = sub.add_parser("profile", help="measure each tensor's error at each candidate type (and its KLD sensitivity)",
+                        description="For every quantizable tensor and candidate type: bytes and relative weight error "
+                                    "(imatrix-weighted with --imatrix); with --kld also the KLD of the model when only "
+                                    "that tensor is quantized. Results are cached (see ggquant cache).")
+    pr.add_argument("model", help="Hugging Face model directory")
+    pr.add_argument("-f", "--calib", metavar="FILE", help="calibration text (needed for --kld)")
+    pr.add_argument("--imatrix", help="importance matrix file (weights the error, used by the quantizers)")
+    pr.add_argument("--types", metavar="LIST", help="candidate types, comma-separated (default: all llama.cpp loads)")
+    pr.add_argument("--kld", nargs="?", const="tensor", choices=["tensor", "layer"], default=None,
+                    help="measure KLD sensitivity per tensor (default) or per layer (faster)")
+    pr.add_argument("--probe-type", default="q3_K", help="type the sensitivity is measured at (default q3_K)")
+    pr.add_argument("--ctx", type=int, default=512, help="context length of the KLD evaluation (default 512)")
+    pr.add_argument("--chunks", type=int, default=None, help="evaluate at most this many chunks of calibration text")
+    pr.add_argument("--max-rows", type=int, default=1024, help="rows sampled per tensor for the weight error (0: all)")
+    pr.add_argument("--json", metavar="FILE", help="write the profile as JSON")
+    pr.add_argument("--plot", metavar="FILE.svg", help="write a heat map (layers x tensor roles) as SVG")
+    pr.add_argument("--cache-dir", help="calibration cache directory")
+    pr.add_argument("--no-cache", action="store_true", help="neither read nor write the calibration cache")
+    pr.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    pr.set_defaults(func=_cmd_profile)
+
+    ca = sub.add_parser("cache", help="list, export, import or clear the calibration cache")
+    ca.add_argument("action", choices=["list", "export", "import", "clear"])
+    ca.add_argument("file", nargs="?", help="the JSON file for export/import")
+    ca.add_argument("--model-sha", help="export/clear only the records of this model (SHA-256)")
+    ca.add_argument("--cache-dir", help="calibration cache directory")
+    ca.set_defaults(func=_cmd_cache)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "convert" and not args.dry_run and not args.outfile:
         parser.error("convert: -o/--outfile is required unless --dry-run")
+    if args.command == "cache" and args.action in ("export", "import") and not args.file:
+        parser.error(f"cache {args.action}: FILE is required")
     status: int = args.func(args)
     return status
 

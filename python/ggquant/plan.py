@@ -493,6 +493,11 @@ def _requires_imatrix(name: str, t: GGMLType, ftype: str) -> bool:
     return t == T.Q2_K and ftype == "Q2_K_S"
 
 
+def tensor_requires_imatrix(name: str, t: GGMLType) -> bool:
+    """Whether llama-quantize refuses to quantize tensor ``name`` to ``t`` without an importance matrix."""
+    return _requires_imatrix(name, t, "")
+
+
 def parse_tensor_types(specs: Iterable[str] | Mapping[str, GGMLType | str] | None) -> list[tuple[re.Pattern[str], GGMLType]]:
     """Turn ``["attn_v=q8_0", "ffn_down=q6_k"]`` or ``{"attn_v": "q8_0"}`` into compiled (regex, type) overrides.
 
@@ -628,4 +633,5 @@ __all__ = [
     "plan_quantization",
     "resolve_preset",
     "tensor_nbytes",
+    "tensor_requires_imatrix",
 ]
