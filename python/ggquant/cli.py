@@ -59,6 +59,44 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- reach: inspect, quantize (GGUF -> GGUF); logic in inspect_file.py / requantize.py
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import GGQuantError
+    from .inspect_file import inspect_file
+
+    try:
+        info = inspect_file(args.file)
+    except GGQuantError as e:
+        print(f"ggquant inspect: error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(info.to_dict(args.max_array), indent=1, ensure_ascii=False))
+    else:
+        print(info.format(args.max_array, tensors=not args.no_tensors))
+    return 0
+
+
+def _add_reach_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ins = sub.add_parser("inspect", help="show metadata, tensor table and totals of a GGUF or safetensors model",
+                         description="Describe a GGUF file (any shard of a split set opens the set), a .safetensors "
+                                     "file, a sharded checkpoint directory or an MLX model directory: metadata (long "
+                                     "arrays abbreviated), one line per tensor (name, type, shape, bytes, offset) "
+                                     "and the totals (parameters, bits per weight). Reads headers only.")
+    ins.add_argument("file", help=".gguf or .safetensors file, or a model directory")
+    ins.add_argument("--json", action="store_true", help="print JSON for programs")
+    ins.add_argument("--max-array", type=int, default=8, metavar="N",
+                     help="show at most N items of a metadata array (default 8)")
+    ins.add_argument("--no-tensors", action="store_true", help="omit the tensor table")
+    ins.set_defaults(func=_cmd_inspect)
+
+
+# ---- end reach
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ggquant", description="Fast, bit-exact GGUF and MLX quantization.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -99,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--split-max-size", type=_size, default=None, metavar="N[K|M|G]",
                     help="write shards of at most this much tensor data (decimal units, as llama-gguf-split)")
     cv.set_defaults(func=_cmd_convert)
+    _add_reach_parsers(sub)
     return p
 
 
