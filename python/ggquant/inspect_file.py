@@ -15,7 +15,7 @@ Example:
     >>> ggquant.save_file({"w": np.zeros((4, 8), np.float16)}, p)
     >>> info = inspect_file(p)
     >>> info.format_name, info.n_params, info.tensors[0].offset, info.bits_per_weight
-    ('safetensors', 32, 80, 16.0)
+    ('safetensors', 32, 72, 16.0)
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ class Inspection:
             kw = max(len(k) for k in self.metadata)
             tw = max(len(self.metadata_types.get(k, _py_type(v))) for k, v in self.metadata.items())
             for k, v in self.metadata.items():
-                t = self.metadata_types.get(k, _py_type(v))
-                lines.append(f"  {k:<{kw}}  {t:<{tw}}  {_short(v, max_array_items)}")
+                vt = self.metadata_types.get(k, _py_type(v))
+                lines.append(f"  {k:<{kw}}  {vt:<{tw}}  {_short(v, max_array_items)}")
         if tensors and self.tensors:
             gguf = self.format_name == "gguf"
             nw = max(max(len(t.name) for t in self.tensors), 4)
