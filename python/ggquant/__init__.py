@@ -38,6 +38,7 @@ from .safetensors import (
     save_file,
     save_sharded,
 )
+from .requantize import RequantizeResult, quantize_file
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
 
 __version__: str = config()["version"]
@@ -84,4 +85,6 @@ __all__ = [
     "load_file",
     "save_sharded",
     "load_checkpoint",
+    "quantize_file",
+    "RequantizeResult",
 ]

@@ -80,7 +80,54 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .errors import GGQuantError
+    from .requantize import quantize_file
+
+    overrides = []
+    for spec in args.tensor_type or []:
+        pat, sep, typ = spec.rpartition("=")
+        overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
+    try:
+        r = quantize_file(args.infile, args.outfile, args.preset, imatrix=args.imatrix, tensor_types=overrides,
+                          output_tensor_type=args.output_tensor_type, token_embedding_type=args.token_embedding_type,
+                          pure=args.pure, allow_requantize=args.allow_requantize, keep_split=args.keep_split,
+                          dry_run=args.dry_run, nthreads=args.threads, quiet=args.quiet)
+    except GGQuantError as e:
+        print(f"ggquant quantize: error: {e}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        for w in r.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    if args.dry_run:
+        print(r.format())
+    elif not args.quiet:
+        print(f"wrote {', '.join(r.paths)} ({r.tensor_bytes:,} bytes of tensor data, preset {r.plan.preset}, "
+              f"{r.plan.bits_per_weight:.2f} bpw) in {r.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
 def _add_reach_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    qz = sub.add_parser("quantize", help="GGUF -> quantized GGUF, byte-identical to llama-quantize",
+                        description="Requantize a GGUF file (F32/F16/BF16, or quantized with --allow-requantize) "
+                                    "with llama.cpp's per-tensor preset rules; the output equals llama-quantize's "
+                                    "with the same arguments byte for byte.")
+    qz.add_argument("infile", help="input .gguf (any shard of a split set)")
+    qz.add_argument("outfile", help="output .gguf (with --keep-split: the shards' prefix)")
+    qz.add_argument("preset", help="preset (Q4_K_M, Q5_K_M, Q6_K, Q8_0, IQ4_XS, F16, ...) or one ggml type (q4_K)")
+    qz.add_argument("--imatrix", help="importance matrix from llama-imatrix (GGUF or legacy .dat)")
+    qz.add_argument("--tensor-type", action="append", metavar="REGEX=TYPE",
+                    help="override the type of tensors whose name matches REGEX (repeatable)")
+    qz.add_argument("--output-tensor-type", metavar="TYPE", help="type of output.weight")
+    qz.add_argument("--token-embedding-type", metavar="TYPE", help="type of token_embd.weight")
+    qz.add_argument("--pure", action="store_true", help="no mixture rules: the preset's base type everywhere")
+    qz.add_argument("--allow-requantize", action="store_true", help="requantize tensors that are quantized already")
+    qz.add_argument("--keep-split", action="store_true", help="one output shard per input shard")
+    qz.add_argument("--dry-run", action="store_true", help="print the per-tensor plan; write nothing")
+    qz.add_argument("--threads", type=int, default=None, metavar="N", help="quantization threads (default: all)")
+    qz.add_argument("--quiet", action="store_true", help="no progress lines")
+    qz.set_defaults(func=_cmd_quantize)
+
     ins = sub.add_parser("inspect", help="show metadata, tensor table and totals of a GGUF or safetensors model",
                          description="Describe a GGUF file (any shard of a split set opens the set), a .safetensors "
                                      "file, a sharded checkpoint directory or an MLX model directory: metadata (long "
