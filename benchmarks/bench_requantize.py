@@ -15,20 +15,12 @@ import hashlib
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from bench_legacy_quants import best_time  # noqa: E402
 
 
 def main() -> int:
@@ -53,8 +45,8 @@ def main() -> int:
         print(f"{'preset':<8} {'ggquant s':>10} {'llama.cpp s':>12} {'ratio':>7}  identical")
         for preset in args.presets.split(","):
             ours, theirs = Path(tmp) / "ours.gguf", Path(tmp) / "theirs.gguf"
-            t_ours = _best(lambda: ggquant.quantize_file(f16, ours, preset, nthreads=args.threads), args.repeat)
-            t_ref = _best(lambda: llama_oracle.quantize_file(str(f16), str(theirs), LLAMA_FTYPE[preset],
+            t_ours = best_time(lambda: ggquant.quantize_file(f16, ours, preset, nthreads=args.threads), args.repeat)
+            t_ref = best_time(lambda: llama_oracle.quantize_file(str(f16), str(theirs), LLAMA_FTYPE[preset],
                                                              nthread=args.threads), args.repeat)
             same = hashlib.sha256(ours.read_bytes()).digest() == hashlib.sha256(theirs.read_bytes()).digest()
             print(f"{preset:<8} {t_ours:>10.3f} {t_ref:>12.3f} {t_ref / t_ours:>6.2f}x  {same}")
