@@ -18,7 +18,7 @@ import ggquant
 import hf_models
 import llama_oracle
 from ggquant import GGMLType, cli
-from ggquant import requantize as rq
+from ggquant.convert import core
 from ggquant.plan import LLAMA_FTYPE
 
 gguf = pytest.importorskip("gguf")
@@ -260,7 +260,7 @@ def test_errors_leave_no_file(sources, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return ggquant.quantize(*a, **k)
 
-    monkeypatch.setattr(rq, "quantize", failing)
+    monkeypatch.setattr(core, "quantize", failing)
     with pytest.raises(KeyboardInterrupt):
         ggquant.quantize_file(inp, tmp_path / "a.gguf", "Q8_0")
     assert list(tmp_path.iterdir()) == []

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -34,16 +35,17 @@ from typing import Any
 
 import numpy as np
 
+from .convert.core import Target, imatrix_weights, produce
 from .errors import GGQuantError, UnsupportedTypeError
 from .gguf import GGUFReader, GGUFSplitReader, GGUFTensor, GGUFValueType, GGUFWriter, read_gguf_split
+from .hf.archs import OutTensor
 from .imatrix import read_imatrix
 from .plan import LLAMA_FTYPE, ModelInfo, Plan, plan_quantization, tensor_order_key
 from .qtypes import GGMLType, type_info
-from .quants import dequantize, quantize
+from .quants import dequantize
 
 _FTYPE_NAMES = {v: k for k, v in LLAMA_FTYPE.items()}
 _SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
-_CHUNK_VALUES = 8 << 20  # float32 values widened and quantized at a time
 _KV = tuple[Any, GGUFValueType, "GGUFValueType | None"]
 
 
@@ -143,42 +145,21 @@ def _output_metadata(reader: GGUFReader | GGUFSplitReader, file_type: int,
     return kvs
 
 
-def _widened(t: GGUFTensor, rows: slice) -> np.ndarray:
-    """Rows of a 2-D view of ``t`` as something :func:`quantize` takes (float32/float16/bfloat16)."""
-    ne0 = t.shape[-1] if t.shape else 1
-    if t.type == GGMLType.F32 or t.type == GGMLType.F16:
-        return t.data.reshape(-1, ne0)[rows]
+def _values(t: GGUFTensor, sub: np.ndarray) -> tuple[np.ndarray, str]:
+    """Part of a tensor's data as ``(values, safetensors dtype)`` for the converter core; quantized
+    data is dequantized to float32 (only reached with ``allow_requantize``)."""
+    if t.type in (GGMLType.F32, GGMLType.F16, GGMLType.F64):
+        return sub, type_info(t.type).name.upper()
     if t.type == GGMLType.BF16:
-        a = t.data.reshape(-1, ne0)[rows]
-        if a.dtype == np.uint16:  # no ml_dtypes: bfloat16 -> float32 is exact
-            return (a.astype(np.uint32) << 16).view(np.float32)
-        return a
-    if t.type == GGMLType.F64:
-        return t.data.reshape(-1, ne0)[rows].astype(np.float32)
-    raw = t.data.reshape(-1, t.data.shape[-1])[rows]
-    return dequantize(raw, t.type, (raw.shape[0], ne0), name=t.name)
-
-
-def _convert(t: GGUFTensor, target: GGMLType, nbytes: int, weights: np.ndarray | None,
-             nthreads: int | None) -> np.ndarray:
-    """Quantize ``t`` to ``target``: expert by expert (each with its imatrix slice), in row chunks."""
+        return sub.view(np.uint16), "BF16"
     ne0 = t.shape[-1]
-    n_rows = int(np.prod(t.shape[:-1], dtype=np.int64)) if len(t.shape) > 1 else 1
-    rows_per_expert = t.shape[-2] if len(t.shape) >= 2 else 1
-    n_exp = n_rows // rows_per_expert
-    out = np.empty(nbytes, np.uint8)
-    step = max(1, _CHUNK_VALUES // ne0)
-    pos = 0
-    for e in range(n_exp):
-        w = None if weights is None else weights[e * ne0:(e + 1) * ne0] if weights.size > ne0 else weights
-        for r in range(e * rows_per_expert, (e + 1) * rows_per_expert, step):
-            stop = min(r + step, (e + 1) * rows_per_expert)
-            q = quantize(_widened(t, slice(r, stop)), target, imatrix=w, nthreads=nthreads, name=t.name).reshape(-1)
-            out[pos:pos + q.size] = q
-            pos += q.size
-    if pos != nbytes:
-        raise GGQuantError(f"{t.name}: produced {pos} bytes of {type_info(target).name}, expected {nbytes}")
-    return out
+    return dequantize(sub, t.type, (*sub.shape[:-1], ne0), name=t.name), "F32"
+
+
+def _out_tensor(t: GGUFTensor) -> OutTensor:
+    """The converter core's view of one GGUF tensor: one part per expert for 3-D tensors."""
+    subs = [t.data[i] for i in range(t.shape[0])] if len(t.shape) == 3 else [t.data]
+    return OutTensor(t.name, t.shape, [functools.partial(_values, t, sub) for sub in subs])
 
 
 def quantize_file(
@@ -325,14 +306,11 @@ def _write(paths: list[str], groups: list[list[int]], order: list[GGUFTensor], p
                 if not quiet:
                     print(f"[{done:4d}/{len(order):4d}] {t.name:<36} {type_info(t.type).name:>7} -> "
                           f"{type_info(p.type).name}", file=sys.stderr, flush=True)
-                if t.type == p.type:
+                if t.type == p.type:  # llama-quantize copies these byte for byte
                     w.write_tensor(t.name, t.data.reshape(-1).view(np.uint8))
                 else:
-                    imx = None if weights is None else weights.get(t.name)
-                    n_exp = t.shape[0] if len(t.shape) == 3 else 1
-                    if imx is not None and imx.size != t.shape[-1] * n_exp:
-                        imx = None  # token_embd: llama-quantize silently goes without
-                    w.write_tensor(t.name, _convert(t, p.type, p.nbytes, imx, nthreads))
+                    (data,) = produce(_out_tensor(t), [Target(p, imatrix_weights(p, weights))], None, nthreads)
+                    w.write_tensor(t.name, data)
         for w, path in zip(writers, paths):
             w.close()
             committed.append(path)
