@@ -1,12 +1,11 @@
 """ggquant.quantize_file / ``ggquant quantize``: GGUF -> GGUF, whole files byte-identical to llama_model_quantize.
 
-The oracle is libllama's ``llama_model_quantize`` (what llama-quantize runs), called through ctypes with
-the same arguments; the imatrix keys are passed as the KV overrides llama-quantize's ``main`` builds.
+The oracle is libllama's ``llama_model_quantize`` (what llama-quantize runs; tests/reach_oracles.py), called
+with the same arguments; the imatrix keys are passed as the KV overrides llama-quantize's ``main`` builds.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import struct
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import ggquant
 import hf_models
 import llama_oracle
+from reach_oracles import llama_quantize
 from ggquant import GGMLType, cli
 from ggquant.convert import core
 from ggquant.plan import LLAMA_FTYPE
@@ -25,60 +25,6 @@ gguf = pytest.importorskip("gguf")
 pytest.importorskip("transformers")
 if llama_oracle.available() is not None:
     pytest.skip(str(llama_oracle.available()), allow_module_level=True)
-
-
-class _Val(ctypes.Union):
-    _fields_ = [("i64", ctypes.c_int64), ("f64", ctypes.c_double), ("b", ctypes.c_bool), ("s", ctypes.c_char * 128)]
-
-
-class _KVOverride(ctypes.Structure):  # llama.h: struct llama_model_kv_override
-    _fields_ = [("tag", ctypes.c_int), ("key", ctypes.c_char * 128), ("val", _Val)]
-
-
-_INT, _STR = 0, 3
-
-
-def llama_quantize(inp, out, preset, *, imatrix=None, kv=(), tensor_types=(), token_embedding_type=None,
-                   output_tensor_type=None, pure=False, allow_requantize=False, keep_split=False):
-    """llama_model_quantize with every parameter ggquant's quantize_file has (kv: [(key, int | bytes)])."""
-    _, llama = llama_oracle._load()
-    llama_oracle.silence()
-    p = llama.llama_model_quantize_default_params()
-    p.ftype, p.nthread, p.pure = LLAMA_FTYPE[preset], 2, pure
-    p.allow_requantize, p.keep_split = allow_requantize, keep_split
-    if token_embedding_type is not None:
-        p.token_embedding_type = int(ggquant.resolve_type(token_embedding_type))
-    if output_tensor_type is not None:
-        p.output_tensor_type = int(ggquant.resolve_type(output_tensor_type))
-    keep = []
-    if imatrix:
-        arr = (llama_oracle.ImatrixData * (len(imatrix) + 1))()
-        for i, (k, v) in enumerate(imatrix.items()):
-            v = np.ascontiguousarray(v, np.float32).reshape(-1)
-            keep += [k.encode(), v]
-            arr[i].name, arr[i].data, arr[i].size = keep[-2], v.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), v.size
-        p.imatrix = ctypes.cast(arr, ctypes.POINTER(llama_oracle.ImatrixData))
-        keep.append(arr)
-    if kv:
-        karr = (_KVOverride * (len(kv) + 1))()
-        for i, (k, v) in enumerate(kv):
-            karr[i].key = k.encode()
-            if isinstance(v, bytes):
-                karr[i].tag, karr[i].val.s = _STR, v
-            else:
-                karr[i].tag, karr[i].val.i64 = _INT, v
-        p.kv_overrides = ctypes.cast(karr, ctypes.c_void_p)
-        keep.append(karr)
-    if tensor_types:
-        tarr = (llama_oracle.TensorOverride * (len(tensor_types) + 1))()
-        for i, (pat, t) in enumerate(tensor_types):
-            keep.append(pat.encode())
-            tarr[i].pattern, tarr[i].type = keep[-1], int(ggquant.resolve_type(t))
-        p.tt_overrides = ctypes.cast(tarr, ctypes.POINTER(llama_oracle.TensorOverride))
-        keep.append(tarr)
-    rc = llama.llama_model_quantize(str(inp).encode(), str(out).encode(), ctypes.byref(p))
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize failed for {inp}")
 
 
 def _sha(path: Path) -> str:

@@ -28,7 +28,7 @@ import functools
 import os
 import sys
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,13 +40,12 @@ from .errors import GGQuantError, UnsupportedTypeError
 from .gguf import GGUFReader, GGUFSplitReader, GGUFTensor, GGUFValueType, GGUFWriter, read_gguf_split
 from .hf.archs import OutTensor
 from .imatrix import read_imatrix
+from .layout import Entry, imatrix_entries, quantized_metadata
 from .plan import LLAMA_FTYPE, ModelInfo, Plan, plan_quantization, tensor_order_key
 from .qtypes import GGMLType, type_info
 from .quants import dequantize
 
 _FTYPE_NAMES = {v: k for k, v in LLAMA_FTYPE.items()}
-_SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
-_KV = tuple[Any, GGUFValueType, "GGUFValueType | None"]
 
 
 @dataclass
@@ -72,6 +71,10 @@ class RequantizeResult:
     def format(self) -> str:
         """The plan as a table (ggml shapes, types, bytes) with the totals."""
         return self.plan.format()
+
+
+def _elem(et: GGUFValueType | None) -> int | None:
+    return None if et is None else int(et)
 
 
 def _first(v: Any) -> int:
@@ -107,7 +110,7 @@ def _n_dims(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _imatrix_entries(imatrix: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[dict[str, np.ndarray] | None, list[tuple[str, _KV]]]:
+def _imatrix(imatrix: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[dict[str, np.ndarray] | None, list[Entry]]:
     """Per-tensor weights (flat, ``ne0 * n_expert`` values) and the keys llama-quantize records."""
     if imatrix is None:
         return None, []
@@ -115,34 +118,7 @@ def _imatrix_entries(imatrix: str | os.PathLike[str] | Mapping[str, Any] | None)
         return {k: np.ascontiguousarray(v, np.float32).reshape(-1) for k, v in imatrix.items()}, []
     im = read_imatrix(imatrix)
     weights = {k: np.ascontiguousarray(v, np.float32).reshape(-1) for k, v in im.weights.items()}
-    if not weights:
-        return None, []
-    # quantize.cpp: the path as typed and the first dataset, each cut to 127 bytes; counts as u32
-    keys: list[tuple[str, _KV]] = [("quantize.imatrix.file", (os.fspath(imatrix).encode()[:127], GGUFValueType.STRING, None))]
-    if im.datasets:
-        keys.append(("quantize.imatrix.dataset", (im.datasets[0].encode("utf-8", "surrogateescape")[:127],
-                                                  GGUFValueType.STRING, None)))
-    keys.append(("quantize.imatrix.entries_count", (len(weights), GGUFValueType.UINT32, None)))
-    if im.chunk_count > 0:
-        keys.append(("quantize.imatrix.chunks_count", (im.chunk_count, GGUFValueType.UINT32, None)))
-    return weights, keys
-
-
-def _output_metadata(reader: GGUFReader | GGUFSplitReader, file_type: int,
-                     extra: Iterable[tuple[str, _KV]]) -> OrderedDict[str, _KV]:
-    kvs: OrderedDict[str, _KV] = OrderedDict()
-    for k, v in reader.metadata.items():
-        vt, et = reader.kv_types[k]
-        kvs[k] = (v, vt, et)
-    # every gguf_set_* in llama_model_quantize_impl erases the key and appends it
-    moved: list[tuple[str, _KV]] = [("general.quantization_version", (2, GGUFValueType.UINT32, None)),
-                                    ("general.file_type", (file_type, GGUFValueType.UINT32, None))]
-    for k in _SPLIT_KEYS:
-        kvs.pop(k, None)
-    for k, kv in moved + list(extra):  # appended in llama-quantize's order
-        kvs.pop(k, None)
-        kvs[k] = kv
-    return kvs
+    return weights or None, imatrix_entries(imatrix, im)
 
 
 def _values(t: GGUFTensor, sub: np.ndarray) -> tuple[np.ndarray, str]:
@@ -213,7 +189,7 @@ def quantize_file(
     """
     t0 = time.perf_counter()
     inp = os.fspath(infile)
-    weights, imatrix_keys = _imatrix_entries(imatrix)
+    weights, imatrix_keys = _imatrix(imatrix)
     with read_gguf_split(inp) as reader:
         readers = reader.readers if isinstance(reader, GGUFSplitReader) else [reader]
         shard_of = {t.name: i for i, r in enumerate(readers) for t in r.tensors}
@@ -254,8 +230,9 @@ def quantize_file(
         if problems and not dry_run:
             raise problems[0]
         warnings += [str(p) for p in problems]
-        kvs = _output_metadata(reader, plan.file_type, imatrix_keys)
-        result = RequantizeResult(plan, [], {k: v[0] for k, v in kvs.items()}, sum(p.nbytes for p in plan.tensors),
+        copied = [(k, v, int(reader.kv_types[k][0]), _elem(reader.kv_types[k][1])) for k, v in reader.metadata.items()]
+        kvs = quantized_metadata(copied, plan.file_type, imatrix_keys)
+        result = RequantizeResult(plan, [], {e[0]: e[1] for e in kvs}, sum(p.nbytes for p in plan.tensors),
                                   warnings=warnings)
         if dry_run:
             result.seconds = time.perf_counter() - t0
@@ -282,15 +259,15 @@ def quantize_file(
 
 
 def _write(paths: list[str], groups: list[list[int]], order: list[GGUFTensor], plan: Plan,
-           kvs: OrderedDict[str, _KV], weights: dict[str, np.ndarray] | None, nthreads: int | None,
+           kvs: list[Entry], weights: dict[str, np.ndarray] | None, nthreads: int | None,
            quiet: bool) -> None:
     writers = [GGUFWriter(p) for p in paths]
     committed: list[str] = []
     try:
         for s, (w, idx) in enumerate(zip(writers, groups)):
             if s == 0:
-                for k, (v, vt, et) in kvs.items():
-                    w.add_kv(k, v, vt, et)
+                for k, v, vt, et in kvs:
+                    w.add_kv(k, v, GGUFValueType(vt), None if et is None else GGUFValueType(et))
             if len(paths) > 1:
                 w.add_kv("split.no", s, GGUFValueType.UINT16)
                 w.add_kv("split.count", len(paths), GGUFValueType.UINT16)

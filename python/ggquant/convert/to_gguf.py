@@ -26,7 +26,9 @@ from ..hf import tokenizer as _tk
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import Checkpoint
 from ..imatrix import load_imatrix as _read_imatrix
-from ..plan import ModelInfo, Plan, plan_quantization
+from ..imatrix import read_imatrix
+from ..layout import imatrix_entries, quantized_metadata
+from ..plan import ModelInfo, Plan, plan_quantization, resolve_preset, tensor_order_key
 from ..qtypes import GGMLType, type_info
 from .core import HFModel, Job, open_model, run_pass
 
@@ -310,6 +312,22 @@ def convert_source(
     return results
 
 
+def _quantizes(preset: str | GGMLType | Plan) -> bool:
+    if isinstance(preset, Plan):
+        return any(type_info(t.type).is_quantized for t in preset.tensors)
+    return type_info(resolve_preset(preset)[1]).is_quantized
+
+
+def llama_quantize_layout(source: GGUFSource, imatrix: str | os.PathLike[str] | Mapping[str, Any] | None) -> GGUFSource:
+    """``source`` as llama-quantize would write it after convert_hf_to_gguf.py (see :mod:`ggquant.layout`):
+    tensors in llama.cpp's order, ``general.quantization_version``/``general.file_type`` last, then the
+    imatrix keys of an imatrix file. A quantized preset gives the two-step route's file byte for byte."""
+    keys = imatrix_entries(imatrix, read_imatrix(imatrix)) if isinstance(imatrix, (str, os.PathLike)) else []
+    meta = source.metadata
+    return dataclasses.replace(source, tensors=sorted(source.tensors, key=lambda t: tensor_order_key(t.name)),
+                               metadata=lambda plan: quantized_metadata(meta(plan), plan.file_type, keys))
+
+
 def convert(
     model: str | os.PathLike[str] | Mapping[str, Any],
     outfile: str | os.PathLike[str] | None,
@@ -358,7 +376,10 @@ def convert(
             many tensors / bytes of tensor data (as llama-gguf-split; llama.cpp loads the first shard).
 
     Returns:
-        A :class:`ConversionResult` with the plan, metadata and (predicted) file size.
+        A :class:`ConversionResult` with the plan, metadata and (predicted) file size. For a quantized
+        preset the file is laid out as llama-quantize writes it (tensor and key order, imatrix keys):
+        the same bytes as ``convert_hf_to_gguf.py`` followed by ``llama-quantize`` when the
+        intermediate file holds the same values (an F32 one, or BF16 for a bf16 checkpoint).
 
     Raises:
         GGQuantError: unsupported architecture (the message lists the supported ones), an already
@@ -375,6 +396,8 @@ def convert(
     hf = open_model(model, config, allow_requantize=allow_requantize)
     try:
         source = hf_source(hf, tokenizer_dir, name)
+        if _quantizes(preset):
+            source = llama_quantize_layout(source, imatrix)
         out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
                          split_max_tensors, split_max_size)
         (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
@@ -385,4 +408,4 @@ def convert(
 
 
 __all__ = ["SUPPORTED_ARCHITECTURES", "ConversionResult", "Entry", "GGUFOutput", "GGUFSource", "convert",
-           "convert_source", "hf_source", "load_imatrix"]
+           "convert_source", "hf_source", "llama_quantize_layout", "load_imatrix"]

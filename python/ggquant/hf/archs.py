@@ -23,7 +23,17 @@ U32, F32, BOOL, STR, ARR = tk.U32, tk.F32, tk.BOOL, tk.STR, tk.ARR
 SUPPORTED: dict[str, str] = {
     "LlamaForCausalLM": "llama", "LLaMAForCausalLM": "llama", "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen2MoeForCausalLM": "qwen2moe",
-    "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3",
+    "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3moe",
+}
+
+# head_dim as transformers' config classes fill it in when config.json has none: convert_hf_to_gguf.py reads
+# config.json through AutoConfig and writes attention.key_length/value_length from it
+_HEAD_DIM_DEFAULTS: dict[str, Callable[[dict[str, Any]], int]] = {
+    "llama": lambda h: int(h["hidden_size"]) // int(h["num_attention_heads"]),
+    "mistral": lambda h: int(h["hidden_size"]) // int(h["num_attention_heads"]),
+    "qwen3": lambda h: 128,
+    "gemma": lambda h: 256,
 }
 
 # (HF regex, GGUF name template); {0} = block id, {1} = "weight"/"bias"
@@ -38,6 +48,8 @@ _NAME_MAP: list[tuple[re.Pattern[str], str]] = [(re.compile(a), b) for a, b in [
     (r"model\.layers\.(\d+)\.self_attn\.v_proj\.(weight|bias)", "blk.{0}.attn_v.{1}"),
     (r"model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)", "blk.{0}.attn_output.{1}"),
     (r"model\.layers\.(\d+)\.self_attn\.qkv_proj\.(weight|bias)", "blk.{0}.attn_qkv.{1}"),
+    (r"model\.layers\.(\d+)\.self_attn\.q_norm\.weight", "blk.{0}.attn_q_norm.weight"),
+    (r"model\.layers\.(\d+)\.self_attn\.k_norm\.weight", "blk.{0}.attn_k_norm.weight"),
     (r"model\.layers\.(\d+)\.mlp\.gate_proj\.weight", "blk.{0}.ffn_gate.weight"),
     (r"model\.layers\.(\d+)\.mlp\.up_proj\.weight", "blk.{0}.ffn_up.weight"),
     (r"model\.layers\.(\d+)\.mlp\.gate_up_proj\.weight", "blk.{0}.ffn_up.weight"),
@@ -360,7 +372,7 @@ class Arch:
         if a == "llama":
             add("vocab_size", int(h["vocab_size"]), U32)
             add("rope.dimension_count", int(h.get("head_dim") or h["hidden_size"] // h["num_attention_heads"]), U32)
-        if a == "qwen2moe":
+        if a in ("qwen2moe", "qwen3moe"):
             if h.get("moe_intermediate_size") is not None:
                 add("expert_feed_forward_length", int(h["moe_intermediate_size"]), U32)
             if h.get("shared_expert_intermediate_size") is not None:
@@ -400,7 +412,7 @@ class Arch:
                 e += tk.bpe_vocab(model_dir, h)
             else:
                 e += tk.spm_vocab(model_dir, h, phi3=True)
-        else:  # qwen2, qwen2moe
+        else:  # qwen2, qwen2moe, qwen3, qwen3moe
             e += tk.spm_vocab(model_dir, h) if has_spm else tk.bpe_vocab(model_dir, h)
         return e
 
@@ -419,7 +431,11 @@ def arch_for(hparams: dict) -> Arch:
     hf = archs[0] if archs else None
     if hf not in SUPPORTED:
         raise GGQuantError(f"config.json: architecture {hf!r} is not supported; supported: "
-                           f"{', '.join(sorted(SUPPORTED))}")
+                           f"{', '.join(sorted(SUPPORTED))}. To ask for another one, open an issue with the "
+                           f"model's Hugging Face id and its config.json")
     if "text_config" in hparams:
         hparams = {**hparams, **hparams["text_config"]}
+    default = _HEAD_DIM_DEFAULTS.get(str(hparams.get("model_type")))
+    if hparams.get("head_dim") is None and default is not None:
+        hparams = {**hparams, "head_dim": default(hparams)}
     return Arch(hf, SUPPORTED[hf], hparams)
