@@ -29,7 +29,8 @@ V = 384
 
 
 def _build(arch: str, d: Path, hidden: int = 64):
-    """A tiny random model of a new architecture with a trained BPE vocabulary (Qwen's pre-tokenizer)."""
+    """A tiny random model of a new architecture with a trained vocabulary (BPE with Qwen's pre-tokenizer,
+    or SentencePiece for Gemma)."""
     torch.manual_seed(0)
     d.mkdir(parents=True, exist_ok=True)
     common = dict(vocab_size=V, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
@@ -40,13 +41,27 @@ def _build(arch: str, d: Path, hidden: int = 64):
     elif arch == "qwen3moe":
         model = tr.Qwen3MoeForCausalLM(tr.Qwen3MoeConfig(**common, num_experts=4, num_experts_per_tok=2,
                                                           moe_intermediate_size=hidden, norm_topk_prob=True))
+    elif arch in ("gemma2", "gemma3", "gemma3-vlm"):
+        g = dict(common, bos_token_id=2, eos_token_id=1, pad_token_id=0, sliding_window=64, query_pre_attn_scalar=32)
+        if arch == "gemma2":
+            model = tr.Gemma2ForCausalLM(tr.Gemma2Config(**g, attn_logit_softcapping=50.0, final_logit_softcapping=30.0))
+        elif arch == "gemma3":
+            model = tr.Gemma3ForCausalLM(tr.Gemma3TextConfig(**g))
+        else:
+            vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                          image_size=28, patch_size=14)
+            model = tr.Gemma3ForConditionalGeneration(tr.Gemma3Config(text_config=g, vision_config=vision,
+                                                                      mm_tokens_per_image=4, image_token_index=V - 1))
     else:
         raise ValueError(arch)
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "norm" in n:
-                p.normal_(1.0, 0.1)
-    hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
+                p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
+    if arch.startswith("gemma"):
+        hf_models.spm_tokenizer(d, V, dummy_prefix=False)
+    else:
+        hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
     model.eval().save_pretrained(d)
     return model
 
@@ -122,12 +137,12 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
         llm.close()
 
 
-@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe"])
+@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2"])
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
     ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre="qwen2")
+    convert_hf_to_gguf(d, ref, "f32", pre="" if arch.startswith("gemma") else "qwen2")
     ggquant.convert(d, ours, "F32", quiet=True)
     assert _kvs(ours) == _kvs(ref)
     ta = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ours)).tensors}
@@ -135,7 +150,7 @@ def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     assert ta == tb
     ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
     with torch.no_grad():
-        want = model(torch.tensor([ids])).logits[0].float().numpy()
+        want = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
     got = _logits(ours, ids)
     assert np.abs(got - want).max() / np.abs(want).max() < 2e-3
     q_ours, q_ref = tmp_path / "q-ours.gguf", tmp_path / "q-ref.gguf"

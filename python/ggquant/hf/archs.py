@@ -24,7 +24,8 @@ SUPPORTED: dict[str, str] = {
     "LlamaForCausalLM": "llama", "LLaMAForCausalLM": "llama", "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen2MoeForCausalLM": "qwen2moe",
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
-    "Qwen3MoeForCausalLM": "qwen3moe",
+    "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
+    "Gemma3ForConditionalGeneration": "gemma3",
 }
 
 # head_dim as transformers' config classes fill it in when config.json has none: convert_hf_to_gguf.py reads
@@ -34,7 +35,10 @@ _HEAD_DIM_DEFAULTS: dict[str, Callable[[dict[str, Any]], int]] = {
     "mistral": lambda h: int(h["hidden_size"]) // int(h["num_attention_heads"]),
     "qwen3": lambda h: 128,
     "gemma": lambda h: 256,
+    "gemma2": lambda h: 256,
+    "gemma3_text": lambda h: 256,
 }
+_GEMMA_NORM_SHIFT = ("gemma", "gemma2", "gemma3")  # GemmaRMSNorm multiplies by (1 + weight)
 
 # (HF regex, GGUF name template); {0} = block id, {1} = "weight"/"bias"
 _NAME_MAP: list[tuple[re.Pattern[str], str]] = [(re.compile(a), b) for a, b in [
@@ -74,7 +78,18 @@ _EXPERT_MAP: list[tuple[re.Pattern[str], str]] = [(re.compile(a), b) for a, b in
 # already-stacked expert tensors (newer transformers layouts): (n_expert, rows, cols)
 _FUSED_EXPERTS = re.compile(r"model\.layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_proj)(?:\.weight)?")
 
+# architecture-specific names, tried before _NAME_MAP (Gemma 2/3 have a norm before and after each sublayer)
+_ARCH_NAMES: dict[str, list[tuple[re.Pattern[str], str]]] = {
+    a: [(re.compile(x), y) for x, y in [
+        (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "blk.{0}.post_attention_norm.weight"),
+        (r"model\.layers\.(\d+)\.pre_feedforward_layernorm\.weight", "blk.{0}.ffn_norm.weight"),
+        (r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight", "blk.{0}.post_ffw_norm.weight"),
+    ]] for a in ("gemma2", "gemma3")
+}
+
 _IGNORED = (".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")
+# the vision half of a multimodal checkpoint (llama.cpp writes it to a separate mmproj file)
+_VISION_PREFIXES = ("vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.")
 
 
 @dataclass
@@ -154,15 +169,15 @@ class Arch:
                 a = _permute(a, self.n_head, self.n_head)
             elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
                 a = _permute(a, self.n_head, self.n_head_kv)
-        if self.gguf_arch == "gemma" and hf_name.endswith("norm.weight"):
+        if self.gguf_arch in _GEMMA_NORM_SHIFT and hf_name.endswith("norm.weight"):
             a = to_compute_dtype(a, dtype)
             a, dtype = a + a.dtype.type(1), ("F16" if a.dtype == np.float16 else "F32")
         return a, dtype
 
     def skip(self, hf_name: str) -> bool:
-        if hf_name.endswith(_IGNORED):
+        if hf_name.endswith(_IGNORED) or hf_name.startswith(_VISION_PREFIXES):
             return True
-        return self.gguf_arch == "gemma" and hf_name == "lm_head.weight"
+        return self.gguf_arch in ("gemma", "gemma2") and hf_name == "lm_head.weight"
 
     def tensors(self, src: Checkpoint) -> list[OutTensor]:
         out: list[OutTensor] = []
@@ -191,7 +206,7 @@ class Arch:
                 out.extend(self._fused_experts(src, hf, int(fm.group(1)), fm.group(2)))
                 continue
             g = None
-            for rx, tmpl in _NAME_MAP:
+            for rx, tmpl in _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP:
                 m = rx.fullmatch(name)
                 if m:
                     g = tmpl.format(*m.groups())
@@ -289,6 +304,21 @@ class Arch:
             add("attention.value_length", int(h["head_dim"]), U32)
             add("general.file_type", file_type, U32)
             return e
+        if a == "gemma2":  # Gemma2Model.set_gguf_parameters
+            add("context_length", int(h["max_position_embeddings"]), U32)
+            add("embedding_length", int(h["hidden_size"]), U32)
+            add("block_count", self.n_layer, U32)
+            add("feed_forward_length", int(h["intermediate_size"]), U32)
+            add("attention.head_count", int(h["num_attention_heads"]), U32)
+            add("attention.head_count_kv", self.n_head_kv, U32)
+            add("attention.layer_norm_rms_epsilon", float(h["rms_norm_eps"]), F32)
+            add("attention.key_length", int(h["head_dim"]), U32)
+            add("attention.value_length", int(h["head_dim"]), U32)
+            add("general.file_type", file_type, U32)
+            add("attn_logit_softcapping", float(h["attn_logit_softcapping"]), F32)
+            add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
+            add("attention.sliding_window", int(h["sliding_window"]), U32)
+            return e
         if a == "phi3":
             n_embd = int(_find(h, ["hidden_size", "n_embd"]))
             n_head = self.n_head
@@ -351,8 +381,13 @@ class Arch:
                         add(key, float(v), F32)
             elif rt in ("su", "longrope"):
                 add("rope.scaling.type", "longrope", STR)
+        if a == "gemma3":  # Gemma3Model.set_gguf_parameters sets these again (first position, last value)
+            rp = {**rp, "rope_theta": rp.get("rope_theta", 1_000_000.0)}
         if rp.get("rope_theta") is not None:
             add("rope.freq_base", float(rp["rope_theta"]), F32)
+        swa_theta = (self.rope_params.get("sliding_attention") or {}).get("rope_theta")
+        if swa_theta is not None:
+            add("rope.freq_base_swa", float(swa_theta), F32)
         v = _find(h, ["rms_norm_eps", "norm_eps"])
         if v is not None:
             add("attention.layer_norm_rms_epsilon", float(v), F32)
@@ -372,6 +407,11 @@ class Arch:
         if a == "llama":
             add("vocab_size", int(h["vocab_size"]), U32)
             add("rope.dimension_count", int(h.get("head_dim") or h["hidden_size"] // h["num_attention_heads"]), U32)
+        if a == "gemma3":
+            if h.get("final_logit_softcapping"):
+                add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
+            if h.get("sliding_window_pattern") != 1:
+                add("attention.sliding_window", int(h["sliding_window"]), U32)
         if a in ("qwen2moe", "qwen3moe"):
             if h.get("moe_intermediate_size") is not None:
                 add("expert_feed_forward_length", int(h["moe_intermediate_size"]), U32)
@@ -406,6 +446,9 @@ class Arch:
             e += tk.spm_vocab(model_dir, h)
             e += tk.special_vocab(model_dir, types=("prefix", "suffix", "middle", "fsep", "eot"),
                                   fixed_ids={"eot": 107}, chat_template=False)
+            e.append(("tokenizer.ggml.add_space_prefix", False, BOOL, None))
+        elif a in ("gemma2", "gemma3") and has_spm:
+            e += tk.spm_vocab(model_dir, h)
             e.append(("tokenizer.ggml.add_space_prefix", False, BOOL, None))
         elif a == "phi3":
             if tc.get("tokenizer_class") == "GPT2Tokenizer" or not has_spm:
