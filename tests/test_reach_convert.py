@@ -41,6 +41,8 @@ def _build(arch: str, d: Path, hidden: int = 64):
     elif arch == "qwen3moe":
         model = tr.Qwen3MoeForCausalLM(tr.Qwen3MoeConfig(**common, num_experts=4, num_experts_per_tok=2,
                                                           moe_intermediate_size=hidden, norm_topk_prob=True))
+    elif arch == "mistral-head-dim":  # Mistral-Nemo/Small: head_dim 32 != hidden / heads = 16
+        model = tr.MistralForCausalLM(tr.MistralConfig(**dict(common, eos_token_id=1), bos_token_id=2, sliding_window=None))
     elif arch in ("gemma2", "gemma3", "gemma3-vlm"):
         g = dict(common, bos_token_id=2, eos_token_id=1, pad_token_id=0, sliding_window=64, query_pre_attn_scalar=32)
         if arch == "gemma2":
@@ -58,8 +60,8 @@ def _build(arch: str, d: Path, hidden: int = 64):
         for n, p in model.named_parameters():
             if "norm" in n:
                 p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
-    if arch.startswith("gemma"):
-        hf_models.spm_tokenizer(d, V, dummy_prefix=False)
+    if arch.startswith(("gemma", "mistral")):
+        hf_models.spm_tokenizer(d, V, dummy_prefix=arch.startswith("mistral"))
     else:
         hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
     model.eval().save_pretrained(d)
@@ -137,12 +139,13 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
         llm.close()
 
 
-@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2"])
+@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2",
+                                  "mistral-head-dim"])
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
     ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre="" if arch.startswith("gemma") else "qwen2")
+    convert_hf_to_gguf(d, ref, "f32", pre="" if arch.startswith(("gemma", "mistral")) else "qwen2")
     ggquant.convert(d, ours, "F32", quiet=True)
     assert _kvs(ours) == _kvs(ref)
     ta = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ours)).tensors}
