@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
 from ..hf.archs import OutTensor
+from ..hub import is_hub_id, resolve_model
 from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
                              to_compute_dtype)
 from ..plan import PlannedTensor
@@ -122,7 +123,8 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
     """Open a model directory or a state dict, read its config and apply :func:`check_not_quantized`.
 
     Args:
-        model: a Hugging Face model directory or a state dict (name -> torch tensor or NumPy array).
+        model: a Hugging Face model directory, a Hub id (``"Qwen/Qwen3-0.6B"``, fetched with
+            :func:`ggquant.hub.resolve_model`) or a state dict (name -> torch tensor or NumPy array).
         config: overrides config.json (required for a state dict); see :func:`load_config`.
         allow_requantize: see :func:`check_not_quantized`.
 
@@ -132,9 +134,11 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
     Example:
         >>> m = open_model("path/to/model")  # doctest: +SKIP
     """
-    model_dir = None if isinstance(model, Mapping) else Path(model)
+    model_dir = None if isinstance(model, Mapping) else resolve_model(model)  # a Hub id is downloaded
     hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
-    ck = from_state_dict(model) if isinstance(model, Mapping) else open_checkpoint(model)
+    if model_dir is not None and is_hub_id(model):  # general.name from the id, not the snapshot's hash
+        hparams.setdefault("_name_or_path", os.fspath(model))
+    ck = from_state_dict(model) if model_dir is None else open_checkpoint(model_dir)
     try:
         check_not_quantized(hparams, ck, allow_requantize)
     except BaseException:

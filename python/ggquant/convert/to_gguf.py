@@ -256,12 +256,16 @@ def convert_source(
         nthreads: quantization threads.
 
     Returns:
-        One :class:`ConversionResult` per output.
+        One :class:`ConversionResult` per output. When every output is a quantized preset the files
+        are laid out as llama-quantize writes them (:func:`llama_quantize_layout`); a pass that also
+        writes F32/F16/BF16 keeps the source's order (convert_hf_to_gguf.py's) for all of them.
 
     Raises:
         GGQuantError: a type this build cannot quantize, a missing importance matrix, unreadable tensors.
     """
     t0 = time.perf_counter()
+    if outputs and all(_quantizes(out.preset) for out in outputs):  # one tensor order per pass
+        source = llama_quantize_layout(source, imatrix)
     imx: dict[str, np.ndarray] | None = None
     if imatrix is not None:
         imx = load_imatrix(imatrix) if isinstance(imatrix, (str, os.PathLike)) else {
@@ -396,8 +400,6 @@ def convert(
     hf = open_model(model, config, allow_requantize=allow_requantize)
     try:
         source = hf_source(hf, tokenizer_dir, name)
-        if _quantizes(preset):
-            source = llama_quantize_layout(source, imatrix)
         out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
                          split_max_tensors, split_max_size)
         (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)

@@ -221,7 +221,7 @@ def general_entries(hparams: dict, model_dir: Path | None, total_params: int, si
     nop = hparams.get("_name_or_path")
     if isinstance(nop, str) and nop.count("/") <= 1:
         fill(nop)
-    if model_dir is not None:
+    if model_dir is not None and model_dir.resolve().parent.name != "snapshots":  # a Hub snapshot: a hash
         fill(model_dir.resolve().name)
     if meta.get("size_label") is None and size_label_fallback:
         meta["size_label"] = size_label_fallback
