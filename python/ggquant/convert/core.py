@@ -134,11 +134,15 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
     Example:
         >>> m = open_model("path/to/model")  # doctest: +SKIP
     """
-    model_dir = None if isinstance(model, Mapping) else resolve_model(model)  # a Hub id is downloaded
-    hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
-    if model_dir is not None and is_hub_id(model):  # general.name from the id, not the snapshot's hash
-        hparams.setdefault("_name_or_path", os.fspath(model))
-    ck = from_state_dict(model) if model_dir is None else open_checkpoint(model_dir)
+    if isinstance(model, Mapping):
+        model_dir, hparams = None, load_config(config, None)
+        ck = from_state_dict(model)
+    else:
+        model_dir = resolve_model(model)  # a Hub id is downloaded (only the files a conversion reads)
+        hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
+        if is_hub_id(model):  # general.name from the id, not from the snapshot's commit hash
+            hparams.setdefault("_name_or_path", os.fspath(model))
+        ck = open_checkpoint(model_dir)
     try:
         check_not_quantized(hparams, ck, allow_requantize)
     except BaseException:
