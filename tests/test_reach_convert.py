@@ -167,3 +167,38 @@ def test_unsupported_architecture_says_how_to_ask(tmp_path):
     ggquant.save_file({"w": np.ones((2, 2), np.float32)}, tmp_path / "model.safetensors")
     with pytest.raises(ggquant.GGQuantError, match=r"not supported; supported: .*Qwen3ForCausalLM.*open an issue"):
         ggquant.convert(tmp_path, tmp_path / "x.gguf", "Q8_0")
+
+
+def test_no_tokenizer_is_an_error_unless_no_vocab(tmp_path):
+    src = tmp_path / "src"
+    hf_models.build("llama", src, hidden=64, layers=1, vocab=V)
+    d = tmp_path / "weights-only"
+    d.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (d / f).write_bytes((src / f).read_bytes())
+    with pytest.raises(ggquant.GGQuantError, match=r"no tokenizer\.json or tokenizer\.model; llama\.cpp cannot run "
+                                                   r"a GGUF without a vocabulary; pass --tokenizer-dir DIR"):
+        ggquant.convert(d, tmp_path / "a.gguf", "Q8_0", quiet=True)
+    assert not (tmp_path / "a.gguf").exists()
+    with pytest.warns(ggquant.GGQuantWarning, match="no vocabulary"):
+        ggquant.convert(d, tmp_path / "novocab.gguf", "Q8_0", quiet=True, no_vocab=True)
+    assert "tokenizer.ggml.tokens" not in gguf.GGUFReader(str(tmp_path / "novocab.gguf")).fields
+    # --tokenizer-dir: the same file as converting the complete directory
+    from ggquant import cli
+
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "cli.gguf"), "-q", "Q8_0", "--quiet",
+                     "--tokenizer-dir", str(src)]) == 0
+    ggquant.convert(src, tmp_path / "full.gguf", "Q8_0", quiet=True, name="Weights Only")
+    a, b = gguf.GGUFReader(str(tmp_path / "cli.gguf")), gguf.GGUFReader(str(tmp_path / "full.gguf"))
+    assert a.fields["tokenizer.ggml.tokens"].contents() == b.fields["tokenizer.ggml.tokens"].contents()
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "e.gguf"), "--quiet"]) == 1
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "e.gguf"), "--quiet", "--no-vocab"]) == 0
+
+
+def test_requantize_warnings_reach_python_warnings(tmp_path):
+    src = tmp_path / "src"
+    hf_models.build("llama", src, hidden=64, layers=1, vocab=V)
+    f32 = tmp_path / "f32.gguf"
+    ggquant.convert(src, f32, "F32", quiet=True)
+    with pytest.warns(ggquant.GGQuantWarning, match="did not find imatrix weights for"):
+        ggquant.quantize_file(f32, tmp_path / "q.gguf", "Q8_0", imatrix={"nothing.weight": np.ones(64, np.float32)})

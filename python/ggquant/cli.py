@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from .config import config, show_config
 from .convert import MAX_SHARD_BYTES, convert, convert_mlx
-from .errors import GGQuantError
+from .errors import GGQuantError, GGQuantWarning
 from .mlx import is_mlx_type
 
 
@@ -96,7 +97,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                     token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
                     pure=args.pure, dry_run=args.dry_run, quiet=args.quiet, allow_requantize=args.allow_requantize,
                     nthreads=args.threads, split_max_tensors=args.split_max_tensors,
-                    split_max_size=args.split_max_size)
+                    split_max_size=args.split_max_size, tokenizer_dir=args.tokenizer_dir, no_vocab=args.no_vocab)
     except GGQuantError as e:
         print(f"ggquant convert: error: {e}", file=sys.stderr)
         return 1
@@ -157,6 +158,13 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(r.paths)} ({r.tensor_bytes:,} bytes of tensor data, preset {r.plan.preset}, "
               f"{r.plan.bits_per_weight:.2f} bpw) in {r.seconds:.1f} s", file=sys.stderr)
     return 0
+
+
+def _add_reach_convert_args(cv: argparse.ArgumentParser) -> None:
+    cv.add_argument("--tokenizer-dir", metavar="DIR", default=None,
+                    help="where tokenizer.json / tokenizer.model are (default: the model directory)")
+    cv.add_argument("--no-vocab", action="store_true",
+                    help="write the GGUF even without a tokenizer (llama.cpp cannot run it without a vocabulary)")
 
 
 def _add_reach_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -238,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--split-max-size", type=_size, default=None, metavar="N[K|M|G]",
                     help="write shards of at most this much tensor data (decimal units, as llama-gguf-split)")
     cv.set_defaults(func=_cmd_convert)
+    _add_reach_convert_args(cv)
     _add_reach_parsers(sub)
     return p
 
@@ -248,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "convert" and not args.dry_run and not args.outfile:
         parser.error("convert: -o/--outfile is required unless --dry-run")
-    status: int = args.func(args)
+    with warnings.catch_warnings():  # the subcommands print the library's warnings on stderr themselves
+        warnings.simplefilter("ignore", GGQuantWarning)
+        status: int = args.func(args)
     return status
 
 

@@ -28,6 +28,7 @@ import functools
 import os
 import sys
 import time
+import warnings as _warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .convert.core import Target, imatrix_weights, produce
-from .errors import GGQuantError, UnsupportedTypeError
+from .errors import GGQuantError, GGQuantWarning, UnsupportedTypeError
 from .gguf import GGUFReader, GGUFSplitReader, GGUFTensor, GGUFValueType, GGUFWriter, read_gguf_split
 from .hf.archs import OutTensor
 from .imatrix import read_imatrix
@@ -176,6 +177,9 @@ def quantize_file(
     Returns:
         A :class:`RequantizeResult`.
 
+    Warns:
+        GGQuantWarning: each of ``RequantizeResult.warnings`` (imatrix entries not found, fallbacks).
+
     Raises:
         GGQuantError: the input is already quantized (without ``allow_requantize``), input and output
             are the same file, a preset needs an importance matrix that is missing, or an imatrix
@@ -230,6 +234,8 @@ def quantize_file(
         if problems and not dry_run:
             raise problems[0]
         warnings += [str(p) for p in problems]
+        for message in warnings:  # scripts see them through `warnings`; the CLI prints them on stderr
+            _warnings.warn(message, GGQuantWarning, stacklevel=2)
         copied = [(k, v, int(reader.kv_types[k][0]), _elem(reader.kv_types[k][1])) for k, v in reader.metadata.items()]
         kvs = quantized_metadata(copied, plan.file_type, imatrix_keys)
         result = RequantizeResult(plan, [], {e[0]: e[1] for e in kvs}, sum(p.nbytes for p in plan.tensors),

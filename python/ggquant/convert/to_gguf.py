@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings as _warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GGQuantError, UnsupportedTypeError
+from ..errors import GGQuantError, GGQuantWarning, UnsupportedTypeError
 from ..gguf import GGUFWriter
 from ..hf import archs as _archs
 from ..hf import naming as _naming
@@ -158,7 +159,8 @@ def _size_label(outs: Sequence[OutTensor]) -> str | None:
     return f"{ecount}x{rounded(shared + expert)}" if ecount > 0 else rounded(total)
 
 
-def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, name: str | None = None) -> GGUFSource:
+def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, name: str | None = None,
+              no_vocab: bool = False) -> GGUFSource:
     """The GGUF view of a Hugging Face model: tensors renamed and reshaped as convert_hf_to_gguf.py does,
     metadata in its order (names, hyper-parameters, vocabulary).
 
@@ -166,12 +168,14 @@ def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, 
         hf: the opened model (:func:`ggquant.convert.core.open_model`).
         tokenizer_dir: where tokenizer.json / tokenizer.model live (default: the model directory).
         name: ``general.name`` (default: derived as gguf-py does).
+        no_vocab: write the file without a vocabulary when there is no tokenizer (a warning, not an error).
 
     Returns:
         A :class:`GGUFSource` that owns ``hf``'s checkpoint.
 
     Raises:
-        GGQuantError: unsupported architecture (the message lists the supported ones) or unmappable tensors.
+        GGQuantError: unsupported architecture (the message lists the supported ones), unmappable tensors,
+            or no tokenizer (without ``no_vocab``).
     """
     arch = _archs.arch_for(hf.hparams)
     outs = arch.tensors(hf.checkpoint)
@@ -183,9 +187,12 @@ def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, 
     vocab = arch.vocab_entries(tok_dir)
     warnings = []
     if not vocab:
-        where = f"in {tok_dir}" if tok_dir is not None else "(no tokenizer_dir given)"
-        warnings.append(f"no tokenizer.json or tokenizer.model {where}: the GGUF gets no vocabulary, "
-                        f"which llama.cpp needs (pass tokenizer_dir=)")
+        where = str(tok_dir) if tok_dir is not None else "a state dict without tokenizer_dir"
+        if not no_vocab:
+            raise GGQuantError(f"{where}: no tokenizer.json or tokenizer.model; llama.cpp cannot run a GGUF "
+                               f"without a vocabulary; pass --tokenizer-dir DIR (tokenizer_dir=), or --no-vocab "
+                               f"(no_vocab=True) to write one anyway")
+        warnings.append(f"{where}: no tokenizer.json or tokenizer.model: the GGUF has no vocabulary (--no-vocab)")
 
     def metadata(plan: Plan) -> list[Entry]:
         # convert_hf_to_gguf.py's order
@@ -300,6 +307,9 @@ def convert_source(
         for w in writers:
             w.abort()
         raise
+    for r in results:  # scripts see them through `warnings`; the CLI prints them on stderr
+        for message in r.plan.warnings:
+            _warnings.warn(message, GGQuantWarning, stacklevel=3)
     if dry_run:
         for r, w in zip(results, writers):
             w.abort()
@@ -351,6 +361,7 @@ def convert(
     nthreads: int | None = None,
     split_max_tensors: int | None = None,
     split_max_size: int | None = None,
+    no_vocab: bool = False,
 ) -> ConversionResult:
     """Convert a Hugging Face checkpoint to a (quantized) GGUF file in one streaming pass.
 
@@ -378,6 +389,11 @@ def convert(
         nthreads: quantization threads (default: :func:`ggquant.get_num_threads`).
         split_max_tensors / split_max_size: write ``{stem}-00001-of-0000N.gguf`` shards of at most this
             many tensors / bytes of tensor data (as llama-gguf-split; llama.cpp loads the first shard).
+        no_vocab: without a tokenizer, write the file anyway (llama.cpp cannot run it); by default
+            a missing tokenizer is an error.
+
+    Warns:
+        GGQuantWarning: each of ``plan.warnings`` (fallback types, no vocabulary with ``no_vocab``).
 
     Returns:
         A :class:`ConversionResult` with the plan, metadata and (predicted) file size. For a quantized
@@ -399,7 +415,7 @@ def convert(
     t0 = time.perf_counter()
     hf = open_model(model, config, allow_requantize=allow_requantize)
     try:
-        source = hf_source(hf, tokenizer_dir, name)
+        source = hf_source(hf, tokenizer_dir, name, no_vocab)
         out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
                          split_max_tensors, split_max_size)
         (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
