@@ -202,3 +202,23 @@ def test_requantize_warnings_reach_python_warnings(tmp_path):
     ggquant.convert(src, f32, "F32", quiet=True)
     with pytest.warns(ggquant.GGQuantWarning, match="did not find imatrix weights for"):
         ggquant.quantize_file(f32, tmp_path / "q.gguf", "Q8_0", imatrix={"nothing.weight": np.ones(64, np.float32)})
+
+
+def test_model_card_without_pyyaml_warns(tmp_path, monkeypatch):
+    import builtins
+
+    d = tmp_path / "m"
+    hf_models.build("llama", d, hidden=64, layers=1, vocab=V)
+    (d / "README.md").write_text("---\nlicense: mit\n---\n# card\n")
+    assert ggquant.convert(d, None, "Q8_0", dry_run=True).metadata["general.license"] == "mit"
+    real_import = builtins.__import__
+
+    def no_yaml(name, *a, **k):
+        if name == "yaml":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_yaml)
+    with pytest.warns(ggquant.GGQuantWarning, match="pip install pyyaml"):
+        r = ggquant.convert(d, None, "Q8_0", dry_run=True)
+    assert "general.license" not in r.metadata

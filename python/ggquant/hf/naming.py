@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
+from ..errors import GGQuantWarning
 from ..gguf_values import GGUFValueType as VT
 
 U32, I32, F32, STR, ARR = VT.UINT32, VT.INT32, VT.FLOAT32, VT.STRING, VT.ARRAY
@@ -90,12 +92,15 @@ def model_id_components(model_id: str | None, total_params: int = 0) -> tuple[An
 def _model_card(model_dir: Path | None) -> dict:
     if model_dir is None or not (model_dir / "README.md").is_file():
         return {}
+    lines = (model_dir / "README.md").read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or lines[0] != "---":
+        return {}
     try:
         import yaml
     except ImportError:
-        return {}
-    lines = (model_dir / "README.md").read_text(encoding="utf-8", errors="replace").splitlines()
-    if not lines or lines[0] != "---":
+        warnings.warn(f"{model_dir / 'README.md'}: the model card's metadata (license, tags, languages, base "
+                      f"models) is dropped: pip install pyyaml (or ggquant[hf]) to read it", GGQuantWarning,
+                      stacklevel=2)
         return {}
     body = []
     for ln in lines[1:]:
