@@ -207,8 +207,8 @@ class Arch:
             if fm:
                 out.extend(self._fused_experts(src, hf, int(fm.group(1)), fm.group(2)))
                 continue
-            names = _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
-            gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in names if (mm := rx.fullmatch(name))), None)
+            name_map = _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
+            gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in name_map if (mm := rx.fullmatch(name))), None)
             if gguf_name is None:
                 raise GGQuantError(f"{src.origin(hf)}: tensor {hf!r} has no GGUF name for architecture "
                                    f"{self.hf_arch} (arch {self.gguf_arch})")
