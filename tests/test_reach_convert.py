@@ -41,6 +41,13 @@ def _build(arch: str, d: Path, hidden: int = 64):
     elif arch == "qwen3moe":
         model = tr.Qwen3MoeForCausalLM(tr.Qwen3MoeConfig(**common, num_experts=4, num_experts_per_tok=2,
                                                           moe_intermediate_size=hidden, norm_topk_prob=True))
+    elif arch == "smollm3":  # every 4th layer without RoPE
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.SmolLM3ForCausalLM(tr.SmolLM3Config(**dict(c, num_hidden_layers=4), bos_token_id=V - 4,
+                                                       pad_token_id=None, tie_word_embeddings=True))
+    elif arch == "olmo2":
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.Olmo2ForCausalLM(tr.Olmo2Config(**c, pad_token_id=None, bos_token_id=None))
     elif arch == "mistral-head-dim":  # Mistral-Nemo/Small: head_dim 32 != hidden / heads = 16
         model = tr.MistralForCausalLM(tr.MistralConfig(**dict(common, eos_token_id=1), bos_token_id=2, sliding_window=None))
     elif arch in ("gemma2", "gemma3", "gemma3-vlm"):
@@ -62,6 +69,8 @@ def _build(arch: str, d: Path, hidden: int = 64):
                 p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
     if arch.startswith(("gemma", "mistral")):
         hf_models.spm_tokenizer(d, V, dummy_prefix=arch.startswith("mistral"))
+    elif arch == "smollm3":
+        hf_models.bpe_tokenizer(d, V, hf_models.LLAMA3_REGEX, bos=True)
     else:
         hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
     model.eval().save_pretrained(d)
@@ -140,12 +149,12 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2",
-                                  "mistral-head-dim"])
+                                  "mistral-head-dim", "smollm3", "olmo2"])
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
     ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre="" if arch.startswith(("gemma", "mistral")) else "qwen2")
+    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe"}.get(arch, "" if arch.startswith(("gemma", "mistral")) else "qwen2"))
     ggquant.convert(d, ours, "F32", quiet=True)
     assert _kvs(ours) == _kvs(ref)
     ta = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ours)).tensors}

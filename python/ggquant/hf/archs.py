@@ -26,8 +26,9 @@ SUPPORTED: dict[str, str] = {
     "MixtralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen2MoeForCausalLM": "qwen2moe",
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
-    "Gemma3ForConditionalGeneration": "gemma3",
+    "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
 }
+_LLAMA_LIKE = ("llama", "smollm3")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
 
 # head_dim as transformers' config classes fill it in when config.json has none: convert_hf_to_gguf.py reads
 # config.json through AutoConfig and writes attention.key_length/value_length from it
@@ -87,6 +88,10 @@ _ARCH_NAMES: dict[str, list[tuple[re.Pattern[str], str]]] = {
         (r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight", "blk.{0}.post_ffw_norm.weight"),
     ]] for a in ("gemma2", "gemma3")
 }
+_ARCH_NAMES["olmo2"] = [(re.compile(x), y) for x, y in [  # OLMo 2 normalizes after each sublayer only
+    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "blk.{0}.post_attention_norm.weight"),
+    (r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight", "blk.{0}.post_ffw_norm.weight"),
+]]
 
 _IGNORED = (".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")
 # the vision half of a multimodal checkpoint (llama.cpp writes it to a separate mmproj file)
@@ -166,7 +171,7 @@ class Arch:
 
     def transform(self, gguf_name: str, hf_name: str, raw: tuple[np.ndarray, str]) -> tuple[np.ndarray, str]:
         a, dtype = raw
-        if self.gguf_arch == "llama":
+        if self.gguf_arch in _LLAMA_LIKE:
             if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
                 a = _permute(a, self.n_head, self.n_head)
             elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
@@ -404,7 +409,7 @@ class Arch:
             add("attention.key_length", int(h["head_dim"]), U32)
             add("attention.value_length", int(h["head_dim"]), U32)
         add("general.file_type", file_type, U32)
-        if a == "llama":
+        if a in _LLAMA_LIKE:
             add("vocab_size", int(h["vocab_size"]), U32)
             add("rope.dimension_count", int(h.get("head_dim") or h["hidden_size"] // h["num_attention_heads"]), U32)
         if a == "gemma3":
@@ -431,7 +436,7 @@ class Arch:
         tc = tk._read_json(tc_path) if tc_path.is_file() else {}
         a = self.gguf_arch
         e: list[tk.Entry] = []
-        if a == "llama":
+        if a in _LLAMA_LIKE:
             if tc.get("add_prefix_space") is not None:
                 e.append(("tokenizer.ggml.add_space_prefix", bool(tc["add_prefix_space"]), BOOL, None))
             if has_spm:
