@@ -19,6 +19,7 @@ from .errors import (
     FormatError,
     GGQuantError,
     GGQuantIOError,
+    GGQuantWarning,
     GGUFError,
     NonFiniteError,
     SafetensorsError,
@@ -39,6 +40,7 @@ from .safetensors import (
     save_sharded,
 )
 from .quality import EvalResult, Evaluator, compute_imatrix, evaluate
+from .requantize import RequantizeResult, quantize_file
 from .quants import dequantize, quant_shape_from_byte_shape, quant_shape_to_byte_shape, quantize, row_size
 from .precision import Profile, profile
 from .budget import plan_for_budget
@@ -79,6 +81,7 @@ __all__ = [
     "GGUFError",
     "SafetensorsError",
     "GGQuantIOError",
+    "GGQuantWarning",
     "safe_open",
     "SafetensorsFile",
     "SafetensorsWriter",
@@ -94,4 +97,6 @@ __all__ = [
     "profile",
     "Profile",
     "plan_for_budget",
+    "quantize_file",
+    "RequantizeResult",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from .config import config, show_config
 from .convert import MAX_SHARD_BYTES, convert, convert_mlx
-from .errors import GGQuantError
+from .errors import GGQuantError, GGQuantWarning
 from .mlx import is_mlx_type
 from .quality import cli as _quality_cli
 
@@ -99,7 +100,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                     token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
                     pure=args.pure, dry_run=args.dry_run, quiet=args.quiet, allow_requantize=args.allow_requantize,
                     nthreads=args.threads, split_max_tensors=args.split_max_tensors,
-                    split_max_size=args.split_max_size)
+                    split_max_size=args.split_max_size, tokenizer_dir=args.tokenizer_dir, no_vocab=args.no_vocab)
     except GGQuantError as e:
         print(f"ggquant convert: error: {e}", file=sys.stderr)
         return 1
@@ -112,6 +113,98 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"wrote {r.path} ({r.file_size:,} bytes, preset {r.plan.preset}, {r.plan.bits_per_weight:.2f} bpw) "
               f"in {r.seconds:.1f} s", file=sys.stderr)
     return 0
+
+
+# ---- reach: inspect, quantize (GGUF -> GGUF); logic in inspect_file.py / requantize.py
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import GGQuantError
+    from .inspect_file import inspect_file
+
+    try:
+        info = inspect_file(args.file)
+    except GGQuantError as e:
+        print(f"ggquant inspect: error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(info.to_dict(args.max_array), indent=1, ensure_ascii=False))
+    else:
+        print(info.format(args.max_array, tensors=not args.no_tensors))
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .errors import GGQuantError
+    from .requantize import quantize_file
+
+    overrides = []
+    for spec in args.tensor_type or []:
+        pat, sep, typ = spec.rpartition("=")
+        overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
+    try:
+        r = quantize_file(args.infile, args.outfile, args.preset, imatrix=args.imatrix, tensor_types=overrides,
+                          output_tensor_type=args.output_tensor_type, token_embedding_type=args.token_embedding_type,
+                          pure=args.pure, allow_requantize=args.allow_requantize, keep_split=args.keep_split,
+                          dry_run=args.dry_run, nthreads=args.threads, quiet=args.quiet)
+    except GGQuantError as e:
+        print(f"ggquant quantize: error: {e}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        for w in r.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    if args.dry_run:
+        print(r.format())
+    elif not args.quiet:
+        print(f"wrote {', '.join(r.paths)} ({r.tensor_bytes:,} bytes of tensor data, preset {r.plan.preset}, "
+              f"{r.plan.bits_per_weight:.2f} bpw) in {r.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _add_reach_convert_args(cv: argparse.ArgumentParser) -> None:
+    cv.add_argument("--tokenizer-dir", metavar="DIR", default=None,
+                    help="where tokenizer.json / tokenizer.model are (default: the model directory)")
+    cv.add_argument("--no-vocab", action="store_true",
+                    help="write the GGUF even without a tokenizer (llama.cpp cannot run it without a vocabulary)")
+
+
+def _add_reach_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    qz = sub.add_parser("quantize", help="GGUF -> quantized GGUF, byte-identical to llama-quantize",
+                        description="Requantize a GGUF file (F32/F16/BF16, or quantized with --allow-requantize) "
+                                    "with llama.cpp's per-tensor preset rules; the output equals llama-quantize's "
+                                    "with the same arguments byte for byte.")
+    qz.add_argument("infile", help="input .gguf (any shard of a split set)")
+    qz.add_argument("outfile", help="output .gguf (with --keep-split: the shards' prefix)")
+    qz.add_argument("preset", help="preset (Q4_K_M, Q5_K_M, Q6_K, Q8_0, IQ4_XS, F16, ...) or one ggml type (q4_K)")
+    qz.add_argument("--imatrix", help="importance matrix from llama-imatrix (GGUF or legacy .dat)")
+    qz.add_argument("--tensor-type", action="append", metavar="REGEX=TYPE",
+                    help="override the type of tensors whose name matches REGEX (repeatable)")
+    qz.add_argument("--output-tensor-type", metavar="TYPE", help="type of output.weight")
+    qz.add_argument("--token-embedding-type", metavar="TYPE", help="type of token_embd.weight")
+    qz.add_argument("--pure", action="store_true", help="no mixture rules: the preset's base type everywhere")
+    qz.add_argument("--allow-requantize", action="store_true", help="requantize tensors that are quantized already")
+    qz.add_argument("--keep-split", action="store_true", help="one output shard per input shard")
+    qz.add_argument("--dry-run", action="store_true", help="print the per-tensor plan; write nothing")
+    qz.add_argument("--threads", type=int, default=None, metavar="N", help="quantization threads (default: all)")
+    qz.add_argument("--quiet", action="store_true", help="no progress lines")
+    qz.set_defaults(func=_cmd_quantize)
+
+    ins = sub.add_parser("inspect", help="show metadata, tensor table and totals of a GGUF or safetensors model",
+                         description="Describe a GGUF file (any shard of a split set opens the set), a .safetensors "
+                                     "file, a sharded checkpoint directory or an MLX model directory: metadata (long "
+                                     "arrays abbreviated), one line per tensor (name, type, shape, bytes, offset) "
+                                     "and the totals (parameters, bits per weight). Reads headers only.")
+    ins.add_argument("file", help=".gguf or .safetensors file, or a model directory")
+    ins.add_argument("--json", action="store_true", help="print JSON for programs")
+    ins.add_argument("--max-array", type=int, default=8, metavar="N",
+                     help="show at most N items of a metadata array (default 8)")
+    ins.add_argument("--no-tensors", action="store_true", help="omit the tensor table")
+    ins.set_defaults(func=_cmd_inspect)
+
+
+# ---- end reach
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _quality_cli.add_parsers(sub)  # imatrix, validate, diff (helper eval; the logic lives in ggquant.quality)
     _add_planner_commands(sub, cv)
+    _add_reach_convert_args(cv)
+    _add_reach_parsers(sub)
     return p
 
 
@@ -305,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("convert: -o/--outfile is required unless --dry-run")
     if args.command == "cache" and args.action in ("export", "import") and not args.file:
         parser.error(f"cache {args.action}: FILE is required")
-    status: int = args.func(args)
+    with warnings.catch_warnings():  # the subcommands print the library's warnings on stderr themselves
+        warnings.simplefilter("ignore", GGQuantWarning)
+        status: int = args.func(args)
     return status
 
 

@@ -48,7 +48,13 @@ class GGQuantIOError(GGQuantError):
     """The operating system refused a file operation (open, map, write, rename)."""
 
 
+class GGQuantWarning(UserWarning):
+    """What ggquant warns about through :mod:`warnings` (a fallback type, a file written without a
+    vocabulary...); the CLI prints these on stderr."""
+
+
 __all__ = [
+    "GGQuantWarning",
     "GGQuantError",
     "ShapeError",
     "NonFiniteError",

@@ -259,8 +259,9 @@ def allows_quantization(name: str, shape: Sequence[int], *, quantize_output: boo
     return not any(s in name for s in _NEVER_QUANTIZED)
 
 
-def _layer_sort_key(name: str) -> tuple[int, str]:
-    # llama_model_loader::weight_name_comparer: by block number (non-block tensors first), then by name
+def tensor_order_key(name: str) -> tuple[int, str]:
+    """llama.cpp's tensor order (``llama_model_loader::weight_name_comparer``), the order llama-quantize
+    writes: by block number (tensors outside ``blk.N.`` first), then by name."""
     m = re.match(r"blk\.(-?\d+)\.", name)
     return (int(m.group(1)) if m else -1, name)
 
@@ -582,7 +583,7 @@ def plan_quantization(
 
     warnings: list[str] = []
     chosen: dict[int, tuple[GGMLType, bool]] = {}
-    order = sorted(range(len(items)), key=lambda i: _layer_sort_key(items[i][0]))
+    order = sorted(range(len(items)), key=lambda i: tensor_order_key(items[i][0]))
     for i in order:
         name, shape, src = items[i]
         ne = list(reversed(shape)) or [1]
@@ -634,4 +635,5 @@ __all__ = [
     "resolve_preset",
     "tensor_nbytes",
     "tensor_requires_imatrix",
+    "tensor_order_key",
 ]

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from . import _core
 from . import mlx as _mlx
 from ._checks import array_arg, bool_arg, int_arg, shape_arg, threads_arg
+from . import torch_io as _torch_io
 from .errors import GGQuantError, ShapeError, UnsupportedTypeError
 from .qtypes import GGMLType, resolve_type, type_info
 
@@ -127,7 +128,9 @@ def quantize(
         x: array-like of float32, float16, bfloat16 (``ml_dtypes.bfloat16``) or float64 values
             (float64 is first rounded to float32, as llama.cpp does). Any number of dimensions;
             the last one is the row, and its length must be a multiple of the type's block size.
-            Non-contiguous input is copied once; contiguous input is read in place.
+            Non-contiguous input is copied once; contiguous input is read in place. A torch tensor
+            (any float dtype, ``requires_grad`` or not, any device) is detached and, off the CPU,
+            copied to it once; the result is still a NumPy array.
         type: a :class:`GGMLType`, its name (``"q4_0"``, case-insensitive) or its id.
         imatrix: optional importance weights, one non-negative float per column (as llama.cpp
             passes to ``ggml_quantize_chunk``). Types without a weighted variant ignore them.
@@ -158,6 +161,10 @@ def quantize(
         >>> bool(np.abs(back - w).max() < 0.05)
         True
     """
+    if _torch_io.is_torch_tensor(x):  # torch in, NumPy out
+        x = _torch_io.to_numpy(x)
+    if _torch_io.is_torch_tensor(imatrix):
+        imatrix = _torch_io.to_numpy(imatrix)
     if _mlx.routes_to_mlx(type):  # MLX modes/presets ("int4", "mlx:nvfp4", ...) have their own kernels
         if imatrix is not None:
             raise GGQuantError(f"MLX mode {type!r} takes no imatrix")

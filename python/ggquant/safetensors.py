@@ -40,6 +40,7 @@ import numpy as np
 
 from . import _core
 from ._checks import shape_arg
+from . import torch_io as _torch_io
 from .errors import GGQuantError, GGQuantIOError, SafetensorsError, ShapeError
 from .fileio import PathArg, fs_path, read_regular_file, remove_stale_temporaries
 
@@ -152,12 +153,14 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
         (dtype('float16'), dtype('float32'), 1, True)
     """
 
-    def __init__(self, path: PathArg) -> None:
+    def __init__(self, path: PathArg, framework: str = "np") -> None:
         self._path = fs_path(path, "safetensors file")
+        pt = _torch_io.framework_of(framework) == "pt"
         self._f: Any = _core._SafetensorsFile(os.fsencode(self._path))
         self._infos = {name: (dtype, shape, begin, end) for name, dtype, shape, begin, end in self._f.tensor_infos()}
         self._keys = sorted(self._infos)
         self._metadata = self._f.metadata()
+        self._pt = _torch_io.TorchMap(self._path) if pt else None
 
     # -- the mapping
     def __getitem__(self, name: str) -> np.ndarray:
@@ -249,7 +252,10 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
             if default is _MISSING:
                 raise KeyError(f"no tensor named {name!r} in {self._path!r}")
             return default
-        st_dtype, shape, _, _ = self._infos[name]
+        st_dtype, shape, begin, end = self._infos[name]
+        if self._pt is not None:  # framework="pt": a zero-copy torch tensor
+            self._file()
+            return self._pt.tensor(st_dtype, shape, begin, end)
         raw = self._file().raw(name)
         if st_dtype in _PACKED_DTYPES:
             return raw
@@ -284,11 +290,14 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
         self._f = None
 
 
-def safe_open(path: PathArg) -> SafetensorsFile:
+def safe_open(path: PathArg, framework: str = "np") -> SafetensorsFile:
     """Opens a safetensors file for lazy, zero-copy reading (usable as a context manager).
 
     Args:
         path: the ``.safetensors`` file.
+        framework: ``"np"`` (NumPy arrays, the default) or ``"pt"`` (torch tensors: zero-copy views
+            of a private copy-on-write mapping for every dtype torch has, as ``safetensors.torch``
+            returns them; F4/F6 as raw ``uint8`` bytes).
 
     Returns:
         A :class:`SafetensorsFile`.
@@ -305,7 +314,7 @@ def safe_open(path: PathArg) -> SafetensorsFile:
         ...     f.keys()
         ['b']
     """
-    return SafetensorsFile(path)
+    return SafetensorsFile(path, framework)
 
 
 def _as_saveable(name: Any, value: Any) -> np.ndarray:
@@ -456,7 +465,8 @@ def save_file(tensors: Mapping[str, np.ndarray], path: PathArg, metadata: Mappin
     atomic (temporary file + rename).
 
     Args:
-        tensors: name -> ndarray (NumPy dtypes, or ml_dtypes bfloat16/float8 types).
+        tensors: name -> ndarray (NumPy dtypes, or ml_dtypes bfloat16/float8 types), or torch
+            tensors (contiguous, not sharing memory; written as ``safetensors.torch.save_file`` does).
         path: output file.
         metadata: optional ``__metadata__`` string map.
 
@@ -469,8 +479,17 @@ def save_file(tensors: Mapping[str, np.ndarray], path: PathArg, metadata: Mappin
     """
     if not isinstance(tensors, Mapping):
         raise SafetensorsError(f"[safetensors_write] expected a dict of name -> ndarray, got {type(tensors).__name__}")
-    arrays = {name: _as_saveable(name, v) for name, v in tensors.items()}
-    with SafetensorsWriter(path, {n: (a.dtype, a.shape) for n, a in arrays.items()}, metadata) as w:
+    _torch_io.check_not_shared(dict(tensors))
+    specs: dict[str, tuple[Any, tuple[int, ...]]] = {}
+    arrays = {}
+    for name, v in tensors.items():
+        if _torch_io.is_torch_tensor(v):  # torch: the bytes safetensors.torch.save_file writes
+            st, arr = _torch_io.saveable(name, v)
+            specs[name], arrays[name] = (st, tuple(v.shape)), arr
+        else:
+            arrays[name] = _as_saveable(name, v)
+            specs[name] = (arrays[name].dtype, arrays[name].shape)
+    with SafetensorsWriter(path, specs, metadata) as w:
         for name in w.order:
             w.write(name, arrays[name])
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
 from ..fileio import fs_path, read_text_file, remove_stale_temporaries
 from ..hf.archs import OutTensor
+from ..hub import is_hub_id, resolve_model
 from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
                              to_compute_dtype)
 from ..plan import PlannedTensor
@@ -123,7 +124,8 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
     """Open a model directory or a state dict, read its config and apply :func:`check_not_quantized`.
 
     Args:
-        model: a Hugging Face model directory or a state dict (name -> torch tensor or NumPy array).
+        model: a Hugging Face model directory, a Hub id (``"Qwen/Qwen3-0.6B"``, fetched with
+            :func:`ggquant.hub.resolve_model`) or a state dict (name -> torch tensor or NumPy array).
         config: overrides config.json (required for a state dict); see :func:`load_config`.
         allow_requantize: see :func:`check_not_quantized`.
 
@@ -133,9 +135,15 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
     Example:
         >>> m = open_model("path/to/model")  # doctest: +SKIP
     """
-    model_dir = None if isinstance(model, Mapping) else Path(fs_path(model, "model directory"))
-    hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
-    ck = from_state_dict(model) if isinstance(model, Mapping) else open_checkpoint(model_dir)  # type: ignore[arg-type]
+    if isinstance(model, Mapping):
+        model_dir, hparams = None, load_config(config, None)
+        ck = from_state_dict(model)
+    else:
+        model_dir = resolve_model(fs_path(model, "model directory"))  # a Hub id is downloaded (only the files a conversion reads)
+        hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
+        if is_hub_id(model):  # general.name from the id, not from the snapshot's commit hash
+            hparams.setdefault("_name_or_path", os.fspath(model))
+        ck = open_checkpoint(model_dir)
     try:
         check_not_quantized(hparams, ck, allow_requantize)
     except BaseException:

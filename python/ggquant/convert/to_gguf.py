@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings as _warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GGQuantError, UnsupportedTypeError
+from ..errors import GGQuantError, GGQuantWarning, UnsupportedTypeError
 from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
 from ..gguf import GGUFWriter
 from ..hf import archs as _archs
@@ -27,7 +28,9 @@ from ..hf import tokenizer as _tk
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import Checkpoint
 from ..imatrix import load_imatrix as _read_imatrix
-from ..plan import ModelInfo, Plan, plan_quantization
+from ..imatrix import read_imatrix
+from ..layout import imatrix_entries, quantized_metadata
+from ..plan import ModelInfo, Plan, plan_quantization, resolve_preset, tensor_order_key
 from ..qtypes import GGMLType, type_info
 from .core import HFModel, Job, input_files, open_model, run_pass
 
@@ -157,7 +160,8 @@ def _size_label(outs: Sequence[OutTensor]) -> str | None:
     return f"{ecount}x{rounded(shared + expert)}" if ecount > 0 else rounded(total)
 
 
-def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, name: str | None = None) -> GGUFSource:
+def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, name: str | None = None,
+              no_vocab: bool = False) -> GGUFSource:
     """The GGUF view of a Hugging Face model: tensors renamed and reshaped as convert_hf_to_gguf.py does,
     metadata in its order (names, hyper-parameters, vocabulary).
 
@@ -165,12 +169,14 @@ def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, 
         hf: the opened model (:func:`ggquant.convert.core.open_model`).
         tokenizer_dir: where tokenizer.json / tokenizer.model live (default: the model directory).
         name: ``general.name`` (default: derived as gguf-py does).
+        no_vocab: write the file without a vocabulary when there is no tokenizer (a warning, not an error).
 
     Returns:
         A :class:`GGUFSource` that owns ``hf``'s checkpoint.
 
     Raises:
-        GGQuantError: unsupported architecture (the message lists the supported ones) or unmappable tensors.
+        GGQuantError: unsupported architecture (the message lists the supported ones), unmappable tensors,
+            or no tokenizer (without ``no_vocab``).
     """
     arch = _archs.arch_for(hf.hparams)
     outs = arch.tensors(hf.checkpoint)
@@ -182,9 +188,12 @@ def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, 
     vocab = arch.vocab_entries(tok_dir)
     warnings = []
     if not vocab:
-        where = f"in {tok_dir}" if tok_dir is not None else "(no tokenizer_dir given)"
-        warnings.append(f"no tokenizer.json or tokenizer.model {where}: the GGUF gets no vocabulary, "
-                        f"which llama.cpp needs (pass tokenizer_dir=)")
+        where = str(tok_dir) if tok_dir is not None else "a state dict without tokenizer_dir"
+        if not no_vocab:
+            raise GGQuantError(f"{where}: no tokenizer.json or tokenizer.model; llama.cpp cannot run a GGUF "
+                               f"without a vocabulary; pass --tokenizer-dir DIR (tokenizer_dir=), or --no-vocab "
+                               f"(no_vocab=True) to write one anyway")
+        warnings.append(f"{where}: no tokenizer.json or tokenizer.model: the GGUF has no vocabulary (--no-vocab)")
 
     def metadata(plan: Plan) -> list[Entry]:
         # convert_hf_to_gguf.py's order
@@ -255,12 +264,16 @@ def convert_source(
         nthreads: quantization threads.
 
     Returns:
-        One :class:`ConversionResult` per output.
+        One :class:`ConversionResult` per output. When every output is a quantized preset the files
+        are laid out as llama-quantize writes them (:func:`llama_quantize_layout`); a pass that also
+        writes F32/F16/BF16 keeps the source's order (convert_hf_to_gguf.py's) for all of them.
 
     Raises:
         GGQuantError: a type this build cannot quantize, a missing importance matrix, unreadable tensors.
     """
     t0 = time.perf_counter()
+    if outputs and all(_quantizes(out.preset) for out in outputs):  # one tensor order per pass
+        source = llama_quantize_layout(source, imatrix)
     imx: dict[str, np.ndarray] | None = None
     if imatrix is not None:
         imx = load_imatrix(imatrix) if isinstance(imatrix, (str, bytes, os.PathLike)) else {
@@ -295,6 +308,9 @@ def convert_source(
         for w in writers:
             w.abort()
         raise
+    for r in results:  # scripts see them through `warnings`; the CLI prints them on stderr
+        for message in r.plan.warnings:
+            _warnings.warn(message, GGQuantWarning, stacklevel=3)
     if dry_run:
         for r, w in zip(results, writers):
             w.abort()
@@ -309,6 +325,22 @@ def convert_source(
         r.path, r.file_size = paths[0], sum(p.stat().st_size for p in paths)
         r.seconds = time.perf_counter() - t0
     return results
+
+
+def _quantizes(preset: str | GGMLType | Plan) -> bool:
+    if isinstance(preset, Plan):
+        return any(type_info(t.type).is_quantized for t in preset.tensors)
+    return type_info(resolve_preset(preset)[1]).is_quantized
+
+
+def llama_quantize_layout(source: GGUFSource, imatrix: str | os.PathLike[str] | Mapping[str, Any] | None) -> GGUFSource:
+    """``source`` as llama-quantize would write it after convert_hf_to_gguf.py (see :mod:`ggquant.layout`):
+    tensors in llama.cpp's order, ``general.quantization_version``/``general.file_type`` last, then the
+    imatrix keys of an imatrix file. A quantized preset gives the two-step route's file byte for byte."""
+    keys = imatrix_entries(imatrix, read_imatrix(imatrix)) if isinstance(imatrix, (str, os.PathLike)) else []
+    meta = source.metadata
+    return dataclasses.replace(source, tensors=sorted(source.tensors, key=lambda t: tensor_order_key(t.name)),
+                               metadata=lambda plan: quantized_metadata(meta(plan), plan.file_type, keys))
 
 
 def convert(
@@ -330,6 +362,7 @@ def convert(
     nthreads: int | None = None,
     split_max_tensors: int | None = None,
     split_max_size: int | None = None,
+    no_vocab: bool = False,
 ) -> ConversionResult:
     """Convert a Hugging Face checkpoint to a (quantized) GGUF file in one streaming pass.
 
@@ -357,9 +390,17 @@ def convert(
         nthreads: quantization threads (default: :func:`ggquant.get_num_threads`).
         split_max_tensors / split_max_size: write ``{stem}-00001-of-0000N.gguf`` shards of at most this
             many tensors / bytes of tensor data (as llama-gguf-split; llama.cpp loads the first shard).
+        no_vocab: without a tokenizer, write the file anyway (llama.cpp cannot run it); by default
+            a missing tokenizer is an error.
+
+    Warns:
+        GGQuantWarning: each of ``plan.warnings`` (fallback types, no vocabulary with ``no_vocab``).
 
     Returns:
-        A :class:`ConversionResult` with the plan, metadata and (predicted) file size.
+        A :class:`ConversionResult` with the plan, metadata and (predicted) file size. For a quantized
+        preset the file is laid out as llama-quantize writes it (tensor and key order, imatrix keys):
+        the same bytes as ``convert_hf_to_gguf.py`` followed by ``llama-quantize`` when the
+        intermediate file holds the same values (an F32 one, or BF16 for a bf16 checkpoint).
 
     Raises:
         GGQuantError: unsupported architecture (the message lists the supported ones), an already
@@ -383,7 +424,7 @@ def convert(
     with sigterm_as_interrupt():  # a killed conversion cleans up its temporary as Ctrl-C does
         hf = open_model(model, config, allow_requantize=allow_requantize)
         try:
-            source = hf_source(hf, tokenizer_dir, name)
+            source = hf_source(hf, tokenizer_dir, name, no_vocab)
             out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
                              split_max_tensors, split_max_size)
             if outfile is not None and not dry_run:
@@ -397,4 +438,4 @@ def convert(
 
 
 __all__ = ["SUPPORTED_ARCHITECTURES", "ConversionResult", "Entry", "GGUFOutput", "GGUFSource", "convert",
-           "convert_source", "hf_source", "load_imatrix"]
+           "convert_source", "hf_source", "llama_quantize_layout", "load_imatrix"]

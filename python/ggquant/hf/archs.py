@@ -24,8 +24,23 @@ U32, F32, BOOL, STR, ARR = tk.U32, tk.F32, tk.BOOL, tk.STR, tk.ARR
 SUPPORTED: dict[str, str] = {
     "LlamaForCausalLM": "llama", "LLaMAForCausalLM": "llama", "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen2MoeForCausalLM": "qwen2moe",
-    "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3",
+    "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
+    "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
 }
+_LLAMA_LIKE = ("llama", "smollm3")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
+
+# head_dim as transformers' config classes fill it in when config.json has none: convert_hf_to_gguf.py reads
+# config.json through AutoConfig and writes attention.key_length/value_length from it
+_HEAD_DIM_DEFAULTS: dict[str, Callable[[dict[str, Any]], int]] = {
+    "llama": lambda h: int(h["hidden_size"]) // int(h["num_attention_heads"]),
+    "mistral": lambda h: int(h["hidden_size"]) // int(h["num_attention_heads"]),
+    "qwen3": lambda h: 128,
+    "gemma": lambda h: 256,
+    "gemma2": lambda h: 256,
+    "gemma3_text": lambda h: 256,
+}
+_GEMMA_NORM_SHIFT = ("gemma", "gemma2", "gemma3")  # GemmaRMSNorm multiplies by (1 + weight)
 
 # (HF regex, GGUF name template); {0} = block id, {1} = "weight"/"bias"
 _NAME_MAP: list[tuple[re.Pattern[str], str]] = [(re.compile(a), b) for a, b in [
@@ -39,6 +54,8 @@ _NAME_MAP: list[tuple[re.Pattern[str], str]] = [(re.compile(a), b) for a, b in [
     (r"model\.layers\.(\d+)\.self_attn\.v_proj\.(weight|bias)", "blk.{0}.attn_v.{1}"),
     (r"model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)", "blk.{0}.attn_output.{1}"),
     (r"model\.layers\.(\d+)\.self_attn\.qkv_proj\.(weight|bias)", "blk.{0}.attn_qkv.{1}"),
+    (r"model\.layers\.(\d+)\.self_attn\.q_norm\.weight", "blk.{0}.attn_q_norm.weight"),
+    (r"model\.layers\.(\d+)\.self_attn\.k_norm\.weight", "blk.{0}.attn_k_norm.weight"),
     (r"model\.layers\.(\d+)\.mlp\.gate_proj\.weight", "blk.{0}.ffn_gate.weight"),
     (r"model\.layers\.(\d+)\.mlp\.up_proj\.weight", "blk.{0}.ffn_up.weight"),
     (r"model\.layers\.(\d+)\.mlp\.gate_up_proj\.weight", "blk.{0}.ffn_up.weight"),
@@ -63,7 +80,22 @@ _EXPERT_MAP: list[tuple[re.Pattern[str], str]] = [(re.compile(a), b) for a, b in
 # already-stacked expert tensors (newer transformers layouts): (n_expert, rows, cols)
 _FUSED_EXPERTS = re.compile(r"model\.layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_proj)(?:\.weight)?")
 
+# architecture-specific names, tried before _NAME_MAP (Gemma 2/3 have a norm before and after each sublayer)
+_ARCH_NAMES: dict[str, list[tuple[re.Pattern[str], str]]] = {
+    a: [(re.compile(x), y) for x, y in [
+        (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "blk.{0}.post_attention_norm.weight"),
+        (r"model\.layers\.(\d+)\.pre_feedforward_layernorm\.weight", "blk.{0}.ffn_norm.weight"),
+        (r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight", "blk.{0}.post_ffw_norm.weight"),
+    ]] for a in ("gemma2", "gemma3")
+}
+_ARCH_NAMES["olmo2"] = [(re.compile(x), y) for x, y in [  # OLMo 2 normalizes after each sublayer only
+    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "blk.{0}.post_attention_norm.weight"),
+    (r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight", "blk.{0}.post_ffw_norm.weight"),
+]]
+
 _IGNORED = (".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")
+# the vision half of a multimodal checkpoint (llama.cpp writes it to a separate mmproj file)
+_VISION_PREFIXES = ("vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.")
 
 
 @dataclass
@@ -139,20 +171,20 @@ class Arch:
 
     def transform(self, gguf_name: str, hf_name: str, raw: tuple[np.ndarray, str]) -> tuple[np.ndarray, str]:
         a, dtype = raw
-        if self.gguf_arch == "llama":
+        if self.gguf_arch in _LLAMA_LIKE:
             if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
                 a = _permute(a, self.n_head, self.n_head)
             elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
                 a = _permute(a, self.n_head, self.n_head_kv)
-        if self.gguf_arch == "gemma" and hf_name.endswith("norm.weight"):
+        if self.gguf_arch in _GEMMA_NORM_SHIFT and hf_name.endswith("norm.weight"):
             a = to_compute_dtype(a, dtype)
             a, dtype = a + a.dtype.type(1), ("F16" if a.dtype == np.float16 else "F32")
         return a, dtype
 
     def skip(self, hf_name: str) -> bool:
-        if hf_name.endswith(_IGNORED):
+        if hf_name.endswith(_IGNORED) or hf_name.startswith(_VISION_PREFIXES):
             return True
-        return self.gguf_arch == "gemma" and hf_name == "lm_head.weight"
+        return self.gguf_arch in ("gemma", "gemma2") and hf_name == "lm_head.weight"
 
     def tensors(self, src: Checkpoint) -> list[OutTensor]:
         out: list[OutTensor] = []
@@ -180,7 +212,8 @@ class Arch:
             if fm:
                 out.extend(self._fused_experts(src, hf, int(fm.group(1)), fm.group(2)))
                 continue
-            gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in _NAME_MAP if (mm := rx.fullmatch(name))), None)
+            name_map = _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
+            gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in name_map if (mm := rx.fullmatch(name))), None)
             if gguf_name is None:
                 raise GGQuantError(f"{src.origin(hf)}: tensor {hf!r} has no GGUF name for architecture "
                                    f"{self.hf_arch} (arch {self.gguf_arch})")
@@ -276,6 +309,21 @@ class Arch:
             add("attention.value_length", int(h["head_dim"]), U32)
             add("general.file_type", file_type, U32)
             return e
+        if a == "gemma2":  # Gemma2Model.set_gguf_parameters
+            add("context_length", int(h["max_position_embeddings"]), U32)
+            add("embedding_length", int(h["hidden_size"]), U32)
+            add("block_count", self.n_layer, U32)
+            add("feed_forward_length", int(h["intermediate_size"]), U32)
+            add("attention.head_count", int(h["num_attention_heads"]), U32)
+            add("attention.head_count_kv", self.n_head_kv, U32)
+            add("attention.layer_norm_rms_epsilon", float(h["rms_norm_eps"]), F32)
+            add("attention.key_length", int(h["head_dim"]), U32)
+            add("attention.value_length", int(h["head_dim"]), U32)
+            add("general.file_type", file_type, U32)
+            add("attn_logit_softcapping", float(h["attn_logit_softcapping"]), F32)
+            add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
+            add("attention.sliding_window", int(h["sliding_window"]), U32)
+            return e
         if a == "phi3":
             n_embd = int(_find(h, ["hidden_size", "n_embd"]))
             n_head = self.n_head
@@ -338,8 +386,13 @@ class Arch:
                         add(key, float(v), F32)
             elif rt in ("su", "longrope"):
                 add("rope.scaling.type", "longrope", STR)
+        if a == "gemma3":  # Gemma3Model.set_gguf_parameters sets these again (first position, last value)
+            rp = {**rp, "rope_theta": rp.get("rope_theta", 1_000_000.0)}
         if rp.get("rope_theta") is not None:
             add("rope.freq_base", float(rp["rope_theta"]), F32)
+        swa_theta = (self.rope_params.get("sliding_attention") or {}).get("rope_theta")
+        if swa_theta is not None:
+            add("rope.freq_base_swa", float(swa_theta), F32)
         v = _find(h, ["rms_norm_eps", "norm_eps"])
         if v is not None:
             add("attention.layer_norm_rms_epsilon", float(v), F32)
@@ -356,10 +409,15 @@ class Arch:
             add("attention.key_length", int(h["head_dim"]), U32)
             add("attention.value_length", int(h["head_dim"]), U32)
         add("general.file_type", file_type, U32)
-        if a == "llama":
+        if a in _LLAMA_LIKE:
             add("vocab_size", int(h["vocab_size"]), U32)
             add("rope.dimension_count", int(h.get("head_dim") or h["hidden_size"] // h["num_attention_heads"]), U32)
-        if a == "qwen2moe":
+        if a == "gemma3":
+            if h.get("final_logit_softcapping"):
+                add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
+            if h.get("sliding_window_pattern") != 1:
+                add("attention.sliding_window", int(h["sliding_window"]), U32)
+        if a in ("qwen2moe", "qwen3moe"):
             if h.get("moe_intermediate_size") is not None:
                 add("expert_feed_forward_length", int(h["moe_intermediate_size"]), U32)
             if h.get("shared_expert_intermediate_size") is not None:
@@ -378,7 +436,7 @@ class Arch:
         tc = tk._read_json(tc_path) if tc_path.is_file() else {}
         a = self.gguf_arch
         e: list[tk.Entry] = []
-        if a == "llama":
+        if a in _LLAMA_LIKE:
             if tc.get("add_prefix_space") is not None:
                 e.append(("tokenizer.ggml.add_space_prefix", bool(tc["add_prefix_space"]), BOOL, None))
             if has_spm:
@@ -394,12 +452,15 @@ class Arch:
             e += tk.special_vocab(model_dir, types=("prefix", "suffix", "middle", "fsep", "eot"),
                                   fixed_ids={"eot": 107}, chat_template=False)
             e.append(("tokenizer.ggml.add_space_prefix", False, BOOL, None))
+        elif a in ("gemma2", "gemma3") and has_spm:
+            e += tk.spm_vocab(model_dir, h)
+            e.append(("tokenizer.ggml.add_space_prefix", False, BOOL, None))
         elif a == "phi3":
             if tc.get("tokenizer_class") == "GPT2Tokenizer" or not has_spm:
                 e += tk.bpe_vocab(model_dir, h)
             else:
                 e += tk.spm_vocab(model_dir, h, phi3=True)
-        else:  # qwen2, qwen2moe
+        else:  # qwen2, qwen2moe, qwen3, qwen3moe
             e += tk.spm_vocab(model_dir, h) if has_spm else tk.bpe_vocab(model_dir, h)
         return e
 
@@ -419,7 +480,11 @@ def arch_for(hparams: dict[str, Any]) -> Arch:
     hf = archs[0] if archs else None
     if hf not in SUPPORTED:
         raise GGQuantError(f"config.json: architecture {hf!r} is not supported; supported: "
-                           f"{', '.join(sorted(SUPPORTED))}")
+                           f"{', '.join(sorted(SUPPORTED))}. To ask for another one, open an issue with the "
+                           f"model's Hugging Face id and its config.json")
     if "text_config" in hparams:
         hparams = {**hparams, **hparams["text_config"]}
+    default = _HEAD_DIM_DEFAULTS.get(str(hparams.get("model_type")))
+    if hparams.get("head_dim") is None and default is not None:
+        hparams = {**hparams, "head_dim": default(hparams)}
     return Arch(hf, SUPPORTED[hf], hparams)

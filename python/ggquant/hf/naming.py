@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..fileio import read_text_file
+from ..errors import GGQuantWarning
 from ..gguf_values import GGUFValueType as VT
 from .tokenizer import Entry
 
@@ -92,12 +94,15 @@ def model_id_components(model_id: str | None, total_params: int = 0) -> tuple[An
 def _model_card(model_dir: Path | None) -> dict[str, Any]:
     if model_dir is None or not (model_dir / "README.md").is_file():
         return {}
+    lines = read_text_file(model_dir / "README.md", "README", errors="replace").splitlines()
+    if not lines or lines[0] != "---":
+        return {}
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
-        return {}
-    lines = read_text_file(model_dir / "README.md", "README", errors="replace").splitlines()
-    if not lines or lines[0] != "---":
+        warnings.warn(f"{model_dir / 'README.md'}: the model card's metadata (license, tags, languages, base "
+                      f"models) is dropped: pip install pyyaml (or ggquant[hf]) to read it", GGQuantWarning,
+                      stacklevel=2)
         return {}
     body = []
     for ln in lines[1:]:
@@ -223,7 +228,7 @@ def general_entries(hparams: dict[str, Any], model_dir: Path | None, total_param
     nop = hparams.get("_name_or_path")
     if isinstance(nop, str) and nop.count("/") <= 1:
         fill(nop)
-    if model_dir is not None:
+    if model_dir is not None and model_dir.resolve().parent.name != "snapshots":  # a Hub snapshot: a hash
         fill(model_dir.resolve().name)
     if meta.get("size_label") is None and size_label_fallback:
         meta["size_label"] = size_label_fallback

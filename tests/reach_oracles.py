@@ -1,0 +1,97 @@
+"""llama.cpp's two steps as test oracles: ``convert_hf_to_gguf.py`` (from the unpacked llama.cpp sources)
+and ``llama_model_quantize`` with every parameter llama-quantize passes (libllama via tests/llama_oracle.py)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import ggquant
+import llama_oracle
+from ggquant.plan import LLAMA_FTYPE
+
+
+def reference_converter() -> Path | None:
+    """llama.cpp's source tree: $LLAMA_CPP_DIR, else the sdist unpacked by tests/oracle/build_oracle.sh."""
+    sub = Path("llama_cpp_python-0.3.36") / "vendor" / "llama.cpp"
+    oracles = [Path(os.environ.get("ORACLE_DIR", Path.home() / ".cache" / "ggquant-oracle")),
+               Path(__file__).resolve().parent.parent / "build" / "oracle"]
+    for d in (os.environ.get("LLAMA_CPP_DIR"), *(o / sub for o in oracles)):
+        if d and (Path(d) / "convert_hf_to_gguf.py").is_file() and (Path(d) / "conversion").is_dir():
+            return Path(d)
+    return None
+
+
+def convert_hf_to_gguf(model_dir: Path, out: Path, outtype: str = "f32", pre: str = "") -> None:
+    """Run convert_hf_to_gguf.py; ``pre`` names the pre-tokenizer for vocabularies without a known chkhsh."""
+    src = reference_converter()
+    assert src is not None
+    script = (f"import sys, runpy; sys.path[:0] = [{str(src)!r}, {str(src / 'gguf-py')!r}]\n"
+              "import conversion.base as b\n"
+              "o = b.TextModel.get_vocab_base_pre\n"
+              "def p(self, t):\n    try:\n        return o(self, t)\n    except NotImplementedError:\n"
+              f"        return {pre!r}\n"
+              "b.TextModel.get_vocab_base_pre = p\n"
+              f"sys.argv = ['c', {str(model_dir)!r}, '--outtype', {outtype!r}, '--outfile', {str(out)!r}]\n"
+              f"runpy.run_path({str(src / 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+
+
+class _Val(ctypes.Union):
+    _fields_ = [("i64", ctypes.c_int64), ("f64", ctypes.c_double), ("b", ctypes.c_bool), ("s", ctypes.c_char * 128)]
+
+
+class _KVOverride(ctypes.Structure):  # llama.h: struct llama_model_kv_override
+    _fields_ = [("tag", ctypes.c_int), ("key", ctypes.c_char * 128), ("val", _Val)]
+
+
+_INT, _STR = 0, 3
+
+
+def llama_quantize(inp, out, preset, *, imatrix=None, kv=(), tensor_types=(), token_embedding_type=None,
+                   output_tensor_type=None, pure=False, allow_requantize=False, keep_split=False):
+    """llama_model_quantize with every parameter ggquant's quantize_file has (kv: [(key, int | bytes)])."""
+    _, llama = llama_oracle._load()
+    llama_oracle.silence()
+    p = llama.llama_model_quantize_default_params()
+    p.ftype, p.nthread, p.pure = LLAMA_FTYPE[preset], 2, pure
+    p.allow_requantize, p.keep_split = allow_requantize, keep_split
+    if token_embedding_type is not None:
+        p.token_embedding_type = int(ggquant.resolve_type(token_embedding_type))
+    if output_tensor_type is not None:
+        p.output_tensor_type = int(ggquant.resolve_type(output_tensor_type))
+    keep = []
+    if imatrix:
+        arr = (llama_oracle.ImatrixData * (len(imatrix) + 1))()
+        for i, (k, v) in enumerate(imatrix.items()):
+            v = np.ascontiguousarray(v, np.float32).reshape(-1)
+            keep += [k.encode(), v]
+            arr[i].name, arr[i].data, arr[i].size = keep[-2], v.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), v.size
+        p.imatrix = ctypes.cast(arr, ctypes.POINTER(llama_oracle.ImatrixData))
+        keep.append(arr)
+    if kv:
+        karr = (_KVOverride * (len(kv) + 1))()
+        for i, (k, v) in enumerate(kv):
+            karr[i].key = k.encode()
+            if isinstance(v, bytes):
+                karr[i].tag, karr[i].val.s = _STR, v
+            else:
+                karr[i].tag, karr[i].val.i64 = _INT, v
+        p.kv_overrides = ctypes.cast(karr, ctypes.c_void_p)
+        keep.append(karr)
+    if tensor_types:
+        tarr = (llama_oracle.TensorOverride * (len(tensor_types) + 1))()
+        for i, (pat, t) in enumerate(tensor_types):
+            keep.append(pat.encode())
+            tarr[i].pattern, tarr[i].type = keep[-1], int(ggquant.resolve_type(t))
+        p.tt_overrides = ctypes.cast(tarr, ctypes.POINTER(llama_oracle.TensorOverride))
+        keep.append(tarr)
+    rc = llama.llama_model_quantize(str(inp).encode(), str(out).encode(), ctypes.byref(p))
+    if rc != 0:
+        raise RuntimeError(f"llama_model_quantize failed for {inp}")

@@ -1,0 +1,233 @@
+"""ggquant.convert against llama.cpp's two steps, whole files: convert_hf_to_gguf.py (--outtype f32) and then
+llama_model_quantize give the same bytes (sha256) as ggquant's one step, and the architectures added for
+issue 12 (Qwen3, Qwen3-MoE) convert as convert_hf_to_gguf.py does and run in llama.cpp like transformers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ggquant
+import hf_models
+import llama_oracle
+from reach_oracles import convert_hf_to_gguf, llama_quantize, reference_converter
+
+gguf = pytest.importorskip("gguf")
+torch = pytest.importorskip("torch")
+tr = pytest.importorskip("transformers")
+if llama_oracle.available() is not None:
+    pytest.skip(str(llama_oracle.available()), allow_module_level=True)
+if reference_converter() is None:
+    pytest.skip("no llama.cpp source tree (LLAMA_CPP_DIR or tests/oracle/build_oracle.sh)", allow_module_level=True)
+
+V = 384
+
+
+def _build(arch: str, d: Path, hidden: int = 64):
+    """A tiny random model of a new architecture with a trained vocabulary (BPE with Qwen's pre-tokenizer,
+    or SentencePiece for Gemma)."""
+    torch.manual_seed(0)
+    d.mkdir(parents=True, exist_ok=True)
+    common = dict(vocab_size=V, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6,
+                  head_dim=32, eos_token_id=V - 3)
+    if arch == "qwen3":
+        model = tr.Qwen3ForCausalLM(tr.Qwen3Config(**common, tie_word_embeddings=True))
+    elif arch == "qwen3moe":
+        model = tr.Qwen3MoeForCausalLM(tr.Qwen3MoeConfig(**common, num_experts=4, num_experts_per_tok=2,
+                                                          moe_intermediate_size=hidden, norm_topk_prob=True))
+    elif arch == "smollm3":  # every 4th layer without RoPE
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.SmolLM3ForCausalLM(tr.SmolLM3Config(**dict(c, num_hidden_layers=4), bos_token_id=V - 4,
+                                                       pad_token_id=None, tie_word_embeddings=True))
+    elif arch == "olmo2":
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.Olmo2ForCausalLM(tr.Olmo2Config(**c, pad_token_id=None, bos_token_id=None))
+    elif arch == "mistral-head-dim":  # Mistral-Nemo/Small: head_dim 32 != hidden / heads = 16
+        model = tr.MistralForCausalLM(tr.MistralConfig(**dict(common, eos_token_id=1), bos_token_id=2, sliding_window=None))
+    elif arch in ("gemma2", "gemma3", "gemma3-vlm"):
+        g = dict(common, bos_token_id=2, eos_token_id=1, pad_token_id=0, sliding_window=64, query_pre_attn_scalar=32)
+        if arch == "gemma2":
+            model = tr.Gemma2ForCausalLM(tr.Gemma2Config(**g, attn_logit_softcapping=50.0, final_logit_softcapping=30.0))
+        elif arch == "gemma3":
+            model = tr.Gemma3ForCausalLM(tr.Gemma3TextConfig(**g))
+        else:
+            vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                          image_size=28, patch_size=14)
+            model = tr.Gemma3ForConditionalGeneration(tr.Gemma3Config(text_config=g, vision_config=vision,
+                                                                      mm_tokens_per_image=4, image_token_index=V - 1))
+    else:
+        raise ValueError(arch)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
+    if arch.startswith(("gemma", "mistral")):
+        hf_models.spm_tokenizer(d, V, dummy_prefix=arch.startswith("mistral"))
+    elif arch == "smollm3":
+        hf_models.bpe_tokenizer(d, V, hf_models.LLAMA3_REGEX, bos=True)
+    else:
+        hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
+    model.eval().save_pretrained(d)
+    return model
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """A Llama whose config.json lacks head_dim, as older uploads (SmolLM2) ship it."""
+    d = tmp_path_factory.mktemp("two-step") / "llama"
+    hf_models.build("llama", d, hidden=256, layers=2, vocab=V)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.pop("head_dim", None)
+    (d / "config.json").write_text(json.dumps(cfg))
+    ref = d.parent / "ref-f32.gguf"
+    convert_hf_to_gguf(d, ref, "f32", pre="llama-bpe")
+    return d, ref
+
+
+def test_f32_file_identical_with_autoconfig_head_dim(llama_dir, tmp_path):
+    d, ref = llama_dir
+    ours = tmp_path / "f32.gguf"
+    ggquant.convert(d, ours, "F32", quiet=True)
+    assert gguf.GGUFReader(str(ours)).fields["llama.attention.key_length"].contents() == 64
+    assert _sha(ours) == _sha(ref)
+
+
+@pytest.mark.parametrize("preset", ["Q4_K_M", "Q8_0", "Q5_K_S", "IQ4_XS"])
+def test_two_step_route_whole_file(llama_dir, tmp_path, preset):
+    d, ref = llama_dir
+    ours, theirs = tmp_path / "ours.gguf", tmp_path / "theirs.gguf"
+    ggquant.convert(d, ours, preset, quiet=True)
+    llama_quantize(ref, theirs, preset)
+    assert _sha(ours) == _sha(theirs)
+
+
+def test_two_step_route_with_imatrix_file(llama_dir, tmp_path, rng):
+    d, ref = llama_dir
+    r = gguf.GGUFReader(str(ref))
+    names = [(t.name, int(t.shape[0])) for t in r.tensors if len(t.shape) == 2 and t.name != "token_embd.weight"]
+    path = tmp_path / "imatrix.dat"
+    with open(path, "wb") as f:  # legacy format with the chunk count and dataset trailer
+        f.write(struct.pack("<i", len(names)))
+        for name, ne0 in names:
+            f.write(struct.pack("<i", len(name)) + name.encode() + struct.pack("<ii", 4, ne0))
+            f.write((rng.uniform(0.1, 3.0, ne0) * 4).astype("<f4").tobytes())
+        f.write(struct.pack("<ii", 17, 8) + b"wiki.txt")
+    ours, theirs = tmp_path / "ours.gguf", tmp_path / "theirs.gguf"
+    ggquant.convert(d, ours, "Q4_K_M", imatrix=str(path), quiet=True)
+    w = ggquant.load_imatrix(path)
+    kv = [("quantize.imatrix.file", str(path).encode()), ("quantize.imatrix.dataset", b"wiki.txt"),
+          ("quantize.imatrix.entries_count", len(w)), ("quantize.imatrix.chunks_count", 17)]
+    llama_quantize(ref, theirs, "Q4_K_M", imatrix=w, kv=kv)
+    assert _sha(ours) == _sha(theirs)
+
+
+def _kvs(path: Path):
+    return [(f.name, [int(t) for t in f.types], f.contents()) for f in gguf.GGUFReader(str(path)).fields.values()
+            if not f.name.startswith("GGUF.")]
+
+
+def _logits(path: Path, ids: list[int]) -> np.ndarray:
+    import llama_cpp
+
+    llama_oracle.silence()
+    llm = llama_cpp.Llama(str(path), logits_all=True, n_ctx=64, n_threads=2, verbose=True)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2",
+                                  "mistral-head-dim", "smollm3", "olmo2"])
+def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
+    d = tmp_path / arch
+    model = _build(arch, d)
+    ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
+    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe"}.get(arch, "" if arch.startswith(("gemma", "mistral")) else "qwen2"))
+    ggquant.convert(d, ours, "F32", quiet=True)
+    assert _kvs(ours) == _kvs(ref)
+    ta = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ours)).tensors}
+    tb = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ref)).tensors}
+    assert ta == tb
+    ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
+    got = _logits(ours, ids)
+    assert np.abs(got - want).max() / np.abs(want).max() < 2e-3
+    q_ours, q_ref = tmp_path / "q-ours.gguf", tmp_path / "q-ref.gguf"
+    ggquant.convert(d, q_ours, "Q4_K_M", quiet=True)
+    llama_quantize(ref, q_ref, "Q4_K_M")
+    assert _sha(q_ours) == _sha(q_ref)
+
+
+def test_unsupported_architecture_says_how_to_ask(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["NoSuchForCausalLM"]}))
+    ggquant.save_file({"w": np.ones((2, 2), np.float32)}, tmp_path / "model.safetensors")
+    with pytest.raises(ggquant.GGQuantError, match=r"not supported; supported: .*Qwen3ForCausalLM.*open an issue"):
+        ggquant.convert(tmp_path, tmp_path / "x.gguf", "Q8_0")
+
+
+def test_no_tokenizer_is_an_error_unless_no_vocab(tmp_path):
+    src = tmp_path / "src"
+    hf_models.build("llama", src, hidden=64, layers=1, vocab=V)
+    d = tmp_path / "weights-only"
+    d.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (d / f).write_bytes((src / f).read_bytes())
+    with pytest.raises(ggquant.GGQuantError, match=r"no tokenizer\.json or tokenizer\.model; llama\.cpp cannot run "
+                                                   r"a GGUF without a vocabulary; pass --tokenizer-dir DIR"):
+        ggquant.convert(d, tmp_path / "a.gguf", "Q8_0", quiet=True)
+    assert not (tmp_path / "a.gguf").exists()
+    with pytest.warns(ggquant.GGQuantWarning, match="no vocabulary"):
+        ggquant.convert(d, tmp_path / "novocab.gguf", "Q8_0", quiet=True, no_vocab=True)
+    assert "tokenizer.ggml.tokens" not in gguf.GGUFReader(str(tmp_path / "novocab.gguf")).fields
+    # --tokenizer-dir: the same file as converting the complete directory
+    from ggquant import cli
+
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "cli.gguf"), "-q", "Q8_0", "--quiet",
+                     "--tokenizer-dir", str(src)]) == 0
+    ggquant.convert(src, tmp_path / "full.gguf", "Q8_0", quiet=True, name="Weights Only")
+    a, b = gguf.GGUFReader(str(tmp_path / "cli.gguf")), gguf.GGUFReader(str(tmp_path / "full.gguf"))
+    assert a.fields["tokenizer.ggml.tokens"].contents() == b.fields["tokenizer.ggml.tokens"].contents()
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "e.gguf"), "--quiet"]) == 1
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "e.gguf"), "--quiet", "--no-vocab"]) == 0
+
+
+def test_requantize_warnings_reach_python_warnings(tmp_path):
+    src = tmp_path / "src"
+    hf_models.build("llama", src, hidden=64, layers=1, vocab=V)
+    f32 = tmp_path / "f32.gguf"
+    ggquant.convert(src, f32, "F32", quiet=True)
+    with pytest.warns(ggquant.GGQuantWarning, match="did not find imatrix weights for"):
+        ggquant.quantize_file(f32, tmp_path / "q.gguf", "Q8_0", imatrix={"nothing.weight": np.ones(64, np.float32)})
+
+
+def test_model_card_without_pyyaml_warns(tmp_path, monkeypatch):
+    import builtins
+
+    d = tmp_path / "m"
+    hf_models.build("llama", d, hidden=64, layers=1, vocab=V)
+    (d / "README.md").write_text("---\nlicense: mit\n---\n# card\n")
+    assert ggquant.convert(d, None, "Q8_0", dry_run=True).metadata["general.license"] == "mit"
+    real_import = builtins.__import__
+
+    def no_yaml(name, *a, **k):
+        if name == "yaml":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_yaml)
+    with pytest.warns(ggquant.GGQuantWarning, match="pip install pyyaml"):
+        r = ggquant.convert(d, None, "Q8_0", dry_run=True)
+    assert "general.license" not in r.metadata
