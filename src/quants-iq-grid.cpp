@@ -28,7 +28,7 @@ namespace ggq {
 
 namespace {
 
-using kq::nearest_int;
+using ggq::nearest_int;
 
 inline float fmax_c(float a, float b) { return a > b ? a : b; }  // ggml's MAX(a, b) for floats
 inline int clamp_int(int v, int lo, int hi) { return std::max(lo, std::min(hi, v)); }
