@@ -20,8 +20,7 @@
 
 #include <type_traits>
 
-namespace ggq {
-namespace legacy {
+namespace ggq::legacy {
 namespace {
 
 template <int W>
@@ -179,7 +178,9 @@ size_t q4_0_unweighted(const float * src, void * dst, int64_t nrows, int64_t n_p
 }
 
 }  // namespace
-}  // namespace legacy
+}  // namespace ggq::legacy
+
+namespace ggq {
 
 template <int W>
 size_t legacy_simd<W>::q4_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
