@@ -661,6 +661,20 @@ int best_neighbour_iq1(const lattice & g, int32_t m, const float * xb, const flo
     return best;
 }
 
+// Whether any of the splits of one i1 (m per pattern, patterns `stride` apart) passes ggml's test
+// sumq2 > 0 && sumqx^2 > best*sumq2 at the current best. When none does, the scan would change
+// nothing (the best only changes when a split passes), so it is skipped.
+inline bool any_may_win(const float * qx, const float * q2, int stride, int m, int npattern, float best) {
+    int pass = 0;
+    for (int s = 0; s < npattern; ++s) {
+        for (int t = 0; t < m; ++t) {
+            const float a = qx[s * stride + t], b = q2[s * stride + t];
+            pass |= (int)(b > 0) & (int)(a * a > best * b);
+        }
+    }
+    return pass != 0;
+}
+
 // Level of each value from the two split points of the sorted order.
 template <int N>
 void levels_from_split(const int * idx, int i1, int i2, int8_t * L) {
@@ -750,6 +764,7 @@ void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const flo
                         q2[s][t] = aw + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] + (sumw[N] - sumw[i2]) * xv[2] * xv[2];
                     }
                 }
+                if (!any_may_win(&qx[0][0], &q2[0][0], N + 1, m, 2, best_score)) continue;
                 for (int t = 0; t < m; ++t) {
                     for (int s = 0; s < 2; ++s) {
                         const float sumqx = qx[s][t], sumq2 = q2[s][t];
@@ -876,6 +891,7 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
                     sumq2[2][t] = q2_m[0] + q2_p[1];
                     sumq2[3][t] = q2_m[0] + q2_m[1];
                 }
+                if (!any_may_win(&sumqx[0][0], &sumq2[0][0], N + 1, m, 4, best_score)) continue;
                 for (int t = 0; t < m; ++t) {
                     for (int k = 0; k < 4; ++k) {
                         if (sumq2[k][t] > 0 && sumqx[k][t] * sumqx[k][t] > best_score * sumq2[k][t]) {
