@@ -31,11 +31,7 @@ uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t cou
     __m128 m = _mm_min_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     m = _mm_min_ps(m, _mm_movehl_ps(m, m));
     m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
-    const float best = _mm_cvtss_f32(m);
-    if (!(best < FLT_MAX)) return 0;
-    uint32_t j = 0;
-    while (d2[j] != best) ++j;
-    return j;
+    return first_index_of_min(_mm_cvtss_f32(m), d2);
 }
 
 }  // namespace ggq

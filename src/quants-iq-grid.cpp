@@ -638,11 +638,15 @@ void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const flo
 
 // ===== IQ1_S / IQ1_M: exact split of sorted values into levels -1, 0, 1 (shifted by +-delta)
 
-// Block positions sorted by value (stable, as glibc's merge-sort qsort for these sizes).
+// Block positions sorted by value, equal values in position order: the one stable order, which
+// glibc's qsort (a merge sort for arrays this small) also gives. Insertion sort: no allocation.
 template <int N>
 void sort_positions(const float * xb, int * idx) {
-    for (int j = 0; j < N; ++j) idx[j] = j;
-    std::stable_sort(idx, idx + N, [xb](int a, int b) { return xb[a] < xb[b]; });
+    for (int j = 0; j < N; ++j) {
+        int k = j;
+        for (; k > 0 && xb[j] < xb[idx[k - 1]]; --k) idx[k] = idx[k - 1];
+        idx[k] = j;
+    }
 }
 
 // The neighbour of an off-grid key nearest to xb at `scale`, the levels valued xx (k_x_p or
@@ -655,6 +659,20 @@ int best_neighbour_iq1(const lattice & g, int32_t m, const float * xb, const flo
     const int8_t * pg = g.point(best);
     for (int i = 0; i < 8; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
     return best;
+}
+
+// Whether any of the splits of one i1 (m per pattern, patterns `stride` apart) passes ggml's test
+// sumq2 > 0 && sumqx^2 > best*sumq2 at the current best. When none does, the scan would change
+// nothing (the best only changes when a split passes), so it is skipped.
+inline bool any_may_win(const float * qx, const float * q2, int stride, int m, int npattern, float best) {
+    int pass = 0;
+    for (int s = 0; s < npattern; ++s) {
+        for (int t = 0; t < m; ++t) {
+            const float a = qx[s * stride + t], b = q2[s * stride + t];
+            pass |= (int)(b > 0) & (int)(a * a > best * b);
+        }
+    }
+    return pass != 0;
 }
 
 // Level of each value from the two split points of the sorted order.
@@ -746,6 +764,7 @@ void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const flo
                         q2[s][t] = aw + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] + (sumw[N] - sumw[i2]) * xv[2] * xv[2];
                     }
                 }
+                if (!any_may_win(&qx[0][0], &q2[0][0], N + 1, m, 2, best_score)) continue;
                 for (int t = 0; t < m; ++t) {
                     for (int s = 0; s < 2; ++s) {
                         const float sumqx = qx[s][t], sumq2 = q2[s][t];
@@ -848,8 +867,13 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
             const float tws[2] = {pw[0][N], pw[1][N]};
             float best_score = -FLT_MAX, scale = max;
             int besti1 = -1, besti2 = -1, best_k = -1;
+            // per i1: the sums of every split (i1, i2) and sign pattern first (lane-parallel over i2,
+            // each in ggml's order), then ggml's scan over i2 and the four patterns
             for (int i1 = 0; i1 <= N; ++i1) {
-                for (int i2 = i1; i2 <= N; ++i2) {
+                const int m = N + 1 - i1;
+                float sumqx[4][N + 1], sumq2[4][N + 1];
+                for (int t = 0; t < m; ++t) {
+                    const int i2 = i1 + t;
                     float qx_p[2], qx_m[2], q2_p[2], q2_m[2];
                     for (int h = 0; h < 2; ++h) {
                         const float sx = px[h][i1] + px[h][i2];
@@ -858,14 +882,23 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
                         q2_p[h] = tws[h] * p2 * p2 + pw[h][i1] * cp1 + pw[h][i2] * cp2;
                         q2_m[h] = tws[h] * m2 * m2 + pw[h][i1] * cm1 + pw[h][i2] * cm2;
                     }
-                    const float sumqx[4] = {qx_p[0] + qx_p[1], qx_p[0] + qx_m[1], qx_m[0] + qx_p[1], qx_m[0] + qx_m[1]};
-                    const float sumq2[4] = {q2_p[0] + q2_p[1], q2_p[0] + q2_m[1], q2_m[0] + q2_p[1], q2_m[0] + q2_m[1]};
+                    sumqx[0][t] = qx_p[0] + qx_p[1];
+                    sumqx[1][t] = qx_p[0] + qx_m[1];
+                    sumqx[2][t] = qx_m[0] + qx_p[1];
+                    sumqx[3][t] = qx_m[0] + qx_m[1];
+                    sumq2[0][t] = q2_p[0] + q2_p[1];
+                    sumq2[1][t] = q2_p[0] + q2_m[1];
+                    sumq2[2][t] = q2_m[0] + q2_p[1];
+                    sumq2[3][t] = q2_m[0] + q2_m[1];
+                }
+                if (!any_may_win(&sumqx[0][0], &sumq2[0][0], N + 1, m, 4, best_score)) continue;
+                for (int t = 0; t < m; ++t) {
                     for (int k = 0; k < 4; ++k) {
-                        if (sumq2[k] > 0 && sumqx[k] * sumqx[k] > best_score * sumq2[k]) {
-                            scale = sumqx[k] / sumq2[k];
-                            best_score = scale * sumqx[k];
+                        if (sumq2[k][t] > 0 && sumqx[k][t] * sumqx[k][t] > best_score * sumq2[k][t]) {
+                            scale = sumqx[k][t] / sumq2[k][t];
+                            best_score = scale * sumqx[k][t];
                             besti1 = i1;
-                            besti2 = i2;
+                            besti2 = i1 + t;
                             best_k = k;
                         }
                     }

@@ -46,7 +46,7 @@ from .calib_cache import (CalibCache, RecordKey, ggquant_version, model_files, m
 from .convert import convert
 from .errors import GGQuantError, UnsupportedTypeError
 from .hf import archs as _archs
-from .hf.loader import open_checkpoint, to_compute_dtype
+from .hf.checkpoint import open_checkpoint, to_compute_dtype
 from .imatrix import imatrix_for, load_imatrix
 from .plan import ModelInfo, allows_quantization, tensor_nbytes, tensor_requires_imatrix
 from .quality import Evaluator

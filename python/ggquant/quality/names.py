@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import GGQuantError
 from ..hf.archs import Arch, arch_for
-from ..hf.loader import TensorSource
+from ..hf.checkpoint import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def gguf_tensor_map(hparams: Mapping[str, Any], hf_shapes: Mapping[str, tuple[in
         GGQuantError: the architecture (or a tensor of it) has no GGUF mapping.
     """
     arch = arch_for(dict(hparams))
-    src = TensorSource()
+    src = Checkpoint()
     for name, shape in hf_shapes.items():
         src.add(name, shape, "F32", lambda: np.zeros(0, np.float32), "<model>")  # shapes only, never loaded
     out: dict[str, TensorMap] = {}
