@@ -62,7 +62,7 @@ def main() -> int:
     ap.add_argument("-f", "--file", required=True)
     ap.add_argument("-c", "--ctx", type=int, default=512)
     ap.add_argument("--chunks", type=int, default=8)
-    ap.add_argument("--presets", default="all", help="comma-separated, or 'all' (every quantized preset)")
+    ap.add_argument("--presets", default="all", help="comma-separated, 'all' (every quantized preset) or 'none'")
     ap.add_argument("--compare", default="", help="presets to score with all three tools")
     ap.add_argument("--llama-bin", default=os.environ.get("LLAMA_BIN", ""), help="dir with llama-perplexity")
     ap.add_argument("--imatrix", default=None, metavar="CALIB", help="compare imatrices on this calibration text")
@@ -74,7 +74,8 @@ def main() -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_quality_"))
     work.mkdir(parents=True, exist_ok=True)
     text = Path(args.file)
-    presets = [p for p in PRESETS if p not in ("F16", "BF16", "F32")] if args.presets == "all" else args.presets.split(",")
+    presets = [p for p in PRESETS if p not in ("F16", "BF16", "F32")] if args.presets == "all" else \
+        [p for p in args.presets.split(",") if p and p != "none"]
     t0 = time.perf_counter()
     ev = Evaluator(args.model, text, ctx=args.ctx, n_chunks=args.chunks)
     print(f"# {args.model}: {ev.n_chunks} chunks x ctx {ev.ctx} = {ev.n_tokens} scored tokens of {text.name}; "

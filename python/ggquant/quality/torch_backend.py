@@ -190,7 +190,7 @@ class TorchModel:
                                f"{part.hf_name} {tuple(slot.shape)}")
         if saved is not None:
             saved.append((slot, slot.clone(), name))
-        slot.copy_(torch.from_numpy(np.ascontiguousarray(values)).to(slot.dtype))
+        slot.copy_(torch.from_numpy(np.require(values, requirements=["C", "W"])).to(slot.dtype))  # copies read-only maps
 
     def weight_errors(self, saved: Swapped) -> dict[str, dict[str, float]]:
         """Per swapped tensor: MSE, SQNR (dB) and max abs error of the swapped values against the originals."""
