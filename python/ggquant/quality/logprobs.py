@@ -37,7 +37,7 @@ class BaseLogProbs:
 
     def log_probs(self) -> np.ndarray:
         """Decoded float32 log-probabilities ``(n, n_vocab)``."""
-        return self.scale[:, None] * self.q.astype(np.float32) + self.min_log_prob[:, None]
+        return np.asarray(self.scale[:, None] * self.q.astype(np.float32) + self.min_log_prob[:, None], np.float32)
 
 
 def _max_lse(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -174,7 +174,7 @@ class TorchModel:
         keep = ids.shape[1] - first
         with torch.inference_mode():
             out = self.model(input_ids=ids, use_cache=False, logits_to_keep=keep)
-        return out.logits[0, :-1].float().cpu().numpy()
+        return np.asarray(out.logits[0, :-1].float().cpu().numpy(), np.float32)
 
     # -- swapping weights ------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class TorchModel:
                 slot.copy_(orig)
 
     def _host(self, part: Part) -> np.ndarray:
-        return self._slot(part).detach().to("cpu", self.torch.float32).numpy()
+        return np.asarray(self._slot(part).detach().to("cpu", self.torch.float32).numpy(), np.float32)
 
     def _fake_quant(self, saved: Swapped, name: str, t: Any, imatrix: Mapping[str, np.ndarray] | None) -> None:
         tm = self.tmap.get(name)
