@@ -21,6 +21,7 @@ import argparse
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -39,8 +40,10 @@ def _llama_perplexity(binary: Path, model: Path, text: Path, ctx: int, chunks: i
     cmd = [str(binary), "-m", str(model), "-c", str(ctx), "--chunks", str(chunks), "-t", str(threads),
            "-b", str(ctx)]
     cmd += ["--kl-divergence-base", str(base)] + (["--kl-divergence"] if kld else ["-f", str(text)])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    log = out.stdout + out.stderr
+    # llama.cpp's asynchronous logger drops the last lines (the summary) when stdout is a pipe: give it a pty
+    with tempfile.NamedTemporaryFile(suffix=".log") as f:
+        subprocess.run(["script", "-qec", shlex.join(cmd), f.name], capture_output=True, check=True)
+        log = Path(f.name).read_text(errors="replace")
     vals: dict[str, float] = {}
     for key, rx in (("ppl", r"Mean PPL\(Q\)\s*:\s*([\d.]+)"), ("ppl_base", r"Mean PPL\(base\)\s*:\s*([\d.]+)"),
                     ("kld", r"Mean\s+KLD:\s*(-?[\d.]+)"), ("top1", r"Same top p:\s*([\d.]+)"),

@@ -53,8 +53,8 @@ def encode_log_probs(logits: np.ndarray) -> BaseLogProbs:
     Example:
         >>> import numpy as np
         >>> b = encode_log_probs(np.array([[0.0, 16.0, 20.0]], np.float32))
-        >>> b.q.tolist(), float(b.scale[0]) == np.float32(16 / 65535)
-        ([[0, 16384, 65535]], True)
+        >>> b.q.tolist(), bool(b.scale[0] == np.float32(16 / 65535))  # 0 is 20 nats down: clamped to m = 4
+        ([[0, 49151, 65535]], True)
     """
     lg = np.ascontiguousarray(logits, dtype=np.float32)
     mx, lse = _max_lse(lg)
