@@ -42,7 +42,8 @@ def _llama_perplexity(binary: Path, model: Path, text: Path, ctx: int, chunks: i
     cmd += ["--kl-divergence-base", str(base)] + (["--kl-divergence"] if kld else ["-f", str(text)])
     # llama.cpp's asynchronous logger drops the last lines (the summary) when stdout is a pipe: give it a pty
     with tempfile.NamedTemporaryFile(suffix=".log") as f:
-        subprocess.run(["script", "-qec", shlex.join(cmd), f.name], capture_output=True, check=True)
+        subprocess.run(["script", "-qec", shlex.join(cmd), f.name], capture_output=True, check=True,
+                       stdin=subprocess.DEVNULL)  # script passes its stdin on; a closed one ends the run early
         log = Path(f.name).read_text(errors="replace")
     vals: dict[str, float] = {}
     for key, rx in (("ppl", r"Mean PPL\(Q\)\s*:\s*([\d.]+)"), ("ppl_base", r"Mean PPL\(base\)\s*:\s*([\d.]+)"),
