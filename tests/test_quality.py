@@ -194,3 +194,16 @@ def test_gguf_baseline_for_the_torch_backend(tiny, tmp_path):
     hf_models.build("gemma", gemma, hidden=64, layers=1, vocab=384)
     with pytest.raises(GGQuantError, match="cannot rebuild a 'gemma'"):
         Evaluator(ggquant.convert(gemma, tmp_path / "g.gguf", "F32", quiet=True).path, TEXT, ctx=CTX, progress=False)
+
+
+def test_mlx_directory(tiny, tmp_path):
+    pytest.importorskip("ml_dtypes")
+    d, model, ev = tiny
+    before = _state(model)
+    out = tmp_path / "mlx"
+    ggquant.convert_mlx(d, out, "int4", quiet=True)
+    r = ev.evaluate(out)
+    # the same int4 affine codes applied on the fly give the same model
+    fake = ev.evaluate({n: "int4" for n, s in ev.tensors() if len(s) == 2})
+    assert r.kld_mean > 0 and r.kld_mean == pytest.approx(fake.kld_mean, rel=1e-3)
+    assert all(torch_equal(before[k], v) for k, v in _state(model).items())

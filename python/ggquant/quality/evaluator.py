@@ -72,7 +72,7 @@ class Evaluator:
         else:
             raise GGQuantError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         if isinstance(text, (str, os.PathLike)):
-            tokens = self._model.tokenize(read_text(text))
+            tokens = np.asarray(self._model.tokenize(read_text(text)), np.int64)
         else:
             tokens = np.asarray(text, np.int64).reshape(-1)
         if len(tokens) < 2 * self.ctx:
@@ -126,7 +126,7 @@ class Evaluator:
         info = getattr(self._model, "info", None)
         if info is None:
             raise GGQuantError(f"the {self.backend} backend has no model info; use backend='torch'")
-        return info
+        return info  # type: ignore[no-any-return]
 
     def baseline_logits(self) -> BaseLogProbs:
         """The stored baseline log-probabilities (``n_tokens`` rows)."""

@@ -37,7 +37,7 @@ class BaseLogProbs:
 
     def log_probs(self) -> np.ndarray:
         """Decoded float32 log-probabilities ``(n, n_vocab)``."""
-        return self.scale[:, None] * self.q.astype(np.float32) + self.min_log_prob[:, None]
+        return np.asarray(self.scale[:, None] * self.q.astype(np.float32) + self.min_log_prob[:, None], np.float32)
 
 
 def _max_lse(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +53,8 @@ def encode_log_probs(logits: np.ndarray) -> BaseLogProbs:
     Example:
         >>> import numpy as np
         >>> b = encode_log_probs(np.array([[0.0, 16.0, 20.0]], np.float32))
-        >>> b.q.tolist(), float(b.scale[0]) == np.float32(16 / 65535)
-        ([[0, 16384, 65535]], True)
+        >>> b.q.tolist(), bool(b.scale[0] == np.float32(16 / 65535))  # 0 is 20 nats down: clamped to m = 4
+        ([[0, 49151, 65535]], True)
     """
     lg = np.ascontiguousarray(logits, dtype=np.float32)
     mx, lse = _max_lse(lg)

@@ -174,7 +174,7 @@ class TorchModel:
         keep = ids.shape[1] - first
         with torch.inference_mode():
             out = self.model(input_ids=ids, use_cache=False, logits_to_keep=keep)
-        return out.logits[0, :-1].float().cpu().numpy()
+        return np.asarray(out.logits[0, :-1].float().cpu().numpy(), np.float32)
 
     # -- swapping weights ------------------------------------------------------------------------
 
@@ -190,7 +190,7 @@ class TorchModel:
                                f"{part.hf_name} {tuple(slot.shape)}")
         if saved is not None:
             saved.append((slot, slot.clone(), name))
-        slot.copy_(torch.from_numpy(np.ascontiguousarray(values)).to(slot.dtype))
+        slot.copy_(torch.from_numpy(np.require(values, requirements=["C", "W"])).to(slot.dtype))  # copies read-only maps
 
     def weight_errors(self, saved: Swapped) -> dict[str, dict[str, float]]:
         """Per swapped tensor: MSE, SQNR (dB) and max abs error of the swapped values against the originals."""
@@ -210,7 +210,7 @@ class TorchModel:
                 slot.copy_(orig)
 
     def _host(self, part: Part) -> np.ndarray:
-        return self._slot(part).detach().to("cpu", self.torch.float32).numpy()
+        return np.asarray(self._slot(part).detach().to("cpu", self.torch.float32).numpy(), np.float32)
 
     def _fake_quant(self, saved: Swapped, name: str, t: Any, imatrix: Mapping[str, np.ndarray] | None) -> None:
         tm = self.tmap.get(name)
