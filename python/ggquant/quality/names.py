@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import GGQuantError
 from ..hf.archs import Arch, arch_for
-from ..hf.loader import TensorSource
+from ..hf.checkpoint import Checkpoint as TensorSource  # hf.loader became hf.checkpoint (reshape)
 
 
 @dataclass(frozen=True)
