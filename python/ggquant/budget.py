@@ -235,7 +235,6 @@ class BudgetPlan(Plan):
         budget: the byte budget the solver worked to (file bytes or weight bytes, see ``target``).
         lam: the Lagrange multiplier found.
         pinned: tensors whose type an override fixed.
-        overrides: ``{"^name$": type}`` for every tensor, what :func:`write_plan` hands the converter.
         base_type: the ggml type most bytes are in (decides ``general.file_type``).
         measured: tensor name -> measured error, filled by validation (None until then).
     """
@@ -249,7 +248,6 @@ class BudgetPlan(Plan):
     budget: int = 0
     lam: float = 0.0
     pinned: list[str] = field(default_factory=list)
-    overrides: dict[str, str] = field(default_factory=dict)
     base_type: str = ""
     measured: dict[str, float] | None = None
 
@@ -474,7 +472,7 @@ def _build(prof: Profile, base: Plan, chosen: Mapping[str, Any], pinned: set[str
     bp = BudgetPlan(p.tensors, f"planned ({target})", p.file_type, p.n_fallback, list(p.warnings), errors=errors,
                     predicted_error=math.fsum(errors.values()), error_unit=prof.error_unit,
                     header_bytes=prof.header_bytes, target=target, budget=budget, lam=lam,
-                    pinned=sorted(pinned), overrides=overrides, base_type=type_info(base_type).name)
+                    pinned=sorted(pinned), base_type=type_info(base_type).name)
     bp.file_size = prof.header_bytes + bp.tensor_data_size(_ALIGN)
     weights = sum(t.nbytes for t in bp.tensors)
     if target.startswith(("size", "bpw")) and (bp.file_size if unit == "file bytes" else weights) > budget:
@@ -499,10 +497,7 @@ def write_plan(plan: BudgetPlan, model: str | os.PathLike[str], outfile: str | o
     Raises:
         GGQuantError: the written size differs from the plan's (a plan of another model).
     """
-    pinned_specs = [(f"^{re.escape(t.name)}$", type_info(t.type).name) for t in plan.tensors if t.name in plan.pinned]
-    specs = pinned_specs + list(plan.overrides.items())
-    r = convert(model, outfile, plan.base_type, imatrix=imatrix, tensor_types=dict(specs), dry_run=dry_run,
-                quiet=quiet, **convert_kw)
+    r = convert(model, outfile, plan, imatrix=imatrix, dry_run=dry_run, quiet=quiet, **convert_kw)
     if r.file_size != plan.file_size:
         raise GGQuantError(f"{model}: the converter's file is {r.file_size:,} bytes, the plan said "
                            f"{plan.file_size:,}; is the plan of another model?")

@@ -7,6 +7,8 @@ import argparse
 import sys
 import warnings
 
+from . import budget, precision
+from .calib_cache import CalibCache
 from .config import config, show_config
 from .convert import MAX_SHARD_BYTES, convert, convert_mlx
 from .errors import GGQuantError, GGQuantWarning
@@ -269,8 +271,6 @@ def _types_arg(text: str | None) -> list[str] | None:
 
 
 def _cmd_convert_planned(args: argparse.Namespace) -> int:
-    from . import budget
-    from .errors import GGQuantError
 
     if args.quant is not None or args.pure or args.format != "gguf":
         print("ggquant convert: error: --target-bpw/--target-size/--max-kld/--max-tensor-error choose the types "
@@ -303,8 +303,6 @@ def _cmd_convert_planned(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from . import precision
-    from .errors import GGQuantError
 
     try:
         prof = precision.profile(args.model, calib=args.calib, imatrix=args.imatrix, types=_types_arg(args.types),
@@ -323,8 +321,6 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .calib_cache import CalibCache
-    from .errors import GGQuantError
 
     try:
         with CalibCache(args.cache_dir) as c:

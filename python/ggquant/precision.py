@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -43,12 +42,13 @@ import numpy as np
 
 from .calib_cache import (CalibCache, RecordKey, ggquant_version, model_files, model_sha256, read_json, sha256_bytes,
                           write_json)
-from .convert import convert
 from .errors import GGQuantError, UnsupportedTypeError
-from .hf import archs as _archs
-from .hf.checkpoint import open_checkpoint, to_compute_dtype
+from .convert import GGUFSource, convert, hf_source
+from .convert import open_model as open_hf_model
+from .convert.core import imatrix_weights
+from .hf.checkpoint import to_compute_dtype
 from .imatrix import imatrix_for, load_imatrix
-from .plan import ModelInfo, allows_quantization, tensor_nbytes, tensor_requires_imatrix
+from .plan import ModelInfo, PlannedTensor, allows_quantization, tensor_nbytes, tensor_requires_imatrix
 from .quality import Evaluator
 from .qtypes import GGMLType, all_types, resolve_type, type_info
 from .quants import dequantize, quantize
@@ -58,8 +58,6 @@ _SCHEMA = 1
 # types ggml has but llama.cpp never stores weights in (dot-product partners only)
 _NOT_WEIGHT_TYPES = (GGMLType.Q8_1, GGMLType.Q8_K)
 _FLOAT_CANDIDATES = (GGMLType.F16, GGMLType.BF16)
-# llama-quantize quantizes these without an imatrix when the entry's size does not match
-_SIZE_EXEMPT = ("token_embd.weight", "per_layer_token_embd.weight")
 DEFAULT_PROBE = "q3_K"
 
 
@@ -324,20 +322,28 @@ def candidate_types(types: Iterable[GGMLType | str] | None = None, *, has_imatri
 
 @dataclass
 class ModelTensors:
-    """A model directory opened as the converter sees it: GGUF-named tensors, loaded on demand."""
+    """A model directory opened as the converter sees it (:func:`ggquant.convert.hf_source`):
+    GGUF-named tensors, loaded on demand."""
 
     model_dir: Path
-    model_info: ModelInfo
-    names: list[str]
-    shapes: list[tuple[int, ...]]
-    _outs: list[Any]
-    _src: Any
+    source: GGUFSource
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.source.model
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.source.tensors]
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(t.shape) for t in self.source.tensors]
 
     def rows(self, i: int, max_rows: int | None = None) -> list[np.ndarray]:
         """Tensor ``i`` as float32 2-D slices (one per expert), each a strided sample of at most
         ``max_rows`` rows (all rows if None), deterministic per tensor name."""
-        ot = self._outs[i]
-        shape = self.shapes[i]
+        ot = self.source.tensors[i]
         arrays: list[tuple[np.ndarray, str]] = []
         for part in ot.parts:
             arr, dtype = part()
@@ -345,37 +351,27 @@ class ModelTensors:
             arrays.extend([(a[k], dtype) for k in range(a.shape[0])] if a.ndim == 3
                           else [(a.reshape(-1, a.shape[-1]), dtype)])
             del arr
-        n_slices = len(arrays)
         out = []
         for a, dtype in arrays:
-            cap = None if max_rows is None else max(16, max_rows // n_slices)
+            cap = None if max_rows is None else max(16, max_rows // len(arrays))
             if cap is not None and a.shape[0] > cap:
                 stride = a.shape[0] / cap
-                off = (zlib.crc32(self.names[i].encode()) % 997) / 997.0
+                off = (zlib.crc32(ot.name.encode()) % 997) / 997.0
                 idx = np.minimum((np.arange(cap) * stride + off * stride).astype(np.int64), a.shape[0] - 1)
                 a = a[idx]
             out.append(np.ascontiguousarray(to_compute_dtype(np.ascontiguousarray(a), dtype), dtype=np.float32))
-        if len(shape) == 3 and len(out) != shape[0]:
-            raise GGQuantError(f"{self.names[i]}: expected {shape[0]} expert slices, got {len(out)}")
+        if len(ot.shape) == 3 and len(out) != ot.shape[0]:
+            raise GGQuantError(f"{ot.name}: expected {ot.shape[0]} expert slices, got {len(out)}")
         return out
 
     def close(self) -> None:
-        self._src.close()
+        self.source.close()
 
 
 def open_model(model_dir: str | os.PathLike[str]) -> ModelTensors:
     """Open a Hugging Face model directory and list its tensors with GGUF names and shapes."""
     d = Path(model_dir)
-    try:
-        hparams = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise GGQuantError(f"{d / 'config.json'}: cannot read the model config: {e}") from e
-    src = open_checkpoint(d)
-    arch = _archs.arch_for(hparams)
-    outs = arch.tensors(src)
-    mi = ModelInfo(arch=arch.gguf_arch, n_layer=arch.n_layer, n_head=arch.n_head, n_head_kv=arch.n_head_kv,
-                   n_expert=arch.n_expert)
-    return ModelTensors(d, mi, [t.name for t in outs], [tuple(t.shape) for t in outs], outs, src)
+    return ModelTensors(d, hf_source(open_hf_model(d)))
 
 
 def relative_error(x: np.ndarray, y: np.ndarray, v: np.ndarray | None) -> tuple[float, float]:
@@ -473,12 +469,9 @@ def _imatrix_arrays(imatrix: str | os.PathLike[str] | Mapping[str, Any] | None) 
 
 
 def _weights_for(im: Mapping[str, np.ndarray] | None, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
-    # as the converter: a tensor's entry if it has one; the token embeddings are exempt from the size check
-    if im is None or name not in im:
-        return None
-    if name in _SIZE_EXEMPT and np.asarray(im[name]).size != shape[-1] * (shape[0] if len(shape) == 3 else 1):
-        return None
-    return imatrix_for(im, name, shape)
+    # the weights the converter quantizes this tensor with (a 256-block type stands for any quantized one)
+    w = imatrix_weights(PlannedTensor(name, shape, GGMLType.Q8_0, 0), im)
+    return None if w is None else imatrix_for({name: w}, name, shape)
 
 
 def _probe_for(tp: TensorProfile, probe: GGMLType) -> GGMLType:
