@@ -532,3 +532,30 @@ def test_split_output_loads_in_llama_cpp(models, tmp_path):
     a, _ = _llama_logits(whole.path, ids)
     b, _ = _llama_logits(r.path, ids)
     assert np.array_equal(a, b)
+
+
+@needs_hf
+def test_ready_made_plan_and_several_outputs_in_one_pass(models, tmp_path):
+    """The converter core's extension points: a Plan in place of a preset, several outputs in one pass."""
+    import dataclasses
+
+    from ggquant.convert import GGUFOutput, convert_source, hf_source, open_model
+
+    d, _ = models("llama")
+    ggquant.convert(d, tmp_path / "a.gguf", "Q4_K_M", quiet=True)
+    ggquant.convert(d, tmp_path / "b.gguf", "Q8_0", quiet=True)
+    plan = ggquant.convert(d, None, "Q4_K_M", dry_run=True).plan
+    ggquant.convert(d, tmp_path / "c.gguf", plan, quiet=True)
+    assert (tmp_path / "c.gguf").read_bytes() == (tmp_path / "a.gguf").read_bytes()
+    with pytest.raises(GGQuantError, match="plan does not match"):
+        ggquant.convert(d, tmp_path / "x.gguf", dataclasses.replace(plan, tensors=plan.tensors[1:]), quiet=True)
+    assert not (tmp_path / "x.gguf").exists()
+    source = hf_source(open_model(d))
+    try:
+        rs = convert_source(source, [GGUFOutput(tmp_path / "m1.gguf", "Q4_K_M"), GGUFOutput(tmp_path / "m2.gguf", "Q8_0")],
+                            quiet=True)
+    finally:
+        source.close()
+    assert [r.path for r in rs] == [tmp_path / "m1.gguf", tmp_path / "m2.gguf"]
+    assert (tmp_path / "m1.gguf").read_bytes() == (tmp_path / "a.gguf").read_bytes()
+    assert (tmp_path / "m2.gguf").read_bytes() == (tmp_path / "b.gguf").read_bytes()

@@ -199,10 +199,10 @@ def test_tied_embeddings_like_mlx_lm(tmp_path):
 
 
 def test_cli_branch(tiny, tmp_path, capsys):
-    """convert_mlx.run_cli: what ``ggquant convert DIR --format mlx -q int4 -o OUT`` runs."""
+    """cli.run_mlx_convert: what ``ggquant convert DIR --format mlx -q int4 -o OUT`` runs."""
     import argparse
 
-    from ggquant.convert_mlx import run_cli
+    from ggquant.cli import run_mlx_convert as run_cli
 
     def ns(**kw):
         base = {"model": str(tiny), "outfile": str(tmp_path / "cli"), "quant": "int4", "group_size": None,
@@ -250,3 +250,18 @@ def test_command_line(tiny, tmp_path, capsys):
     assert "affine 8b/128" in capsys.readouterr().out
     assert main(["convert", str(tiny), "--format", "mlx", "--imatrix", "x.dat", "--dry-run"]) == 2
     assert main(["convert", str(tiny), "--group-size", "64", "--dry-run"]) == 2  # GGUF takes no group size
+
+
+def test_already_quantized_policy_is_the_gguf_converters(tiny, tmp_path):
+    """An MLX-quantized config is refused with the same message as convert(); allow_requantize lets it through."""
+    src = tmp_path / "q"
+    src.mkdir()
+    for f in tiny.iterdir():
+        (src / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((tiny / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**cfg, "quantization": {"group_size": 64, "bits": 4}}))
+    with pytest.raises(ggquant.FormatError, match="already quantized.*allow_requantize"):
+        ggquant.convert_mlx(src, tmp_path / "out", "int4", quiet=True)
+    assert not (tmp_path / "out").exists()
+    r = ggquant.convert_mlx(src, tmp_path / "out", "int4", quiet=True, allow_requantize=True)
+    assert json.loads((r.path / "config.json").read_text())["quantization"]["group_size"] == 32

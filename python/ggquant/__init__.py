@@ -12,7 +12,8 @@ Example:
 
 from __future__ import annotations
 
-from .convert import ConversionResult, convert
+from . import gguf, imatrix, mlx, plan, safetensors  # usable as ggquant.gguf.GGUFReader after import ggquant
+from .convert import ConversionResult, convert, convert_mlx
 from .config import config, get_num_threads, get_simd_level, set_num_threads, set_simd_level, show_config
 from .errors import (
     FormatError,
@@ -25,7 +26,6 @@ from .errors import (
     UnsupportedTypeError,
 )
 from .imatrix import Imatrix, imatrix_for, load_imatrix, read_imatrix
-from .convert_mlx import convert_mlx
 from .mlx import MLXQuantized
 from .qtypes import GGMLType, TypeInfo, all_types, resolve_type, type_info
 from .safetensors import (

@@ -1,15 +1,19 @@
-"""The ``ggquant`` command line. Subcommands grow with the package; each is a small function."""
+"""The ``ggquant`` command line. Subcommands grow with the package; each is a small function that parses
+nothing itself and calls the library (all argparse code is in this file)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import config as _config
+from .config import config, show_config
+from .convert import MAX_SHARD_BYTES, convert, convert_mlx
+from .errors import GGQuantError
+from .mlx import is_mlx_type
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    _config.show_config()
+    show_config()
     return 0
 
 
@@ -24,17 +28,65 @@ def _size(text: str) -> int:
     return n
 
 
+def run_mlx_convert(args: argparse.Namespace) -> int:
+    """``ggquant convert DIR --format mlx -q int4 -o OUT_DIR``: the MLX branch of ``convert``.
+
+    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``dtype``, ``split_max_size``
+    (the shard size), ``dry_run``, ``quiet``, ``allow_requantize`` and ``threads``; GGUF-only
+    options are rejected (exit status 2).
+
+    Returns:
+        The exit status: 0, 1 (conversion error) or 2 (usage error).
+    """
+    for opt in ("imatrix", "tensor_type", "token_embedding_type", "output_tensor_type", "split_max_tensors"):
+        if getattr(args, opt, None):
+            print(f"ggquant convert: error: --{opt.replace('_', '-')} applies to --format gguf only", file=sys.stderr)
+            return 2
+    if getattr(args, "pure", False):
+        print("ggquant convert: error: --pure applies to --format gguf only", file=sys.stderr)
+        return 2
+    quant = getattr(args, "quant", None) or "int4"
+    if not is_mlx_type(quant):
+        print(
+            f"ggquant convert: error: {quant!r} is not an MLX mode; with --format mlx use -q "
+            "int4, int8, mxfp4, nvfp4, mxfp8 or affine",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        r = convert_mlx(
+            args.model,
+            args.outfile,
+            quant,
+            group_size=getattr(args, "group_size", None),
+            dtype=getattr(args, "dtype", None) or "auto",
+            max_shard_size=getattr(args, "split_max_size", None) or MAX_SHARD_BYTES,
+            dry_run=args.dry_run,
+            quiet=args.quiet,
+            allow_requantize=getattr(args, "allow_requantize", False),
+            nthreads=getattr(args, "threads", None),
+        )
+    except GGQuantError as e:
+        print(f"ggquant convert: error: {e}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(r.format())
+    elif not args.quiet:
+        q = r.quantization
+        print(
+            f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {q['mode']} "
+            f"{q['bits']} bits / group {q['group_size']}) in {r.seconds:.1f} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     if args.format == "mlx":
-        from .convert_mlx import run_cli
-
-        return run_cli(args)
+        return run_mlx_convert(args)
     if args.group_size is not None or args.dtype is not None:
         print("ggquant convert: error: --group-size and --dtype apply to --format mlx only", file=sys.stderr)
         return 2
-    from .convert import convert
-    from .errors import GGQuantError
-
     overrides = []
     for spec in args.tensor_type or []:
         pat, sep, typ = spec.rpartition("=")
@@ -60,7 +112,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ggquant`` argument parser with every subcommand."""
     p = argparse.ArgumentParser(prog="ggquant", description="Fast, bit-exact GGUF and MLX quantization.")
+    p.add_argument("--version", action="version", version=f"ggquant {config()['version']}")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("config", help="show version, OpenMP, threads and SIMD level")
     c.set_defaults(func=_cmd_config)
@@ -103,11 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``ggquant`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "convert" and not args.dry_run and not args.outfile:
         parser.error("convert: -o/--outfile is required unless --dry-run")
-    return args.func(args)
+    status: int = args.func(args)
+    return status
 
 
 if __name__ == "__main__":

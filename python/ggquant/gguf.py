@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import re
@@ -40,53 +39,12 @@ import numpy as np
 
 from . import _core
 from .errors import GGQuantError, GGUFError
+from .gguf_values import FROM_NUMPY as _FROM_NP
+from .gguf_values import NUMPY_DTYPES as _NP
+from .gguf_values import GGUFValueType
 from .qtypes import GGMLType, resolve_type, type_info
 
 
-class GGUFValueType(enum.IntEnum):
-    """Metadata value types of GGUF (the on-disk ids)."""
-
-    UINT8 = 0
-    INT8 = 1
-    UINT16 = 2
-    INT16 = 3
-    UINT32 = 4
-    INT32 = 5
-    FLOAT32 = 6
-    BOOL = 7
-    STRING = 8
-    ARRAY = 9
-    UINT64 = 10
-    INT64 = 11
-    FLOAT64 = 12
-
-
-_NP = {
-    GGUFValueType.UINT8: np.dtype("<u1"),
-    GGUFValueType.INT8: np.dtype("<i1"),
-    GGUFValueType.UINT16: np.dtype("<u2"),
-    GGUFValueType.INT16: np.dtype("<i2"),
-    GGUFValueType.UINT32: np.dtype("<u4"),
-    GGUFValueType.INT32: np.dtype("<i4"),
-    GGUFValueType.FLOAT32: np.dtype("<f4"),
-    GGUFValueType.BOOL: np.dtype("<u1"),
-    GGUFValueType.UINT64: np.dtype("<u8"),
-    GGUFValueType.INT64: np.dtype("<i8"),
-    GGUFValueType.FLOAT64: np.dtype("<f8"),
-}
-_FROM_NP = {
-    np.dtype(np.uint8): GGUFValueType.UINT8,
-    np.dtype(np.int8): GGUFValueType.INT8,
-    np.dtype(np.uint16): GGUFValueType.UINT16,
-    np.dtype(np.int16): GGUFValueType.INT16,
-    np.dtype(np.uint32): GGUFValueType.UINT32,
-    np.dtype(np.int32): GGUFValueType.INT32,
-    np.dtype(np.float32): GGUFValueType.FLOAT32,
-    np.dtype(np.bool_): GGUFValueType.BOOL,
-    np.dtype(np.uint64): GGUFValueType.UINT64,
-    np.dtype(np.int64): GGUFValueType.INT64,
-    np.dtype(np.float64): GGUFValueType.FLOAT64,
-}
 _TENSOR_DTYPES = {
     GGMLType.F32: np.float32,
     GGMLType.F16: np.float16,
@@ -400,6 +358,39 @@ class GGUFWriter:
             return [self.path]
         stem = self.path[:-5] if self.path.endswith(".gguf") else self.path
         return [f"{stem}-{i + 1:05d}-of-{len(groups):05d}.gguf" for i in range(len(groups))]
+
+    def header_sizes(self) -> list[int]:
+        """Bytes of each file's header (metadata and tensor infos, padded to the alignment) exactly as
+        :meth:`write_header` writes them; known once all metadata and tensor infos are added.
+
+        Example:
+            >>> w = GGUFWriter("never-written.gguf")
+            >>> w.add_kv("general.architecture", "llama")
+            >>> w.add_tensor_info("w", shape=(2, 32), type="f32")
+            >>> w.header_sizes()
+            [128]
+        """
+        def kv(key: str, vt: GGUFValueType, payload: bytes, strings: list[bytes]) -> int:
+            array = 4 + 8 if vt == GGUFValueType.ARRAY else 0  # element type and count
+            return 8 + len(_encode(key)) + 4 + array + len(payload) + sum(8 + len(b) for b in strings)
+
+        groups = self._plan_shards()
+        kvs = sum(kv(k, vt, payload, strings) for k, (vt, _, _, payload, strings) in self._kvs.items())
+        if self.alignment != 32 and "general.alignment" not in self._kvs:
+            kvs += kv("general.alignment", GGUFValueType.UINT32, b"1234", [])
+        split = 0 if len(groups) == 1 else (kv("split.no", GGUFValueType.UINT16, b"12", []) +
+                                            kv("split.count", GGUFValueType.UINT16, b"12", []) +
+                                            kv("split.tensors.count", GGUFValueType.INT32, b"1234", []))
+        later = self.alignment != 32 or "general.alignment" in self._kvs  # the only key shards 2.. repeat
+        align = kv("general.alignment", GGUFValueType.UINT32, b"1234", []) if later else 0
+        sizes = []
+        for i, idx in enumerate(groups):
+            n = 24 + (kvs if i == 0 else align) + split
+            for j in idx:
+                t = self._tensors[j]
+                n += 8 + len(_encode(t.name)) + 4 + 8 * len(t.ne) + 4 + 8
+            sizes.append((n + self.alignment - 1) // self.alignment * self.alignment)
+        return sizes
 
     def write_header(self) -> None:
         """Write header and tensor infos (done automatically by the first :meth:`write_tensor`)."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import FormatError, GGQuantError, GGQuantIOError, GGUFError, NonFiniteError, ShapeError
+from .gguf import GGUFReader  # the strict reader: every count, offset and size is checked there
 from .qtypes import GGMLType
 
 _SUM_SUFFIX = ".in_sum2"
@@ -218,8 +219,6 @@ def _read_legacy(data: bytes, path: str) -> Imatrix:
 # ---- GGUF
 
 def _read_gguf(path: str) -> Imatrix:
-    from .gguf import GGUFReader  # the strict reader: every count, offset and size is checked there
-
     reader = GGUFReader(path)
     kv = reader.metadata
     infos = {t.name: t for t in reader.tensors}

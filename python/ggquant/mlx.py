@@ -54,6 +54,8 @@ import numpy as np
 
 from . import _core
 from .errors import GGQuantError, ShapeError, UnsupportedTypeError
+from .qtypes import resolve_type
+from .safetensors import safe_open, save_file  # only the expert-group blobs; see tests/test_layers.py
 
 _MODE_ID = {"affine": 0, "mxfp4": 1, "nvfp4": 2, "mxfp8": 3}
 
@@ -192,8 +194,6 @@ def routes_to_mlx(t: Any) -> bool:
         return False
     if t.strip().lower().startswith("mlx:"):
         return True
-    from .qtypes import resolve_type
-
     try:
         resolve_type(t)
     except UnsupportedTypeError:
@@ -309,11 +309,17 @@ def quantize(
     return q._replace(global_scale=gscale)
 
 
-def _quantize_source(
+def quantize_raw(
     src: np.ndarray, code: str, mode: str, bits: int, gs: int, nthreads: int | None, name: str | None
 ) -> MLXQuantized:
-    """quantize() for an array whose dtype code is known (bfloat16 may come as raw uint16 bits;
-    the scales and biases then are uint16 bits too)."""
+    """:func:`quantize` for an array whose dtype code (``"f32"``, ``"f16"``, ``"bf16"``) is known: bfloat16
+    may come as raw uint16 bits (the scales and biases then are uint16 bits too), as the converters read it.
+
+    Example:
+        >>> import numpy as np
+        >>> quantize_raw(np.zeros((1, 32), np.uint16), "bf16", "affine", 4, 32, None, "w").scales.dtype
+        dtype('uint16')
+    """
     src = np.ascontiguousarray(src)
     try:
         q = _out_arrays(src.shape[:-1], src.shape[-1], mode, bits, gs, src.dtype)
@@ -562,8 +568,6 @@ def save_expert_group(
         >>> gm.load_expert_group(p)["l.0.experts.up_proj.weight"].weight.shape
         (4, 8, 8)
     """
-    from .safetensors import save_file
-
     arrays, metadata = pack_expert_group(tensors, quant_type, nthreads=nthreads)
     save_file(arrays, path, metadata)
     return metadata
@@ -572,8 +576,6 @@ def save_expert_group(
 def load_expert_group(path: Any) -> dict[str, Any]:
     """Read a blob written by :func:`save_expert_group` (or Ollama): name -> :class:`MLXQuantized`
     (or the plain array for unquantized tensors). Arrays are memory-mapped views."""
-    from .safetensors import safe_open
-
     f = safe_open(path)
     arrays = {k: f.get(k) for k in f}
     return expert_group_from_blob(arrays, f.metadata() or {})

@@ -1,2 +1,3 @@
-"""Hugging Face checkpoint support for :func:`ggquant.convert`: lazy tensor loading (``loader``),
-architecture specs (``archs``), tokenizer metadata (``tokenizer``) and ``general.*`` naming (``naming``)."""
+"""Hugging Face checkpoint support for the converters (:mod:`ggquant.convert`): the one checkpoint reader
+(``checkpoint``), architecture specs (``archs``), tokenizer metadata (``tokenizer``) and ``general.*``
+naming (``naming``)."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import GGQuantError
 from . import tokenizer as tk
-from .loader import TensorSource, to_compute_dtype
+from .checkpoint import Checkpoint, to_compute_dtype
 
 U32, F32, BOOL, STR, ARR = tk.U32, tk.F32, tk.BOOL, tk.STR, tk.ARR
 
@@ -75,7 +75,7 @@ class OutTensor:
     sources: list[str] = field(default_factory=list)
     force_f32: bool = False  # kept F32 by convert_hf_to_gguf.py (1-D, norms, biases, routers)
 
-    def origin(self, src: TensorSource | None) -> str:
+    def origin(self, src: Checkpoint | None) -> str:
         if src is None or not self.sources or self.sources[0] not in src:
             return "<generated>"
         return f"{src.origin(self.sources[0])}: {self.sources[0]}"
@@ -152,7 +152,7 @@ class Arch:
             return True
         return self.gguf_arch == "gemma" and hf_name == "lm_head.weight"
 
-    def tensors(self, src: TensorSource) -> list[OutTensor]:
+    def tensors(self, src: Checkpoint) -> list[OutTensor]:
         out: list[OutTensor] = []
         stacks: dict[str, dict[int, str]] = {}
         stack_pos: dict[str, int] = {}
@@ -204,7 +204,7 @@ class Arch:
                                           names)
         return out
 
-    def _fused_experts(self, src: TensorSource, hf: str, bid: int, kind: str) -> list[OutTensor]:
+    def _fused_experts(self, src: Checkpoint, hf: str, bid: int, kind: str) -> list[OutTensor]:
         shape = src.shape(hf)
         if len(shape) != 3:
             raise GGQuantError(f"{src.origin(hf)}: {hf} should be 3-D (experts, rows, cols), got {shape}")

@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-U32, I32, F32, STR, ARR = 4, 5, 6, 8, 9
+from ..gguf_values import GGUFValueType as VT
+
+U32, I32, F32, STR, ARR = VT.UINT32, VT.INT32, VT.FLOAT32, VT.STRING, VT.ARRAY
 
 
 def id_to_title(s: str) -> str:

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GGQuantError
+from ..gguf_values import GGUFValueType as VT
+from .pretok_hashes import CHKTXT, PRE_BY_HASH
 
-# GGUF value type ids (the GGUF spec)
-U32, I32, F32, BOOL, STR, ARR = 4, 5, 6, 7, 8, 9
+# short names of the GGUF value types (ggquant.gguf_values) the metadata entries use
+U32, I32, F32, BOOL, STR, ARR = VT.UINT32, VT.INT32, VT.FLOAT32, VT.BOOL, VT.STRING, VT.ARRAY
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
@@ -68,8 +70,6 @@ def _pre_from_regex(tj: dict) -> str | None:
 def bpe_pre_name(model_dir: Path, tj: dict) -> str:
     """``tokenizer.ggml.pre``: from the chkhsh of convert_hf_to_gguf.py when ``tokenizers`` is installed
     and the hash is known, else from the pre-tokenizer regex in tokenizer.json."""
-    from .pretok_hashes import CHKTXT, PRE_BY_HASH
-
     try:
         from tokenizers import Tokenizer
     except ImportError:

@@ -1,0 +1,364 @@
+"""The pipeline both converter ends share: model in (checkpoint + config, one "already quantized"
+policy), tensors quantized chunk by chunk, progress, atomic output. See :mod:`ggquant.convert`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
+from ..hf.archs import OutTensor
+from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
+                             to_compute_dtype)
+from ..plan import PlannedTensor
+from ..qtypes import GGMLType, type_info
+from ..quants import quantize
+
+#: float32 bytes converted and quantized at a time within one tensor
+CHUNK_BYTES = 32 << 20
+
+_PACKED_TENSORS = (".qweight", ".qzeros", ".g_idx", ".scales", ".weight_scale", ".weight_scale_inv",
+                   ".weight_packed", ".input_scale")
+_INT_DTYPES = ("I8", "U8", "I32", "I16")
+
+
+# ---------------------------------------------------------------------------------------------
+# model in
+
+
+def load_config(config: Any, model_dir: Path | None) -> dict[str, Any]:
+    """The model config as a dict: ``config`` (a dict, a config.json path or directory, or a
+    transformers config) or, when None, ``model_dir/config.json``.
+
+    Raises:
+        FormatError: no config, or one that cannot be read (the message names the file).
+    """
+    if config is None:
+        if model_dir is None:
+            raise GGQuantError("a state dict needs config= (a dict, a config.json path or a transformers config)")
+        config = model_dir / "config.json"
+    if hasattr(config, "to_dict"):
+        config = config.to_dict()
+    if isinstance(config, (str, os.PathLike)):
+        p = Path(config)
+        if p.is_dir():
+            p = p / "config.json"
+        try:
+            config = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise FormatError(f"{p}: cannot read the model config: {e}") from e
+    if not isinstance(config, Mapping):
+        raise GGQuantError(f"config must be a dict, a path or a transformers config, got {type(config).__name__}")
+    return dict(config)
+
+
+def check_not_quantized(hparams: Mapping[str, Any], ck: Checkpoint, allow_requantize: bool) -> None:
+    """The one "already quantized" policy of both ends.
+
+    A checkpoint is quantized when config.json declares a ``quantization_config`` (Hugging Face) or a
+    ``quantization`` (MLX), or holds packed tensors (GPTQ/AWQ/compressed-tensors names) or integer
+    weights. Without ``allow_requantize`` that is an error; with it, block-scaled FP8 weights are
+    dequantized (as convert_hf_to_gguf.py does) and packed formats are still refused.
+
+    Raises:
+        FormatError: quantized and not ``allow_requantize``.
+        UnsupportedTypeError: packed tensors ggquant cannot dequantize.
+    """
+    qc = hparams.get("quantization_config") or hparams.get("quantization")
+    names = ck.names()
+    packed = [n for n in names if n.endswith(_PACKED_TENSORS)]
+    int_weights = [n for n in names if n.endswith(".weight") and ck.dtype(n) in _INT_DTYPES]
+    if not qc and not packed and not int_weights:
+        return
+    if qc:
+        method = qc.get("quant_method", qc.get("mode", "?")) if isinstance(qc, Mapping) else qc
+        what = f"quantization {method!r} in config.json"
+    else:
+        first = (packed or int_weights)[0]
+        what = f"quantized tensors such as {first!r} ({ck.origin(first)})"
+    if not allow_requantize:
+        raise FormatError(f"the checkpoint is already quantized ({what}); requantizing loses quality. "
+                          f"Pass allow_requantize=True (CLI: --allow-requantize) to convert the floating-point "
+                          f"tensors anyway")
+    if isinstance(qc, Mapping) and qc.get("quant_method") == "fp8":
+        dequantize_fp8_blocks(ck, qc.get("weight_block_size"))
+        packed = [n for n in ck.names() if n.endswith(_PACKED_TENSORS)]
+    if packed or int_weights:
+        raise UnsupportedTypeError(f"the checkpoint is already quantized ({what}) in a packed format ggquant "
+                                   f"cannot dequantize (GPTQ/AWQ/FP8 with scales); convert the original "
+                                   f"floating-point checkpoint instead")
+
+
+@dataclass
+class HFModel:
+    """A Hugging Face model opened for conversion: its tensors, config and directory.
+
+    Attributes:
+        checkpoint: the tensors (:class:`ggquant.hf.checkpoint.Checkpoint`).
+        hparams: config.json (or the ``config=`` given).
+        model_dir: the directory, or None for a state dict.
+    """
+
+    checkpoint: Checkpoint
+    hparams: dict[str, Any]
+    model_dir: Path | None
+
+    def close(self) -> None:
+        self.checkpoint.close()
+
+
+def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = None, *,
+               allow_requantize: bool = False) -> HFModel:
+    """Open a model directory or a state dict, read its config and apply :func:`check_not_quantized`.
+
+    Args:
+        model: a Hugging Face model directory or a state dict (name -> torch tensor or NumPy array).
+        config: overrides config.json (required for a state dict); see :func:`load_config`.
+        allow_requantize: see :func:`check_not_quantized`.
+
+    Returns:
+        An :class:`HFModel` (close it when done).
+
+    Example:
+        >>> m = open_model("path/to/model")  # doctest: +SKIP
+    """
+    model_dir = None if isinstance(model, Mapping) else Path(model)
+    hparams = load_config(config, model_dir)  # before the weights: a missing config is the clearer error
+    ck = from_state_dict(model) if isinstance(model, Mapping) else open_checkpoint(model)
+    try:
+        check_not_quantized(hparams, ck, allow_requantize)
+    except BaseException:
+        ck.close()
+        raise
+    return HFModel(ck, hparams, model_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """Progress over bytes of source tensors on stderr: a tqdm bar, or plain lines with an ETA without tqdm.
+
+    Args:
+        total: bytes to go through.
+        quiet: print nothing.
+    """
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+        self.done = 0
+        self.total = total
+        self.t0 = time.perf_counter()
+        if quiet:
+            return
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
+                            desc="converting", file=sys.stderr)
+        except ImportError:
+            self.bar = None
+
+    def start(self, name: str, what: str) -> None:
+        """A tensor starts: ``name`` and what it becomes (a type name)."""
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{name} -> {what}", refresh=False)
+        else:
+            el = time.perf_counter() - self.t0
+            eta = el / self.done * (self.total - self.done) if self.done else float("nan")
+            print(f"[{100 * self.done / max(self.total, 1):5.1f}%] {name} -> {what} (ETA {eta:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic output
+
+
+@contextmanager
+def atomic_directory(dst: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``dst`` to fill; it becomes ``dst`` on success and is removed on error.
+
+    Raises:
+        GGQuantIOError: ``dst`` exists and is not an empty directory (checked before anything is written).
+    """
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise GGQuantIOError(f"{dst} exists and is not an empty directory")
+    tmp = dst.parent / f".{dst.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if dst.exists():
+            dst.rmdir()
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# the tensor loop (GGUF types)
+
+
+class TensorSink(Protocol):
+    """Where a pass writes the tensors of one output (a :class:`ggquant.gguf.GGUFWriter` is one)."""
+
+    def write_tensor(self, name: str, data: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass
+class Target:
+    """One output of a tensor: its planned type and, for quantized types, the importance weights."""
+
+    tensor: PlannedTensor
+    weights: np.ndarray | None = None
+
+
+def imatrix_weights(pt: PlannedTensor, imatrix: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
+    """The importance weights of one planned tensor (``ne0`` values, ``ne0 * n_expert`` for experts), or None.
+
+    Raises:
+        GGQuantError: the imatrix entry has the wrong size (token embeddings are let through without one,
+            as llama-quantize does).
+    """
+    if imatrix is None or pt.type in (GGMLType.F32, GGMLType.F16, GGMLType.BF16):
+        return None
+    weights = imatrix.get(pt.name)
+    ne0 = pt.shape[-1]
+    n_exp = pt.shape[0] if len(pt.shape) == 3 else 1
+    if weights is not None and weights.size != ne0 * n_exp:
+        if pt.name not in ("token_embd.weight", "per_layer_token_embd.weight"):
+            raise GGQuantError(f"imatrix for {pt.name} has {weights.size} values, expected {ne0 * n_exp}")
+        return None
+    return weights
+
+
+def produce(ot: OutTensor, targets: Sequence[Target], ck: Checkpoint | None, nthreads: int | None) -> list[np.ndarray]:
+    """Quantize one output tensor to every target, part by part (experts one at a time, big matrices
+    in row chunks), reading each part once; one preallocated buffer of exactly the tensor's bytes per target.
+
+    Raises:
+        FormatError: a part cannot be read (the message names file and tensor).
+        GGQuantError: quantization failed (the message names file, source and output tensor, and type).
+    """
+    outs = [np.empty(t.tensor.nbytes, np.uint8) for t in targets]
+    pos = [0] * len(targets)
+    shape = ot.shape
+    ne0 = shape[-1]
+    n_exp = shape[0] if len(shape) == 3 else 1
+    whole = len(ot.parts) == 1
+    for k, part in enumerate(ot.parts):
+        try:
+            arr, dtype = part()
+        except GGQuantError:
+            raise
+        except Exception as e:
+            raise FormatError(f"{ot.origin(ck)}: cannot read {ot.name}: {e}") from e
+        # a 3-D tensor given whole goes one expert (and imatrix slice) at a time
+        subs = [(arr[i], i) for i in range(n_exp)] if whole and n_exp > 1 else [(arr, k if not whole else None)]
+        for a, ix in subs:
+            rows = a.reshape(-1, a.shape[-1]) if a.ndim != 1 else a.reshape(1, -1)
+            step = max(1, CHUNK_BYTES // (4 * rows.shape[1]))
+            for r in range(0, rows.shape[0], step):
+                chunk = to_compute_dtype(np.asarray(rows[r:r + step]), dtype)
+                if chunk.dtype not in (np.float32, np.float16):
+                    chunk = chunk.astype(np.float32)
+                for j, t in enumerate(targets):
+                    w = t.weights if t.weights is None or ix is None else t.weights[ix * ne0:(ix + 1) * ne0]
+                    pt = t.tensor
+                    try:
+                        q = quantize(chunk, pt.type, imatrix=w, name=pt.name, nthreads=nthreads).reshape(-1)
+                    except GGQuantError as e:  # say which file and source tensor, keep the error class
+                        raise type(e)(f"{ot.origin(ck)} -> {pt.name} ({type_info(pt.type).name}): {e}") from None
+                    if pos[j] + q.size > outs[j].size:
+                        raise GGQuantError(f"{pt.name}: more bytes than planned ({pos[j] + q.size} > {outs[j].size})")
+                    outs[j][pos[j]:pos[j] + q.size] = q
+                    pos[j] += q.size
+                del chunk
+                release_pages(arr)
+        del arr, subs
+    for j, t in enumerate(targets):
+        if pos[j] != t.tensor.nbytes:
+            raise GGQuantError(f"{ot.origin(ck)}: produced {pos[j]} bytes for {t.tensor.name}, "
+                               f"expected {t.tensor.nbytes}")
+    return outs
+
+
+@dataclass
+class Job:
+    """One output of a pass: the planned tensors (in the order of the pass's tensors), where they go,
+    and the importance matrix (GGUF name -> weights) if any."""
+
+    tensors: Sequence[PlannedTensor]
+    sink: TensorSink
+    imatrix: Mapping[str, np.ndarray] | None = None
+
+
+def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint | None, *,
+             nthreads: int | None = None, quiet: bool = False,
+             on_tensor: Callable[[OutTensor], None] | None = None) -> None:
+    """Read every tensor once and write it to every job's sink; all sinks are closed at the end or
+    aborted on any error (no partial output).
+
+    Args:
+        tensors: what to produce, in output order.
+        jobs: the outputs; ``job.tensors[i]`` is the plan of ``tensors[i]``.
+        ck: the checkpoint the tensors come from (for error messages), or None.
+        nthreads: quantization threads.
+        quiet: no progress output.
+        on_tensor: called after each tensor is written (for callers that track memory or time).
+    """
+    for job in jobs:
+        if len(job.tensors) != len(tensors):
+            raise GGQuantError(f"a job plans {len(job.tensors)} tensors, the pass has {len(tensors)}")
+    prog = Progress(sum(jobs[0].tensors[i].nbytes for i in range(len(tensors))) if jobs else 0, quiet)
+    try:
+        for i, ot in enumerate(tensors):
+            first = jobs[0].tensors[i]
+            prog.start(first.name, "/".join(dict.fromkeys(j.tensors[i].type.name for j in jobs)))
+            targets = [Target(j.tensors[i], imatrix_weights(j.tensors[i], j.imatrix)) for j in jobs]
+            for job, data in zip(jobs, produce(ot, targets, ck, nthreads)):
+                job.sink.write_tensor(job.tensors[i].name, data)
+            prog.update(first.nbytes)
+            if on_tensor is not None:
+                on_tensor(ot)
+    except BaseException:
+        prog.close()
+        for job in jobs:
+            job.sink.abort()
+        raise
+    prog.close()
+    for job in jobs:
+        job.sink.close()
+
+
+__all__ = ["CHUNK_BYTES", "HFModel", "Job", "Progress", "Target", "TensorSink", "atomic_directory",
+           "check_not_quantized", "imatrix_weights", "load_config", "open_model", "produce", "run_pass"]

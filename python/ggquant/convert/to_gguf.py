@@ -1,0 +1,388 @@
+"""The GGUF end: GGUF-named tensors and metadata (:class:`GGUFSource`) -> one or more GGUF files.
+
+llama.cpp needs two steps (``convert_hf_to_gguf.py`` to F16, then ``llama-quantize``); :func:`convert`
+does both in one streaming pass: tensors are read memory-mapped one at a time, renamed and reshaped
+as convert_hf_to_gguf.py does, quantized with the per-tensor types llama-quantize would choose for
+the preset (:mod:`ggquant.plan`), and written to a GGUF file that appears atomically when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GGQuantError, UnsupportedTypeError
+from ..gguf import GGUFWriter
+from ..hf import archs as _archs
+from ..hf import naming as _naming
+from ..hf import tokenizer as _tk
+from ..hf.archs import OutTensor
+from ..hf.checkpoint import Checkpoint
+from ..imatrix import load_imatrix as _read_imatrix
+from ..plan import ModelInfo, Plan, plan_quantization
+from ..qtypes import GGMLType, type_info
+from .core import HFModel, Job, open_model, run_pass
+
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_archs.SUPPORTED))
+
+#: one metadata entry: (key, value, GGUF value type id, element type id of an array or None)
+Entry = tuple[str, Any, int, "int | None"]
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`convert` did (or, with ``dry_run``, would do).
+
+    Attributes:
+        plan: the per-tensor :class:`~ggquant.plan.Plan` (names, shapes, types, bytes).
+        metadata: the GGUF key/value pairs in write order, ``key -> value``.
+        header_bytes: size of the GGUF header (key/values and tensor infos, padded).
+        file_size: predicted (dry run) or actual size of the output file in bytes.
+        path: the output path (None for a dry run).
+        arch: the GGUF architecture (``"llama"``, ``"qwen2"``, ...).
+        seconds: wall time of the conversion.
+        metadata_types: key -> (GGUF value type id, element type id or None).
+    """
+
+    plan: Plan
+    metadata: dict[str, Any]
+    header_bytes: int
+    file_size: int
+    path: Path | None
+    arch: str
+    seconds: float = 0.0
+    metadata_types: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+
+    def format(self) -> str:
+        """The plan as a table with the predicted file size."""
+        return self.plan.format(header_bytes=self.header_bytes)
+
+
+@dataclass
+class GGUFSource:
+    """What the GGUF end converts: GGUF-named tensors, the model facts the planner needs, and the metadata.
+
+    Attributes:
+        tensors: the output tensors in file order, each with how to read it part by part.
+        model: architecture, layer, head and expert counts for :func:`ggquant.plan.plan_quantization`.
+        metadata: the metadata entries in write order for a plan (``general.file_type`` depends on it).
+        arch: the GGUF architecture name.
+        checkpoint: where the tensors come from (error messages; closed by :meth:`close`), or None.
+        warnings: what every plan made from this source should carry (e.g. no vocabulary).
+    """
+
+    tensors: list[OutTensor]
+    model: ModelInfo
+    metadata: Callable[[Plan], list[Entry]]
+    arch: str
+    checkpoint: Checkpoint | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+
+
+@dataclass
+class GGUFOutput:
+    """One GGUF file to write from a :class:`GGUFSource`: the preset (or a ready-made plan) and llama-quantize's options.
+
+    Attributes:
+        outfile: the file (None for a dry run).
+        preset: a preset or type name (see :func:`ggquant.plan.plan_quantization`) or a :class:`~ggquant.plan.Plan`
+            for exactly the source's tensors, used as it is (the other planning options are then ignored).
+        tensor_types, token_embedding_type, output_tensor_type, pure: as llama-quantize's options.
+        split_max_tensors, split_max_size: shard the file as llama-gguf-split does.
+    """
+
+    outfile: str | os.PathLike[str] | None
+    preset: str | GGMLType | Plan = "Q4_K_M"
+    tensor_types: Iterable[str] | Mapping[str, Any] | None = None
+    token_embedding_type: GGMLType | str | None = None
+    output_tensor_type: GGMLType | str | None = None
+    pure: bool = False
+    split_max_tensors: int | None = None
+    split_max_size: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face model -> GGUFSource
+
+
+def load_imatrix(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read an importance matrix written by llama-imatrix (GGUF format or the legacy ``.dat`` format)
+    into ``{GGUF tensor name: float32 weights}`` (``ne0`` values, ``ne0 * n_expert`` for expert tensors),
+    normalized as llama-quantize does (see :func:`ggquant.imatrix.read_imatrix`).
+
+    Example:
+        >>> w = load_imatrix("imatrix.gguf")  # doctest: +SKIP
+    """
+    return {k: np.asarray(v, np.float32).reshape(-1) for k, v in _read_imatrix(Path(path)).items()}
+
+
+def _size_label(outs: Sequence[OutTensor]) -> str | None:
+    total = shared = expert = esum = ntens = 0
+    for t in outs:
+        size = int(np.prod(t.shape, dtype=np.int64))
+        if "_exps." in t.name and len(t.shape) >= 3:
+            c = t.shape[-2 if ".bias" in t.name else -3]
+            expert += size // c
+            esum += c
+            ntens += 1
+        else:
+            shared += size
+        total += size
+    if total <= 0:
+        return None
+    ecount = esum // ntens if ntens else 0
+
+    def rounded(n: int) -> str:
+        for lim, scale, suf in ((1e12, 1e-12, "T"), (1e9, 1e-9, "B"), (1e6, 1e-6, "M")):
+            if n > lim:
+                v = n * scale
+                break
+        else:
+            v, suf = n * 1e-3, "K"
+        fix = max(2 - len(str(round(v)).lstrip("0")), 0)
+        return f"{v:.{fix}f}{suf}"
+
+    return f"{ecount}x{rounded(shared + expert)}" if ecount > 0 else rounded(total)
+
+
+def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, name: str | None = None) -> GGUFSource:
+    """The GGUF view of a Hugging Face model: tensors renamed and reshaped as convert_hf_to_gguf.py does,
+    metadata in its order (names, hyper-parameters, vocabulary).
+
+    Args:
+        hf: the opened model (:func:`ggquant.convert.core.open_model`).
+        tokenizer_dir: where tokenizer.json / tokenizer.model live (default: the model directory).
+        name: ``general.name`` (default: derived as gguf-py does).
+
+    Returns:
+        A :class:`GGUFSource` that owns ``hf``'s checkpoint.
+
+    Raises:
+        GGQuantError: unsupported architecture (the message lists the supported ones) or unmappable tensors.
+    """
+    arch = _archs.arch_for(hf.hparams)
+    outs = arch.tensors(hf.checkpoint)
+    model = ModelInfo(arch=arch.gguf_arch, n_layer=arch.n_layer, n_head=arch.n_head, n_head_kv=arch.n_head_kv,
+                      n_expert=arch.n_expert)
+    tok_dir = Path(tokenizer_dir) if tokenizer_dir is not None else hf.model_dir
+    total_params = sum(int(np.prod(t.shape, dtype=np.int64)) for t in outs)
+    general = _naming.general_entries(hf.hparams, hf.model_dir, total_params, _size_label(outs), name)
+    vocab = arch.vocab_entries(tok_dir)
+    warnings = []
+    if not vocab:
+        where = f"in {tok_dir}" if tok_dir is not None else "(no tokenizer_dir given)"
+        warnings.append(f"no tokenizer.json or tokenizer.model {where}: the GGUF gets no vocabulary, "
+                        f"which llama.cpp needs (pass tokenizer_dir=)")
+
+    def metadata(plan: Plan) -> list[Entry]:
+        # convert_hf_to_gguf.py's order
+        entries: list[Entry] = [("general.architecture", arch.gguf_arch, _tk.STR, None),
+                                ("general.type", "model", _tk.STR, None)]
+        entries += general
+        entries += arch.hparam_entries(plan.file_type)
+        entries.append(("general.quantization_version", 2, _tk.U32, None))
+        entries += vocab
+        ordered: dict[str, Entry] = {}
+        for e in entries:  # a key set twice keeps its first position and its last value (as gguf-py)
+            ordered[e[0]] = e
+        return list(ordered.values())
+
+    return GGUFSource(outs, model, metadata, arch.gguf_arch, hf.checkpoint, warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUFSource -> GGUF files
+
+
+def _plan_for(source: GGUFSource, out: GGUFOutput, has_imatrix: bool) -> Plan:
+    if isinstance(out.preset, Plan):
+        plan = out.preset
+        want = [(t.name, tuple(t.shape)) for t in source.tensors]
+        got = [(t.name, tuple(t.shape)) for t in plan.tensors]
+        if got != want:
+            bad = next((g for g, w in zip(got, want) if g != w), None) or f"{len(got)} tensors, not {len(want)}"
+            raise GGQuantError(f"the plan does not match the model's tensors (first difference: {bad})")
+        return dataclasses.replace(plan, warnings=list(plan.warnings))  # the caller's plan stays as it was
+    return plan_quantization([(t.name, t.shape) for t in source.tensors], out.preset, source.model,
+                             has_imatrix=has_imatrix, tensor_types=out.tensor_types,
+                             token_embedding_type=out.token_embedding_type,
+                             output_tensor_type=out.output_tensor_type, pure=out.pure)
+
+
+def _problems(plan: Plan, has_imatrix: bool) -> list[GGQuantError]:
+    problems: list[GGQuantError] = []
+    missing = sorted({type_info(t.type).name for t in plan.tensors if not type_info(t.type).can_quantize})
+    if missing:
+        problems.append(UnsupportedTypeError(f"preset {plan.preset} needs type(s) {', '.join(missing)}, which this "
+                                             f"build of ggquant cannot quantize yet"))
+    need = [t.name for t in plan.tensors if t.requires_imatrix] if not has_imatrix else []
+    if need:
+        problems.append(GGQuantError(f"preset {plan.preset} quantizes {need[0]} (and {len(need) - 1} more) to a "
+                                     f"type that requires an importance matrix; pass imatrix="))
+    return problems
+
+
+def convert_source(
+    source: GGUFSource,
+    outputs: Sequence[GGUFOutput],
+    *,
+    imatrix: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    quiet: bool = False,
+    nthreads: int | None = None,
+) -> list[ConversionResult]:
+    """Write one GGUF file per output in a single pass over the source's tensors (each read once).
+
+    Args:
+        source: the tensors and metadata (:func:`hf_source`, or any other :class:`GGUFSource`).
+        outputs: the files to write.
+        imatrix: importance matrix, a llama-imatrix file or ``{gguf tensor name: weights}``.
+        dry_run: only plan: no tensor data is read and nothing is written (what would stop the real
+            conversion is listed in each ``plan.warnings``).
+        quiet: no progress bar.
+        nthreads: quantization threads.
+
+    Returns:
+        One :class:`ConversionResult` per output.
+
+    Raises:
+        GGQuantError: a type this build cannot quantize, a missing importance matrix, unreadable tensors.
+    """
+    t0 = time.perf_counter()
+    imx: dict[str, np.ndarray] | None = None
+    if imatrix is not None:
+        imx = load_imatrix(imatrix) if isinstance(imatrix, (str, os.PathLike)) else {
+            k: np.asarray(v, np.float32).reshape(-1) for k, v in imatrix.items()}
+    if not dry_run and any(out.outfile is None for out in outputs):
+        raise GGQuantError("outfile is required unless dry_run=True")
+    results: list[ConversionResult] = []
+    writers: list[GGUFWriter] = []  # nothing is on disk before the first tensor is written
+    try:
+        for out in outputs:
+            plan = _plan_for(source, out, imx is not None)
+            problems = _problems(plan, imx is not None)
+            if problems and not dry_run:
+                raise problems[0]
+            for warning in [str(p) for p in problems] + source.warnings:  # a dry run still shows the plan
+                if warning not in plan.warnings:
+                    plan.warnings.append(warning)
+            entries = source.metadata(plan)
+            # a dry run's writer only measures the header: its path is never created
+            w = GGUFWriter(os.fspath(out.outfile or "dry-run.gguf"), split_max_tensors=out.split_max_tensors,
+                           split_max_size=out.split_max_size)
+            writers.append(w)
+            for key, value, vt, st in entries:
+                w.add_kv(key, value, vt, st)  # type: ignore[arg-type]
+            for t in plan.tensors:
+                w.add_tensor_info(t.name, t.shape, t.type)
+            header = sum(w.header_sizes())
+            results.append(ConversionResult(plan, {e[0]: e[1] for e in entries}, header,
+                                            header + plan.tensor_data_size(), None, source.arch,
+                                            metadata_types={e[0]: (e[2], e[3]) for e in entries}))
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    if dry_run:
+        for r, w in zip(results, writers):
+            w.abort()
+            r.seconds = time.perf_counter() - t0
+        return results
+    run_pass(source.tensors, [Job(r.plan.tensors, w, imx) for r, w in zip(results, writers)], source.checkpoint,
+             nthreads=nthreads, quiet=quiet)
+    for r, w in zip(results, writers):
+        paths = [Path(p) for p in w.shard_paths()]
+        if not all(p.exists() for p in paths):
+            raise GGQuantError(f"{paths[0]}: the GGUF writer produced no file")
+        r.path, r.file_size = paths[0], sum(p.stat().st_size for p in paths)
+        r.seconds = time.perf_counter() - t0
+    return results
+
+
+def convert(
+    model: str | os.PathLike[str] | Mapping[str, Any],
+    outfile: str | os.PathLike[str] | None,
+    preset: str | GGMLType | Plan = "Q4_K_M",
+    *,
+    config: Any = None,
+    tokenizer_dir: str | os.PathLike[str] | None = None,
+    imatrix: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    tensor_types: Iterable[str] | Mapping[str, Any] | None = None,
+    token_embedding_type: GGMLType | str | None = None,
+    output_tensor_type: GGMLType | str | None = None,
+    pure: bool = False,
+    dry_run: bool = False,
+    quiet: bool = False,
+    allow_requantize: bool = False,
+    name: str | None = None,
+    nthreads: int | None = None,
+    split_max_tensors: int | None = None,
+    split_max_size: int | None = None,
+) -> ConversionResult:
+    """Convert a Hugging Face checkpoint to a (quantized) GGUF file in one streaming pass.
+
+    Args:
+        model: a model directory (``config.json`` plus ``model.safetensors``, sharded
+            ``model-*.safetensors`` with ``model.safetensors.index.json``, or ``pytorch_model*.bin``),
+            or a state dict (name -> torch tensor or NumPy array, with ``config=``).
+        outfile: the GGUF file to write (ignored for ``dry_run``). It appears only when complete.
+        preset: a llama.cpp preset (``"Q4_K_M"``, ``"Q8_0"``, ``"F16"``, ... see :data:`ggquant.plan.PRESETS`),
+            a ggml type name (``"q4_K"``) for that type in every quantizable tensor, or a ready-made
+            :class:`~ggquant.plan.Plan` for exactly this model's tensors (then the planning options
+            below are ignored).
+        config: the model config for a state dict (dict, path to config.json, or a transformers config);
+            for a directory it overrides ``config.json``.
+        tokenizer_dir: where tokenizer.json / tokenizer.model live (default: the model directory).
+        imatrix: importance matrix, a llama-imatrix file or ``{gguf tensor name: weights}``.
+        tensor_types: per-tensor overrides ``["REGEX=TYPE", ...]`` (llama-quantize ``--tensor-type``).
+        token_embedding_type / output_tensor_type / pure: as llama-quantize's options.
+        dry_run: only plan: no tensor data is read and nothing is written (what would stop the real
+            conversion, e.g. a type this build cannot quantize, is listed in ``plan.warnings``).
+        quiet: no progress bar.
+        allow_requantize: convert a checkpoint that declares a ``quantization_config`` anyway.
+        name: ``general.name`` (default: from ``_name_or_path`` in config.json or the directory name,
+            with gguf-py's heuristics for basename, finetune, version and size label).
+        nthreads: quantization threads (default: :func:`ggquant.get_num_threads`).
+        split_max_tensors / split_max_size: write ``{stem}-00001-of-0000N.gguf`` shards of at most this
+            many tensors / bytes of tensor data (as llama-gguf-split; llama.cpp loads the first shard).
+
+    Returns:
+        A :class:`ConversionResult` with the plan, metadata and (predicted) file size.
+
+    Raises:
+        GGQuantError: unsupported architecture (the message lists the supported ones), an already
+            quantized checkpoint, unreadable files (the message names file and tensor), a type this
+            build cannot quantize, or a preset that needs an importance matrix without one.
+
+    Example:
+        >>> import ggquant
+        >>> r = ggquant.convert("path/to/model", "model-q4_k_m.gguf", "Q4_K_M")  # doctest: +SKIP
+        >>> r.plan.tensor("output.weight").type                                    # doctest: +SKIP
+        <GGMLType.Q6_K: 14>
+    """
+    t0 = time.perf_counter()
+    hf = open_model(model, config, allow_requantize=allow_requantize)
+    try:
+        source = hf_source(hf, tokenizer_dir, name)
+        out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
+                         split_max_tensors, split_max_size)
+        (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
+    finally:
+        hf.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+__all__ = ["SUPPORTED_ARCHITECTURES", "ConversionResult", "Entry", "GGUFOutput", "GGUFSource", "convert",
+           "convert_source", "hf_source", "load_imatrix"]
