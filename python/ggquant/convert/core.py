@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
-from ..hf.archs import OutTensor
-from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
-                             to_compute_dtype)
+from ..hf.checkpoint import Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint
 from ..plan import PlannedTensor
-from ..qtypes import GGMLType, type_info
-from ..quants import quantize
-
-#: float32 bytes converted and quantized at a time within one tensor
-CHUNK_BYTES = 32 << 20
+from ..qtypes import GGMLType
 
 _PACKED_TENSORS = (".qweight", ".qzeros", ".g_idx", ".scales", ".weight_scale", ".weight_scale_inv",
                    ".weight_packed", ".input_scale")
@@ -234,14 +228,6 @@ class TensorSink(Protocol):
     def abort(self) -> None: ...
 
 
-@dataclass
-class Target:
-    """One output of a tensor: its planned type and, for quantized types, the importance weights."""
-
-    tensor: PlannedTensor
-    weights: np.ndarray | None = None
-
-
 def imatrix_weights(pt: PlannedTensor, imatrix: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
     """The importance weights of one planned tensor (``ne0`` values, ``ne0 * n_expert`` for experts), or None.
 
@@ -261,57 +247,6 @@ def imatrix_weights(pt: PlannedTensor, imatrix: Mapping[str, np.ndarray] | None)
     return weights
 
 
-def produce(ot: OutTensor, targets: Sequence[Target], ck: Checkpoint | None, nthreads: int | None) -> list[np.ndarray]:
-    """Quantize one output tensor to every target, part by part (experts one at a time, big matrices
-    in row chunks), reading each part once; one preallocated buffer of exactly the tensor's bytes per target.
-
-    Raises:
-        FormatError: a part cannot be read (the message names file and tensor).
-        GGQuantError: quantization failed (the message names file, source and output tensor, and type).
-    """
-    outs = [np.empty(t.tensor.nbytes, np.uint8) for t in targets]
-    pos = [0] * len(targets)
-    shape = ot.shape
-    ne0 = shape[-1]
-    n_exp = shape[0] if len(shape) == 3 else 1
-    whole = len(ot.parts) == 1
-    for k, part in enumerate(ot.parts):
-        try:
-            arr, dtype = part()
-        except GGQuantError:
-            raise
-        except Exception as e:
-            raise FormatError(f"{ot.origin(ck)}: cannot read {ot.name}: {e}") from e
-        # a 3-D tensor given whole goes one expert (and imatrix slice) at a time
-        subs = [(arr[i], i) for i in range(n_exp)] if whole and n_exp > 1 else [(arr, k if not whole else None)]
-        for a, ix in subs:
-            rows = a.reshape(-1, a.shape[-1]) if a.ndim != 1 else a.reshape(1, -1)
-            step = max(1, CHUNK_BYTES // (4 * rows.shape[1]))
-            for r in range(0, rows.shape[0], step):
-                chunk = to_compute_dtype(np.asarray(rows[r:r + step]), dtype)
-                if chunk.dtype not in (np.float32, np.float16):
-                    chunk = chunk.astype(np.float32)
-                for j, t in enumerate(targets):
-                    w = t.weights if t.weights is None or ix is None else t.weights[ix * ne0:(ix + 1) * ne0]
-                    pt = t.tensor
-                    try:
-                        q = quantize(chunk, pt.type, imatrix=w, name=pt.name, nthreads=nthreads).reshape(-1)
-                    except GGQuantError as e:  # say which file and source tensor, keep the error class
-                        raise type(e)(f"{ot.origin(ck)} -> {pt.name} ({type_info(pt.type).name}): {e}") from None
-                    if pos[j] + q.size > outs[j].size:
-                        raise GGQuantError(f"{pt.name}: more bytes than planned ({pos[j] + q.size} > {outs[j].size})")
-                    outs[j][pos[j]:pos[j] + q.size] = q
-                    pos[j] += q.size
-                del chunk
-                release_pages(arr)
-        del arr, subs
-    for j, t in enumerate(targets):
-        if pos[j] != t.tensor.nbytes:
-            raise GGQuantError(f"{ot.origin(ck)}: produced {pos[j]} bytes for {t.tensor.name}, "
-                               f"expected {t.tensor.nbytes}")
-    return outs
-
-
 @dataclass
 class Job:
     """One output of a pass: the planned tensors (in the order of the pass's tensors), where they go,
@@ -322,43 +257,5 @@ class Job:
     imatrix: Mapping[str, np.ndarray] | None = None
 
 
-def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint | None, *,
-             nthreads: int | None = None, quiet: bool = False,
-             on_tensor: Callable[[OutTensor], None] | None = None) -> None:
-    """Read every tensor once and write it to every job's sink; all sinks are closed at the end or
-    aborted on any error (no partial output).
-
-    Args:
-        tensors: what to produce, in output order.
-        jobs: the outputs; ``job.tensors[i]`` is the plan of ``tensors[i]``.
-        ck: the checkpoint the tensors come from (for error messages), or None.
-        nthreads: quantization threads.
-        quiet: no progress output.
-        on_tensor: called after each tensor is written (for callers that track memory or time).
-    """
-    for job in jobs:
-        if len(job.tensors) != len(tensors):
-            raise GGQuantError(f"a job plans {len(job.tensors)} tensors, the pass has {len(tensors)}")
-    prog = Progress(sum(jobs[0].tensors[i].nbytes for i in range(len(tensors))) if jobs else 0, quiet)
-    try:
-        for i, ot in enumerate(tensors):
-            first = jobs[0].tensors[i]
-            prog.start(first.name, "/".join(dict.fromkeys(j.tensors[i].type.name for j in jobs)))
-            targets = [Target(j.tensors[i], imatrix_weights(j.tensors[i], j.imatrix)) for j in jobs]
-            for job, data in zip(jobs, produce(ot, targets, ck, nthreads)):
-                job.sink.write_tensor(job.tensors[i].name, data)
-            prog.update(first.nbytes)
-            if on_tensor is not None:
-                on_tensor(ot)
-    except BaseException:
-        prog.close()
-        for job in jobs:
-            job.sink.abort()
-        raise
-    prog.close()
-    for job in jobs:
-        job.sink.close()
-
-
-__all__ = ["CHUNK_BYTES", "HFModel", "Job", "Progress", "Target", "TensorSink", "atomic_directory",
-           "check_not_quantized", "imatrix_weights", "load_config", "open_model", "produce", "run_pass"]
+__all__ = ["HFModel", "Job", "Progress", "TensorSink", "atomic_directory", "check_not_quantized", "imatrix_weights",
+           "load_config", "open_model"]
