@@ -8,7 +8,8 @@ vocabulary padded to 32000), then times, each in its own process (peak RSS = ru_
    ``LLAMA_CPP_DIR``), then ``llama_model_quantize`` (libllama from llama-cpp-python) F16 -> PRESET.
 
 For each thread count (default 1 and all) it also times the kernels alone on the same tensors (read into
-memory first, untimed, then ``ggquant.quantize`` with the plan's types) and prints convert / kernels.
+memory first, untimed, then quantized with the plan's types into a reused output buffer) and prints
+convert / kernels.
 
 Run: python benchmarks/bench_convert.py [--preset Q4_K_M] [--layers 8] [--threads 1,2] [--repeat N]
      [--llama-cpp-dir DIR] [--profile] [--workdir DIR] [--keep]   (an existing DIR/model is reused)
@@ -122,16 +123,19 @@ def source_tensors(model: Path) -> list[tuple[Path, str]]:
 
 def kernels_only(model: str, preset: str, nthreads: int) -> float:
     """Seconds to quantize every tensor of the plan from bf16 already in memory (read untimed first),
-    with the plan's types: what the kernels alone cost for this conversion."""
+    with the plan's types, one kernel call per tensor into an output buffer already touched: what the
+    kernels alone cost for this conversion."""
     import ml_dtypes
 
     import ggquant
+    from ggquant.batch import QuantJob, quantize_batch
 
     plan = ggquant.convert(model, None, preset, dry_run=True).plan
     srcs = source_tensors(Path(model))
     if len(srcs) != len(plan.tensors):
         raise RuntimeError(f"{len(srcs)} source tensors but {len(plan.tensors)} planned")
     total = 0.0
+    out = np.ones(max(t.nbytes for t in plan.tensors), np.uint8)
     for (shard, name), t in zip(srcs, plan.tensors):
         with ggquant.safe_open(shard) as f:
             x = np.array(f[name]).view(ml_dtypes.bfloat16)  # a private copy in memory, not the map
@@ -139,7 +143,7 @@ def kernels_only(model: str, preset: str, nthreads: int) -> float:
             raise RuntimeError(f"{name} does not match {t.name}")
         x = x.reshape(t.shape)
         t0 = time.perf_counter()
-        ggquant.quantize(x, t.type, nthreads=nthreads)
+        quantize_batch([QuantJob(x, t.type, out)], nthreads=nthreads)
         total += time.perf_counter() - t0
         del x
     return total
@@ -171,6 +175,33 @@ def profile_convert(model: Path, out: Path, preset: str, nthreads: int) -> None:
     pstats.Stats(pr).sort_stats("tottime").print_stats(14)
 
 
+def many_presets(model: Path, work: Path, presets: list[str], nthreads: int, repeat: int) -> None:
+    """N presets from one read (ggquant.convert_many) against N separate conversions, each in a child process."""
+    outs = [work / f"many-{p}.gguf" for p in presets]
+    one = (f"import ggquant, time; t = time.perf_counter(); ggquant.convert_many({str(model)!r}, "
+           f"{str(work / 'many-{preset}.gguf')!r}, {presets!r}, quiet=True, nthreads={nthreads}); print(time.perf_counter() - t)")
+    best_one, best_sep, rss_one = float("inf"), float("inf"), 0.0
+    for _ in range(repeat):
+        for p in outs:
+            p.unlink(missing_ok=True)
+        _, rss, so = timed(child_rss(one))
+        if float(so.split()[-1]) < best_one:
+            best_one, rss_one = float(so.split()[-1]), rss
+        same = [p.read_bytes() for p in outs]
+        sep = 0.0
+        for p, o in zip(presets, outs):
+            o.unlink()
+            _, _, so = timed(child_rss(f"import ggquant; print(ggquant.convert({str(model)!r}, {str(o)!r}, {p!r}, "
+                                       f"quiet=True, nthreads={nthreads}).seconds)"))
+            sep += float(so.split()[-1])
+        best_sep = min(best_sep, sep)
+        if same != [p.read_bytes() for p in outs]:
+            raise RuntimeError("convert_many wrote different bytes than the single-preset runs")
+    print(f"\n{len(presets)} presets ({','.join(presets)}), {nthreads} threads: one pass {best_one:.2f} s "
+          f"(peak RSS {rss_one:.0f} MiB) vs {len(presets)} separate conversions {best_sep:.2f} s: "
+          f"{best_sep / best_one:.2f}x; the files are identical")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="Q4_K_M")
@@ -180,6 +211,8 @@ def main() -> None:
     ap.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", help="thread counts to measure (default: 1 and all)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; the best time of each route is reported")
     ap.add_argument("--profile", action="store_true", help="also print a cProfile of one conversion (all threads)")
+    ap.add_argument("--many", default=None, metavar="P1,P2,...",
+                    help="also time these presets written in one pass (convert_many) against one convert per preset")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
@@ -214,19 +247,26 @@ def main() -> None:
             if key not in best or dt < best[key][0]:
                 best[key] = (dt, rss)
 
+        def fresh(*paths: Path) -> None:  # replacing a file would time the unlinking of the old one
+            for p in paths:
+                p.unlink(missing_ok=True)
+
         kcode = f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_convert as b; print(b.kernels_only({str(model)!r}, {args.preset!r}, {{n}}))"
         for rnd in range(args.repeat):
             for n in threads:  # the routes interleaved, so that load changes hit them alike
                 dt, rss, so = timed(child_rss(kcode.format(n=n)))
                 keep(("kernels", n), float(so.split()[-1]), rss)
+                fresh(out)
                 dt, rss, so = timed(child_rss(f"import ggquant; print(ggquant.convert({str(model)!r}, {str(out)!r}, "
                                               f"{args.preset!r}, quiet=True, nthreads={n}).seconds)"))
                 keep(("convert", n), float(so.split()[-1]), rss)
                 keep(("process", n), dt, rss)
                 if src is not None:
                     if rnd == 0 and n == threads[0]:  # convert_hf_to_gguf.py is single-threaded
+                        fresh(f16)
                         dt, rss, _ = timed(llama_cpp_f16(src, model, f16))
                         keep(("llama-f16", 0), dt, rss)
+                    fresh(q)
                     dt, rss, _ = timed(child_rss(
                         f"import sys; sys.path.insert(0, {str(HERE.parent / 'tests')!r}); import llama_oracle\n"
                         f"llama_oracle.quantize_file({str(f16)!r}, {str(q)!r}, {LLAMA_FTYPE[args.preset]}, nthread={n})"))
@@ -248,6 +288,8 @@ def main() -> None:
             else:
                 row += " (pass --llama-cpp-dir) | | |"
             print(row)
+        if args.many:
+            many_presets(model, work, args.many.split(","), threads[-1], args.repeat)
         if args.profile:
             profile_convert(model, out, args.preset, threads[-1])
     finally:

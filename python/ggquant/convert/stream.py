@@ -17,6 +17,7 @@ import numpy as np
 
 from ..batch import QuantJob, quantize_batch
 from ..errors import FormatError, GGQuantError
+from ..gguf import GGUFWriter
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import Checkpoint, release_pages, to_compute_dtype
 from ..qtypes import type_info
@@ -27,7 +28,30 @@ from .core import Job, Progress, imatrix_weights
 #: of at most this (their mapped pages are released after each chunk)
 BATCH_BYTES = 64 << 20
 
+#: written buffers kept for reuse (fresh pages cost the kernel a fault and zeroing each)
+POOL_BYTES = 128 << 20
+
 _DIRECT = ("F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")  # what the kernels read as stored
+
+
+class _Pool:
+    """Output buffers back from the writer, handed out again: the smallest free one that fits."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.free: list[np.ndarray] = []
+
+    def take(self, n: int) -> np.ndarray:
+        fits = [k for k, b in enumerate(self.free) if n <= b.size <= 2 * n]
+        if not fits:
+            return np.empty(n, np.uint8)
+        return self.free.pop(min(fits, key=lambda k: self.free[k].size))[:n]
+
+    def give(self, bufs: list[np.ndarray]) -> None:
+        for b in bufs:
+            base = b if b.base is None else b.base
+            if isinstance(base, np.ndarray) and sum(x.size for x in self.free) + base.size <= self.limit:
+                self.free.append(base)
 
 
 @dataclass
@@ -78,16 +102,19 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
             raise GGQuantError(f"a job plans {len(job.tensors)} tensors, the pass has {len(tensors)}")
     prog = Progress(sum(jobs[0].tensors[i].nbytes for i in range(len(tensors))) if jobs else 0, quiet)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ggquant-writer")
-    backlog: list[tuple[Future[None], int, int]] = []  # (write, bytes, tensor index), in order
+    backlog: list[tuple[Future[None], list[np.ndarray], int]] = []  # (write, buffers, tensor index), in order
+    # only ggquant's own writer is known to be done with a buffer when write_tensor returns
+    pool = _Pool(POOL_BYTES if all(isinstance(job.sink, GGUFWriter) for job in jobs) else 0)
     inflight: list[_Tensor] = []  # tensors with chunks not yet quantized, in order
     batch = _Batch()
     # written-behind bytes: one tensor of every output (double buffering), at least one batch's worth
     backlog_limit = max([BATCH_BYTES] + [sum(job.tensors[i].nbytes for job in jobs) for i in range(len(tensors))])
 
     def wait_written(limit: int) -> None:
-        while backlog and sum(b[1] for b in backlog) > limit:
-            fut, _, i = backlog.pop(0)
+        while backlog and sum(b.nbytes for w in backlog for b in w[1]) > limit:
+            fut, bufs, i = backlog.pop(0)
             fut.result()
+            pool.give(bufs)
             prog.update(jobs[0].tensors[i].nbytes)
             if on_tensor is not None:
                 on_tensor(tensors[i])
@@ -99,7 +126,7 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
     def hand_over() -> None:
         while inflight and inflight[0].queued and inflight[0].left == 0:  # finished tensors go out in order
             done = inflight.pop(0)
-            backlog.append((writer.submit(write, done.index, done.bufs), sum(b.nbytes for b in done.bufs), done.index))
+            backlog.append((writer.submit(write, done.index, done.bufs), done.bufs, done.index))
         wait_written(backlog_limit)
 
     def flush() -> None:
@@ -120,7 +147,7 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
             planned = [job.tensors[i] for job in jobs]
             prog.start(planned[0].name, "/".join(dict.fromkeys(p.type.name for p in planned)))
             weights = [imatrix_weights(p, job.imatrix) for p, job in zip(planned, jobs)]
-            t = _Tensor(i, [np.empty(p.nbytes, np.uint8) for p in planned])
+            t = _Tensor(i, [pool.take(p.nbytes) for p in planned])
             inflight.append(t)
             pos = [0] * len(jobs)
             ne0 = ot.shape[-1]
@@ -178,4 +205,4 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
         job.sink.close()
 
 
-__all__ = ["BATCH_BYTES", "run_pass"]
+__all__ = ["BATCH_BYTES", "POOL_BYTES", "run_pass"]
