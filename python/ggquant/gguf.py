@@ -128,7 +128,7 @@ class GGUFReader:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
         self._h = _core.gguf_read(self.path)
-        self._buf = np.frombuffer(self._h, dtype=np.uint8)
+        self._buf = np.frombuffer(self._h, dtype=np.uint8)  # type: ignore[call-overload]  # GGUFHandle is a buffer
         self.version: int = self._h.version
         self.alignment: int = self._h.alignment
         self.metadata: OrderedDict[str, Any] = OrderedDict()
@@ -150,13 +150,13 @@ class GGUFReader:
             )
         self._by_name = {t.name: t for t in self.tensors}
 
-    def _value(self, vt, et, count, offset, strings):
+    def _value(self, vt: GGUFValueType, et: GGUFValueType | None, count: int, offset: int, strings: list[bytes]) -> Any:
         if vt == GGUFValueType.STRING:
             return _decode(strings[0])
         if vt == GGUFValueType.ARRAY:
             if et == GGUFValueType.STRING:
                 return [_decode(s) for s in strings]
-            arr = self._buf[offset : offset + count * _NP[et].itemsize].view(_NP[et])
+            arr = self._buf[offset : offset + count * _NP[et].itemsize].view(_NP[et])  # type: ignore[index]
             return arr != 0 if et == GGUFValueType.BOOL else arr
         v = self._buf[offset : offset + _NP[vt].itemsize].view(_NP[vt])[0]
         if vt == GGUFValueType.BOOL:
@@ -171,8 +171,8 @@ class GGUFReader:
         """Drop this reader's references to the mapping (views handed out keep it alive)."""
         self.tensors = []
         self._by_name = {}
-        self._buf = None  # type: ignore[assignment]
-        self._h = None
+        self._buf = None  # type: ignore[assignment,unused-ignore]
+        self._h = None  # type: ignore[assignment]
 
     def __enter__(self) -> GGUFReader:
         return self
@@ -480,7 +480,7 @@ class GGUFWriter:
     def __enter__(self) -> GGUFWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.close()
         else:

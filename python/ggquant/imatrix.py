@@ -22,6 +22,7 @@ import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ class _Cursor:
         self.pos += n
         return b
 
-    def unpack(self, fmt: str, what: str):
+    def unpack(self, fmt: str, what: str) -> tuple[Any, ...]:
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
 
     def left(self) -> int:

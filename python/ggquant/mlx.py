@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
 
@@ -179,7 +179,7 @@ def is_mlx_type(name: Any) -> bool:
     return True
 
 
-def routes_to_mlx(t: Any) -> bool:
+def routes_to_mlx(t: Any) -> TypeGuard[str]:
     """Whether ``ggquant.quantize(x, t)`` means an MLX mode.
 
     ``"mlx:<mode>"`` always does; a bare name does when it is an MLX mode or preset and not also a

@@ -512,7 +512,7 @@ def parse_tensor_types(specs: Iterable[str] | Mapping[str, GGMLType | str] | Non
                 raise GGQuantError(f"malformed tensor type override {s!r}: expected REGEX=TYPE, e.g. 'attn_v=q8_0'")
             items.append((pat, typ))
     out = []
-    for pat, typ in items:
+    for pat, typ in items:  # type: ignore[assignment]
         try:
             rx = re.compile(pat)
         except re.error as e:
@@ -562,7 +562,7 @@ def plan_quantization(
     items = []
     for it in tensors:
         name, shape = it[0], tuple(int(s) for s in it[1])
-        src = resolve_type(it[2]) if len(it) > 2 and it[2] is not None else T.F32  # type: ignore[misc]
+        src = resolve_type(it[2]) if len(it) > 2 and it[2] is not None else T.F32  # type: ignore[misc,unused-ignore]
         items.append((name, shape, src))
 
     qs = _State(model, has_imatrix)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from . import mlx as _mlx
@@ -90,6 +91,22 @@ def quant_shape_from_byte_shape(shape: Sequence[int], type: GGMLType | str | int
     return (*shape[:-1], shape[-1] // info.type_size * info.block_size)
 
 
+#: the MLX modes and presets :func:`quantize` routes to :func:`ggquant.mlx.quantize` (for type checkers)
+MLXModeName = Literal["int2", "int3", "int4", "int5", "int6", "int8", "affine", "mxfp8", "mlx:int2", "mlx:int3",
+                      "mlx:int4", "mlx:int5", "mlx:int6", "mlx:int8", "mlx:affine", "mlx:mxfp4", "mlx:nvfp4",
+                      "mlx:mxfp8"]
+
+
+@overload
+def quantize(x: Any, type: MLXModeName, *, imatrix: Any = None, allow_nonfinite: bool = False,
+             nthreads: int | None = None, name: str | None = None, simd: str | None = None) -> _mlx.MLXQuantized: ...
+
+
+@overload
+def quantize(x: Any, type: GGMLType | str | int, *, imatrix: Any = None, allow_nonfinite: bool = False,
+             nthreads: int | None = None, name: str | None = None, simd: str | None = None) -> npt.NDArray[np.uint8]: ...
+
+
 def quantize(
     x: Any,
     type: GGMLType | str | int,
@@ -99,7 +116,7 @@ def quantize(
     nthreads: int | None = None,
     name: str | None = None,
     simd: str | None = None,
-) -> Any:
+) -> npt.NDArray[np.uint8] | _mlx.MLXQuantized:
     """Quantize ``x`` along its last axis to a ggml type (or an MLX mode).
 
     MLX modes: ``type`` may also name an MLX preset or mode (``"int4"``, ``"int8"``, ``"mxfp8"``,

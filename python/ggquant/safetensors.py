@@ -43,7 +43,7 @@ from .errors import GGQuantError, SafetensorsError
 try:  # optional: NumPy dtypes for BF16 and the F8 family
     import ml_dtypes as _ml_dtypes
 except ImportError:  # pragma: no cover - exercised only where ml_dtypes is missing
-    _ml_dtypes = None
+    _ml_dtypes = None  # type: ignore[assignment]
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -130,7 +130,7 @@ def safetensors_dtype(dtype: Any) -> str:
     raise SafetensorsError(f"[safetensors_write] dtype {dt} has no safetensors equivalent")
 
 
-class SafetensorsFile(Mapping):
+class SafetensorsFile(Mapping[str, np.ndarray]):
     """A safetensors file, memory-mapped; a read-only mapping from tensor names to NumPy views.
 
     Use :func:`safe_open` to create one. Tensors are read lazily: only the header is parsed on
@@ -146,7 +146,7 @@ class SafetensorsFile(Mapping):
         (dtype('float16'), dtype('float32'), 1, True)
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
         self._f: Any = _core._SafetensorsFile(self._path)
         self._infos = {name: (dtype, shape, begin, end) for name, dtype, shape, begin, end in self._f.tensor_infos()}
@@ -222,7 +222,7 @@ class SafetensorsFile(Mapping):
         self._info(name)
         return self._file().raw(name)
 
-    def get(self, name: str, default: Any = _MISSING) -> np.ndarray:  # type: ignore[override]
+    def get(self, name: str, default: Any = _MISSING) -> np.ndarray:  # type: ignore[override,unused-ignore]
         """Tensor ``name`` as a read-only zero-copy NumPy view with its shape and dtype.
 
         Args:
@@ -278,7 +278,7 @@ class SafetensorsFile(Mapping):
         self._f = None
 
 
-def safe_open(path: str | os.PathLike) -> SafetensorsFile:
+def safe_open(path: str | os.PathLike[str]) -> SafetensorsFile:
     """Opens a safetensors file for lazy, zero-copy reading (usable as a context manager).
 
     Args:
@@ -344,7 +344,7 @@ class SafetensorsWriter:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         tensors: Mapping[str, tuple[Any, Iterable[int]]],
         metadata: Mapping[str, str] | None = None,
     ) -> None:
@@ -430,7 +430,7 @@ class SafetensorsWriter:
             self.abort()
 
 
-def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None) -> None:
     """Writes a dict of NumPy arrays as a safetensors file, byte-identical to ``safetensors.numpy.save_file``.
 
     Identity holds for any dict order and whenever ``metadata`` has at most one key (the reference
@@ -458,7 +458,7 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metada
             w.write(name, arrays[name])
 
 
-def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def load_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Reads every tensor of a safetensors file into a dict of zero-copy read-only views.
 
     Example:
@@ -499,7 +499,7 @@ def _safe_shard_name(name: Any, index_path: str) -> str:
     return name
 
 
-class SafetensorsCheckpoint(Mapping):
+class SafetensorsCheckpoint(Mapping[str, np.ndarray]):
     """A checkpoint of one or more safetensors files read as one lazy, read-only mapping.
 
     Create with :func:`load_checkpoint`. ``ckpt[name]`` is a zero-copy view from the shard that
@@ -572,7 +572,7 @@ class SafetensorsCheckpoint(Mapping):
         self.close()
 
 
-def load_checkpoint(path: str | os.PathLike) -> SafetensorsCheckpoint:
+def load_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
     """Opens a (possibly sharded) safetensors checkpoint as one lazy mapping.
 
     Args:
@@ -674,7 +674,7 @@ def parse_size(size: int | str) -> int:
 
 def save_sharded(
     tensors: Mapping[str, np.ndarray],
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     max_shard_size: int | str = "5GB",
     metadata: Mapping[str, str] | None = None,
 ) -> list[str]:

@@ -12,7 +12,10 @@ The pipeline, one module per step::
     to_gguf         GGUFSource -> GGUF file(s): convert, convert_many, convert_source, hf_source
     to_mlx          checkpoint -> mlx_lm directory: convert_mlx
 
-The command line (``ggquant convert``) lives in :mod:`ggquant.cli`.
+The command line (``ggquant convert``) lives in :mod:`ggquant.cli`. ``ggquant.convert`` is the
+function :func:`convert` (public API), so import this package's modules with ``from ggquant.convert
+import core`` or ``from ggquant.convert.core import run_pass`` (``import ggquant.convert.core as m``
+stops at the function).
 
 Extension points (add to them; the signatures below stay):
 

@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,11 @@ def _permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
     # LlamaModel.permute: HF rotate-half rows -> interleaved pairs
     if n_head_kv is not None and n_head != n_head_kv:
         n_head = n_head_kv
-    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape))
+    out: np.ndarray = w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    return out
 
 
-def _find(h: dict, keys: list[str], default: Any = None) -> Any:
+def _find(h: dict[str, Any], keys: list[str], default: Any = None) -> Any:
     for k in keys:
         if k in h and h[k] is not None:
             return h[k]
@@ -99,7 +101,7 @@ def _find(h: dict, keys: list[str], default: Any = None) -> Any:
 class Arch:
     hf_arch: str
     gguf_arch: str
-    hparams: dict
+    hparams: dict[str, Any]
 
     @property
     def n_layer(self) -> int:
@@ -118,7 +120,7 @@ class Arch:
         return int(_find(self.hparams, ["num_local_experts", "num_experts", "n_routed_experts"], 0) or 0)
 
     @property
-    def rope_params(self) -> dict:
+    def rope_params(self) -> dict[str, Any]:
         h = self.hparams
         rp = dict(h.get("rope_parameters", h.get("rope_scaling")) or {})
         theta = _find(h, ["global_rope_theta", "rope_global_theta", "rope_theta_global", "rope_theta", "rotary_emb_base"])
@@ -178,18 +180,13 @@ class Arch:
             if fm:
                 out.extend(self._fused_experts(src, hf, int(fm.group(1)), fm.group(2)))
                 continue
-            g = None
-            for rx, tmpl in _NAME_MAP:
-                m = rx.fullmatch(name)
-                if m:
-                    g = tmpl.format(*m.groups())
-                    break
-            if g is None:
+            gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in _NAME_MAP if (mm := rx.fullmatch(name))), None)
+            if gguf_name is None:
                 raise GGQuantError(f"{src.origin(hf)}: tensor {hf!r} has no GGUF name for architecture "
                                    f"{self.hf_arch} (arch {self.gguf_arch})")
             shape = src.shape(hf)
-            out.append(OutTensor(g, shape, [lambda hf=hf, g=g: self.transform(g, hf, src.get_raw(hf))], [hf],
-                                 force_f32=_force_f32(g, shape)))
+            out.append(OutTensor(gguf_name, shape, [partial(self._read, src, gguf_name, hf)], [hf],
+                                 force_f32=_force_f32(gguf_name, shape)))
         n_exp = self.n_expert
         for g, by_id in stacks.items():
             ids = sorted(by_id)
@@ -200,9 +197,11 @@ class Arch:
             if len(shapes) != 1:
                 raise GGQuantError(f"{src.origin(names[0])}: experts of {g} differ in shape: {sorted(shapes)}")
             shape = (n_exp, *shapes.pop())
-            out[stack_pos[g]] = OutTensor(g, shape, [lambda n=n, g=g: self.transform(g, n, src.get_raw(n)) for n in names],
-                                          names)
+            out[stack_pos[g]] = OutTensor(g, shape, [partial(self._read, src, g, n) for n in names], names)
         return out
+
+    def _read(self, src: Checkpoint, gguf_name: str, hf_name: str) -> tuple[np.ndarray, str]:
+        return self.transform(gguf_name, hf_name, src.get_raw(hf_name))
 
     def _fused_experts(self, src: Checkpoint, hf: str, bid: int, kind: str) -> list[OutTensor]:
         shape = src.shape(hf)
@@ -211,13 +210,13 @@ class Arch:
         ne = shape[0]
         if kind == "down_proj":
             return [OutTensor(f"blk.{bid}.ffn_down_exps.weight", shape,
-                              [lambda i=i: _index(src.get_raw(hf), i) for i in range(ne)], [hf])]
+                              [partial(_index, src, hf, i) for i in range(ne)], [hf])]
         if shape[1] % 2:
             raise GGQuantError(f"{src.origin(hf)}: {hf} has an odd number of gate+up rows {shape[1]}")
         f = shape[1] // 2
         sub = (ne, f, shape[2])
-        return [OutTensor(f"blk.{bid}.ffn_gate_exps.weight", sub, [lambda i=i: _index(src.get_raw(hf), (i, slice(0, f))) for i in range(ne)], [hf]),
-                OutTensor(f"blk.{bid}.ffn_up_exps.weight", sub, [lambda i=i: _index(src.get_raw(hf), (i, slice(f, None))) for i in range(ne)], [hf])]
+        return [OutTensor(f"blk.{bid}.ffn_gate_exps.weight", sub, [partial(_index, src, hf, (i, slice(0, f))) for i in range(ne)], [hf]),
+                OutTensor(f"blk.{bid}.ffn_up_exps.weight", sub, [partial(_index, src, hf, (i, slice(f, None))) for i in range(ne)], [hf])]
 
     def extra_tensors(self) -> list[OutTensor]:
         rp = self.rope_params.get("full_attention", self.rope_params)
@@ -405,8 +404,9 @@ class Arch:
         return e
 
 
-def _index(raw: tuple[np.ndarray, str], idx: Any) -> tuple[np.ndarray, str]:
-    return raw[0][idx], raw[1]
+def _index(src: Checkpoint, name: str, idx: Any) -> tuple[np.ndarray, str]:
+    a, dtype = src.get_raw(name)
+    return a[idx], dtype
 
 
 def _force_f32(name: str, shape: tuple[int, ...]) -> bool:
@@ -414,7 +414,7 @@ def _force_f32(name: str, shape: tuple[int, ...]) -> bool:
             or re.search(r"\.ffn_gate_inp(_shexp)?\.weight$", name) is not None)
 
 
-def arch_for(hparams: dict) -> Arch:
+def arch_for(hparams: dict[str, Any]) -> Arch:
     archs = hparams.get("architectures") or []
     hf = archs[0] if archs else None
     if hf not in SUPPORTED:

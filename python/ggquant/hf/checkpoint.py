@@ -22,6 +22,7 @@ import mmap
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ def _add_safetensors_file(ck: Checkpoint, f: SafetensorsFile) -> None:
                 return np.zeros(mshape, npdt)
             return np.memmap(path, dtype=npdt, mode="r", offset=data_start + begin, shape=mshape)
 
-        decode = (lambda name=name: f.get_float32(name)) if dtype in FP8_DTYPES else None
+        decode = partial(f.get_float32, name) if dtype in FP8_DTYPES else None
         ck.add(name, shape, dtype, stored, path, decode)
 
 
@@ -269,16 +270,20 @@ def _torch_stored(t: Any) -> np.ndarray:
     t = t.detach().cpu().contiguous()
     dt = _torch_dtype(t)
     if dt == "BF16":
-        return t.view(torch.int16).numpy().view(np.uint16)
+        return np.asarray(t.view(torch.int16).numpy()).view(np.uint16)
     if dt in FP8_DTYPES:
-        return t.view(torch.uint8).numpy()
-    return t.numpy()
+        return np.asarray(t.view(torch.uint8).numpy())
+    return np.asarray(t.numpy())
+
+
+def _torch_float32(t: Any) -> np.ndarray:
+    return np.asarray(t.detach().cpu().float().numpy())
 
 
 def _add_torch_tensor(ck: Checkpoint, name: str, t: Any, origin: str) -> None:
     dt = _torch_dtype(t)
-    decode = (lambda t=t: t.detach().cpu().float().numpy()) if dt in FP8_DTYPES else None
-    ck.add(name, tuple(t.shape), dt, lambda t=t: _torch_stored(t), origin, decode)
+    decode = partial(_torch_float32, t) if dt in FP8_DTYPES else None
+    ck.add(name, tuple(t.shape), dt, partial(_torch_stored, t), origin, decode)
 
 
 def _add_torch_file(ck: Checkpoint, path: Path) -> None:
@@ -360,8 +365,8 @@ def from_state_dict(state_dict: Mapping[str, Any]) -> Checkpoint:
         a = np.asarray(t)
         kind = _NUMPY_KINDS.get(a.dtype.name, a.dtype.name.upper())
         stored = a.view(np.dtype(f"u{a.dtype.itemsize}")) if kind in ("BF16", *FP8_DTYPES) else a
-        decode = (lambda a=a: a.astype(np.float32)) if kind in FP8_DTYPES else None
-        ck.add(name, a.shape, kind, lambda s=stored: s, "<state dict>", decode)
+        decode = partial(a.astype, np.float32) if kind in FP8_DTYPES else None
+        ck.add(name, a.shape, kind, partial(np.asarray, stored), "<state dict>", decode)
     return ck
 
 

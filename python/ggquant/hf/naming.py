@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..gguf_values import GGUFValueType as VT
+from .tokenizer import Entry
 
 U32, I32, F32, STR, ARR = VT.UINT32, VT.INT32, VT.FLOAT32, VT.STRING, VT.ARRAY
 
@@ -87,11 +88,11 @@ def model_id_components(model_id: str | None, total_params: int = 0) -> tuple[An
     return full, org, basename, finetune, version, size_label
 
 
-def _model_card(model_dir: Path | None) -> dict:
+def _model_card(model_dir: Path | None) -> dict[str, Any]:
     if model_dir is None or not (model_dir / "README.md").is_file():
         return {}
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return {}
     lines = (model_dir / "README.md").read_text(encoding="utf-8", errors="replace").splitlines()
@@ -110,7 +111,19 @@ def _model_card(model_dir: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _source_entry(ref: Any, total_params: int) -> dict | None:
+def _id_fields(out: dict[str, str], model_id: str, total_params: int) -> tuple[str | None, str | None]:
+    """Put name, organization and version of a model id into ``out``; return (full name, organization)."""
+    full, org, _, _, ver, _ = model_id_components(model_id, total_params)
+    if full is not None:
+        out["name"] = id_to_title(full)
+    if org is not None:
+        out["organization"] = id_to_title(org)
+    if ver is not None:
+        out["version"] = ver
+    return full, org
+
+
+def _source_entry(ref: Any, total_params: int) -> dict[str, Any] | None:
     """One ``base_model`` / ``datasets`` entry of a model card, as gguf-py's Metadata turns it into a dict."""
     if isinstance(ref, dict):
         return ref
@@ -121,21 +134,9 @@ def _source_entry(ref: Any, total_params: int) -> dict | None:
         out["repo_url"] = ref
         m = re.match(r"https?://huggingface.co/([^/]+/[^/]+)$", ref) if "huggingface.co" in ref else None
         if m:
-            full, org, _, _, ver, _ = model_id_components(m.group(1), total_params)
-            if full is not None:
-                out["name"] = id_to_title(full)
-            if org is not None:
-                out["organization"] = id_to_title(org)
-            if ver is not None:
-                out["version"] = ver
+            _id_fields(out, m.group(1), total_params)
         return out
-    full, org, _, _, ver, _ = model_id_components(ref, total_params)
-    if full is not None:
-        out["name"] = id_to_title(full)
-    if org is not None:
-        out["organization"] = id_to_title(org)
-    if ver is not None:
-        out["version"] = ver
+    full, org = _id_fields(out, ref, total_params)
     if org is not None and full is not None:
         out["repo_url"] = f"https://huggingface.co/{org}/{full}"
     return out
@@ -149,7 +150,7 @@ _SAMPLING = (("sequence", ("sequence",), STR), ("top_k", ("top_k",), I32), ("top
              ("mirostat_eta", ("mirostat_eta",), F32))
 
 
-def _generation_config(model_dir: Path | None) -> dict:
+def _generation_config(model_dir: Path | None) -> dict[str, Any]:
     p = None if model_dir is None else model_dir / "generation_config.json"
     if p is None or not p.is_file():
         return {}
@@ -160,8 +161,8 @@ def _generation_config(model_dir: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def general_entries(hparams: dict, model_dir: Path | None, total_params: int, size_label_fallback: str | None,
-                    name: str | None = None) -> list[tuple]:
+def general_entries(hparams: dict[str, Any], model_dir: Path | None, total_params: int, size_label_fallback: str | None,
+                    name: str | None = None) -> list[Entry]:
     """The ``general.*`` entries written between ``general.type`` and the architecture's parameters:
     sampling defaults from generation_config.json, then names, licence, sources, base models,
     datasets, tags and languages, in gguf-py's ``Metadata.set_gguf_meta_model`` order."""
@@ -228,7 +229,7 @@ def general_entries(hparams: dict, model_dir: Path | None, total_params: int, si
     if meta.get("name") is None:
         meta["name"] = "model"
 
-    out: list[tuple] = []
+    out: list[Entry] = []
     gen = _generation_config(model_dir)
     for key, gen_keys, vt in _SAMPLING:
         v = next((gen[g] for g in gen_keys if g in gen), None)

@@ -25,7 +25,7 @@ U32, I32, F32, BOOL, STR, ARR = VT.UINT32, VT.INT32, VT.FLOAT32, VT.BOOL, VT.STR
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
-Entry = tuple  # (key, value, vtype, subtype or None)
+Entry = tuple[str, Any, int, "int | None"]  # (key, value, GGUF value type, element type of an array or None)
 
 # tokenizer.json pre-tokenizer regexes -> llama.cpp pre-tokenizer names (fallback when the token-id
 # hash of convert_hf_to_gguf.py is unknown, e.g. a freshly trained vocabulary with a standard regex)
@@ -54,7 +54,7 @@ def looks_special(token: str) -> bool:
     return token.startswith("<unused") and token.endswith(">")
 
 
-def _pre_from_regex(tj: dict) -> str | None:
+def _pre_from_regex(tj: dict[str, Any]) -> str | None:
     pre = tj.get("pre_tokenizer") or {}
     items = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     for p in items:
@@ -67,13 +67,13 @@ def _pre_from_regex(tj: dict) -> str | None:
     return None
 
 
-def bpe_pre_name(model_dir: Path, tj: dict) -> str:
+def bpe_pre_name(model_dir: Path, tj: dict[str, Any]) -> str:
     """``tokenizer.ggml.pre``: from the chkhsh of convert_hf_to_gguf.py when ``tokenizers`` is installed
     and the hash is known, else from the pre-tokenizer regex in tokenizer.json."""
     try:
         from tokenizers import Tokenizer
     except ImportError:
-        Tokenizer = None
+        Tokenizer = None  # type: ignore[misc,assignment]
     if Tokenizer is not None:
         tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         ids = tok.encode(CHKTXT).ids
@@ -99,7 +99,7 @@ def _roundtrip(model_dir: Path, token: str) -> str:
     return tok.decode(tok.encode(token, add_special_tokens=False).ids, skip_special_tokens=False)
 
 
-def bpe_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
+def bpe_vocab(model_dir: Path, hparams: dict[str, Any]) -> list[Entry]:
     """GPT-2 style BPE from tokenizer.json (``_set_vocab_gpt2``)."""
     tj_path = model_dir / "tokenizer.json"
     if not tj_path.is_file():
@@ -160,7 +160,7 @@ def is_llama_hf(model_dir: Path) -> bool:
     return m.get("type") == "BPE" and bool(m.get("byte_fallback")) and (tj.get("decoder") or {}).get("type") == "Sequence"
 
 
-def llama_hf_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
+def llama_hf_vocab(model_dir: Path, hparams: dict[str, Any]) -> list[Entry]:
     """SentencePiece-style vocabulary from tokenizer.json alone (``_set_vocab_llama_hf``)."""
     tj = _read_json(model_dir / "tokenizer.json")
     vocab: dict[str, int] = dict(tj["model"]["vocab"])
@@ -178,6 +178,11 @@ def llama_hf_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
         tokens.append(a["content"])
         scores.append(-1000.0)
         types.append(CONTROL if a.get("special") else USER_DEFINED)
+    return _llama_vocab(model_dir, tokens, scores, types)
+
+
+def _llama_vocab(model_dir: Path, tokens: list[str], scores: list[float], types: list[int]) -> list[Entry]:
+    # the entries of a SentencePiece-style ("llama") vocabulary, then the special tokens
     out: list[Entry] = [
         ("tokenizer.ggml.model", "llama", STR, None),
         ("tokenizer.ggml.pre", "default", STR, None),
@@ -189,7 +194,7 @@ def llama_hf_vocab(model_dir: Path, hparams: dict) -> list[Entry]:
     return out
 
 
-def spm_vocab(model_dir: Path, hparams: dict, phi3: bool = False) -> list[Entry]:
+def spm_vocab(model_dir: Path, hparams: dict[str, Any], phi3: bool = False) -> list[Entry]:
     """SentencePiece from tokenizer.model (``_set_vocab_sentencepiece``; ``phi3``: Phi3MiniModel's variant,
     which also reads tokenizer.json's added tokens and marks non-special added tokens USER_DEFINED as is)."""
     path = model_dir / "tokenizer.model"
@@ -251,15 +256,7 @@ def spm_vocab(model_dir: Path, hparams: dict, phi3: bool = False) -> list[Entry]
                 raise GGQuantError(f"{tj_file}: added token id {i} >= vocab_size {vocab_size}")
             tokens[i], scores[i] = data["content"], -1000.0
             types[i] = CONTROL if data.get("special") else USER_DEFINED
-    out: list[Entry] = [
-        ("tokenizer.ggml.model", "llama", STR, None),
-        ("tokenizer.ggml.pre", "default", STR, None),
-        ("tokenizer.ggml.tokens", tokens, ARR, STR),
-        ("tokenizer.ggml.scores", scores, ARR, F32),
-        ("tokenizer.ggml.token_type", types, ARR, I32),
-    ]
-    out += special_vocab(model_dir, n_vocab=len(tokens))
-    return out
+    return _llama_vocab(model_dir, tokens, scores, types)
 
 
 _ID_KEYS = {"bos": "bos_token_id", "eos": "eos_token_id", "unk": "unknown_token_id", "sep": "seperator_token_id",
@@ -270,7 +267,7 @@ _ADD_KEYS = ("bos", "eos", "sep")
 def special_vocab(model_dir: Path, *, load_merges: bool = False, n_vocab: int | None = None,
                   types: tuple[str, ...] = ("bos", "eos", "unk", "sep", "pad", "cls", "mask"),
                   fixed_ids: dict[str, int] | None = None, chat_template: bool = True,
-                  tj: dict | None = None) -> list[Entry]:
+                  tj: dict[str, Any] | None = None) -> list[Entry]:
     """Merges, special token ids, add_bos/add_eos and chat template (gguf-py ``SpecialVocab``)."""
     types = tuple(types)
     ids: dict[str, int] = {}
@@ -302,7 +299,7 @@ def special_vocab(model_dir: Path, *, load_merges: bool = False, n_vocab: int | 
                     merges = [" ".join("".join(chr(ord(c) + 256) if c == " " else c for c in part) for part in pair)
                               for pair in m]
 
-        def parse_norm(n: dict) -> None:
+        def parse_norm(n: dict[str, Any]) -> None:
             nonlocal lowercase, strip_accents
             t = n.get("type")
             if t == "Lowercase":
