@@ -121,7 +121,7 @@ def source_tensors(model: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def kernels_only(model: str, preset: str, nthreads: int) -> float:
+def kernels_only(model: str, preset: str, nthreads: int) -> str:
     """Seconds to quantize every tensor of the plan from bf16 already in memory (read untimed first),
     with the plan's types, one kernel call per tensor into an output buffer already touched: what the
     kernels alone cost for this conversion."""
@@ -134,7 +134,7 @@ def kernels_only(model: str, preset: str, nthreads: int) -> float:
     srcs = source_tensors(Path(model))
     if len(srcs) != len(plan.tensors):
         raise RuntimeError(f"{len(srcs)} source tensors but {len(plan.tensors)} planned")
-    total = 0.0
+    total = cpu = 0.0
     out = np.ones(max(t.nbytes for t in plan.tensors), np.uint8)
     for (shard, name), t in zip(srcs, plan.tensors):
         with ggquant.safe_open(shard) as f:
@@ -142,11 +142,12 @@ def kernels_only(model: str, preset: str, nthreads: int) -> float:
         if x.size != int(np.prod(t.shape)):
             raise RuntimeError(f"{name} does not match {t.name}")
         x = x.reshape(t.shape)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         quantize_batch([QuantJob(x, t.type, out)], nthreads=nthreads)
         total += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         del x
-    return total
+    return f"{total} {cpu}"
 
 
 def llama_cpp_f16(src: Path, model: Path, f16: Path) -> list[str]:
@@ -255,11 +256,14 @@ def main() -> None:
         for rnd in range(args.repeat):
             for n in threads:  # the routes interleaved, so that load changes hit them alike
                 dt, rss, so = timed(child_rss(kcode.format(n=n)))
-                keep(("kernels", n), float(so.split()[-1]), rss)
+                keep(("kernels", n), float(so.split()[-2]), rss)
+                keep(("kernels cpu", n), float(so.split()[-1]), rss)
                 fresh(out)
-                dt, rss, so = timed(child_rss(f"import ggquant; print(ggquant.convert({str(model)!r}, {str(out)!r}, "
-                                              f"{args.preset!r}, quiet=True, nthreads={n}).seconds)"))
-                keep(("convert", n), float(so.split()[-1]), rss)
+                dt, rss, so = timed(child_rss(f"import ggquant, time; c = time.process_time(); print(ggquant.convert("
+                                              f"{str(model)!r}, {str(out)!r}, {args.preset!r}, quiet=True, nthreads={n})"
+                                              f".seconds, time.process_time() - c)"))
+                keep(("convert", n), float(so.split()[-2]), rss)
+                keep(("convert cpu", n), float(so.split()[-1]), rss)
                 keep(("process", n), dt, rss)
                 if src is not None:
                     if rnd == 0 and n == threads[0]:  # convert_hf_to_gguf.py is single-threaded
@@ -275,13 +279,16 @@ def main() -> None:
 
         print(f"\npreset {args.preset}, output {out.stat().st_size / 1e6:.0f} MB; seconds (best of {args.repeat}); "
               f"GB/s = bf16 input bytes per second; RSS = peak of the process (MiB)")
-        print("convert = the ggquant.convert() call; process = the whole `python -c` (interpreter start, imports)")
-        print("| threads | kernels only | convert | convert / kernels | convert GB/s | process | convert RSS "
-              "| llama.cpp F16 + quantize | llama.cpp total / process | llama.cpp RSS |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("convert = the ggquant.convert() call; process = the whole `python -c` (interpreter start, imports); "
+              "CPU = process CPU seconds (all threads), less sensitive to other load than wall time")
+        print("| threads | kernels only | convert | convert / kernels | CPU: kernels, convert, ratio | convert GB/s "
+              "| process | convert RSS | llama.cpp F16 + quantize | llama.cpp total / process | llama.cpp RSS |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in threads:
             k, (c, rc), pw = best[("kernels", n)][0], best[("convert", n)], best[("process", n)][0]
-            row = f"| {n} | {k:.2f} | {c:.2f} | {c / k:.2f}x | {size / c / 1e9:.2f} | {pw:.2f} | {rc:.0f} |"
+            kc, cc = best[("kernels cpu", n)][0], best[("convert cpu", n)][0]
+            row = (f"| {n} | {k:.2f} | {c:.2f} | {c / k:.2f}x | {kc:.2f}, {cc:.2f}, {cc / kc:.2f}x | {size / c / 1e9:.2f} "
+                   f"| {pw:.2f} | {rc:.0f} |")
             if src is not None:
                 (lf, rf), (lq, rq) = best[("llama-f16", 0)], best[("llama-q", n)]
                 row += f" {lf:.1f} + {lq:.1f} = {lf + lq:.1f} | {(lf + lq) / pw:.1f}x | {max(rf, rq):.0f} |"
