@@ -176,6 +176,17 @@ def profile_convert(model: Path, out: Path, preset: str, nthreads: int) -> None:
     pstats.Stats(pr).sort_stats("tottime").print_stats(14)
 
 
+def digest(path: Path) -> str:
+    """sha256 of a file, read in pieces (the parent must stay small: its children inherit ru_maxrss)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def many_presets(model: Path, work: Path, presets: list[str], nthreads: int, repeat: int) -> None:
     """N presets from one read (ggquant.convert_many) against N separate conversions, each in a child process."""
     outs = [work / f"many-{p}.gguf" for p in presets]
@@ -188,7 +199,7 @@ def many_presets(model: Path, work: Path, presets: list[str], nthreads: int, rep
         _, rss, so = timed(child_rss(one))
         if float(so.split()[-1]) < best_one:
             best_one, rss_one = float(so.split()[-1]), rss
-        same = [p.read_bytes() for p in outs]
+        same = [digest(p) for p in outs]
         sep = 0.0
         for p, o in zip(presets, outs):
             o.unlink()
@@ -196,7 +207,7 @@ def many_presets(model: Path, work: Path, presets: list[str], nthreads: int, rep
                                        f"quiet=True, nthreads={nthreads}).seconds)"))
             sep += float(so.split()[-1])
         best_sep = min(best_sep, sep)
-        if same != [p.read_bytes() for p in outs]:
+        if same != [digest(p) for p in outs]:
             raise RuntimeError("convert_many wrote different bytes than the single-preset runs")
     print(f"\n{len(presets)} presets ({','.join(presets)}), {nthreads} threads: one pass {best_one:.2f} s "
           f"(peak RSS {rss_one:.0f} MiB) vs {len(presets)} separate conversions {best_sep:.2f} s: "
