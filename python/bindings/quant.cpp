@@ -10,6 +10,7 @@
 #include <pybind11/numpy.h>
 
 #include <string>
+#include <vector>
 
 namespace py = pybind11;
 
@@ -17,10 +18,12 @@ namespace ggq_py {
 
 namespace {
 
-ggq::src_dtype parse_dtype(const std::string & s) {
-    if (s == "f32") return ggq::src_dtype::f32;
-    if (s == "f16") return ggq::src_dtype::f16;
-    if (s == "bf16") return ggq::src_dtype::bf16;
+ggq::row_dtype parse_dtype(const std::string & s) {
+    if (s == "f32") return ggq::row_dtype::f32;
+    if (s == "f16") return ggq::row_dtype::f16;
+    if (s == "bf16") return ggq::row_dtype::bf16;
+    if (s == "f8_e4m3") return ggq::row_dtype::f8_e4m3;
+    if (s == "f8_e5m2") return ggq::row_dtype::f8_e5m2;
     ggq::fail(ggq::error_kind::value, "quantize", "unknown source dtype '" + s + "'");
 }
 
@@ -33,8 +36,8 @@ void require_c_matrix(const py::array & a, const char * fn, const char * what) {
 py::array_t<uint8_t> quantize(int32_t type, const py::array & src, const std::string & dtype, const py::object & imatrix,
                               int nthreads, bool allow_nonfinite, int simd) {
     require_c_matrix(src, "quantize", "source");
-    const ggq::src_dtype sd = parse_dtype(dtype);
-    if ((size_t)src.itemsize() != (sd == ggq::src_dtype::f32 ? 4u : 2u)) {
+    const ggq::row_dtype sd = parse_dtype(dtype);
+    if ((size_t)src.itemsize() != ggq::row_itemsize(sd)) {
         ggq::fail(ggq::error_kind::value, "quantize", "source item size does not match dtype " + dtype);
     }
     const int64_t nrows = src.shape(0);
@@ -71,6 +74,74 @@ py::array_t<uint8_t> quantize(int32_t type, const py::array & src, const std::st
                       ", whose block decodes to Inf or NaN (pass allow_nonfinite=True to keep ggml's bytes)");
     }
     return out;
+}
+
+// jobs: (type, src, dtype, n_per_row, out, out_offset, imatrix or None, label) tuples. `src` is a
+// C-contiguous array of whole rows (a memory map works: it is only read); its rows' blocks are written
+// into the writable buffer `out` from byte `out_offset` on. Returns the bytes written per job.
+py::list quantize_batch(const py::list & jobs, int nthreads, bool allow_nonfinite, int simd) {
+    std::vector<ggq::quantize_job> js;
+    std::vector<py::array> keep_src;
+    std::vector<py::buffer_info> keep_out;
+    std::vector<py::array_t<float, py::array::c_style>> keep_w;
+    js.reserve(jobs.size());
+    keep_out.reserve(jobs.size());
+    for (const py::handle & h : jobs) {
+        const auto t = h.cast<py::tuple>();
+        if (t.size() != 8) ggq::fail(ggq::error_kind::value, "quantize_batch", "each job is an 8-tuple");
+        ggq::quantize_job j;
+        j.type = t[0].cast<int32_t>();
+        j.label = t[7].cast<std::string>();
+        const std::string where = j.label.empty() ? std::string() : j.label + ": ";
+        const py::array src = t[1].cast<py::array>();
+        j.dtype = parse_dtype(t[2].cast<std::string>());
+        j.n_per_row = t[3].cast<int64_t>();
+        if (!(src.flags() & py::array::c_style) || (size_t)src.itemsize() != ggq::row_itemsize(j.dtype)) {
+            ggq::fail(ggq::error_kind::value, "quantize_batch", where + "the source must be C-contiguous with items of dtype " + t[2].cast<std::string>());
+        }
+        if (j.n_per_row <= 0 || src.size() % j.n_per_row != 0) {
+            ggq::fail(ggq::error_kind::shape, "quantize_batch", where + std::to_string(src.size()) + " values are not whole rows of " + std::to_string(j.n_per_row));
+        }
+        j.nrows = src.size() / j.n_per_row;
+        j.src = src.data();
+        keep_src.push_back(src);
+        try {
+            keep_out.push_back(t[4].cast<py::buffer>().request(true));
+        } catch (const py::error_already_set &) {
+            ggq::fail(ggq::error_kind::value, "quantize_batch", where + "the output must be a writable buffer");
+        } catch (const py::cast_error &) {
+            ggq::fail(ggq::error_kind::value, "quantize_batch", where + "the output must be a writable buffer");
+        }
+        const py::buffer_info & ob = keep_out.back();
+        const int64_t off = t[5].cast<int64_t>();
+        const size_t need = (size_t)j.nrows * ggq::row_size(j.type, j.n_per_row);
+        const size_t have = (size_t)(ob.size * ob.itemsize);
+        if (off < 0 || (size_t)off > have || need > have - (size_t)off) {
+            ggq::fail(ggq::error_kind::shape, "quantize_batch", where + "the output buffer of " + std::to_string(have) + " bytes cannot hold " +
+                                                                  std::to_string(need) + " bytes at offset " + std::to_string(off));
+        }
+        j.dst = static_cast<char *>(ob.ptr) + off;
+        if (!t[6].is_none()) {
+            keep_w.push_back(py::array_t<float, py::array::c_style>::ensure(t[6]));
+            const auto & w = keep_w.back();
+            if (!w || w.ndim() != 1 || w.shape(0) != j.n_per_row) {
+                ggq::fail(ggq::error_kind::shape, "quantize_batch", where + "imatrix must be a 1-D float32 array of " + std::to_string(j.n_per_row) + " weights");
+            }
+            j.imatrix = w.data();
+        }
+        js.push_back(std::move(j));
+    }
+    ggq::quantize_options opt;
+    opt.nthreads = nthreads;
+    opt.allow_nonfinite = allow_nonfinite;
+    opt.simd = simd;
+    {
+        py::gil_scoped_release nogil;
+        ggq::quantize_batch(js.data(), js.size(), opt);
+    }
+    py::list sizes;
+    for (const auto & j : js) sizes.append((size_t)j.nrows * ggq::row_size(j.type, j.n_per_row));
+    return sizes;
 }
 
 py::array_t<float> dequantize(int32_t type, const py::array & data, int64_t n_per_row, int nthreads) {
@@ -120,6 +191,8 @@ py::list type_table() {
 void init_quant(py::module_ & m) {
     m.def("quantize", &quantize, py::arg("type"), py::arg("src"), py::arg("dtype"), py::arg("imatrix") = py::none(),
           py::arg("nthreads") = 0, py::arg("allow_nonfinite") = false, py::arg("simd") = -1);
+    m.def("quantize_batch", &quantize_batch, py::arg("jobs"), py::arg("nthreads") = 0, py::arg("allow_nonfinite") = false,
+          py::arg("simd") = -1);
     m.def("dequantize", &dequantize, py::arg("type"), py::arg("data"), py::arg("n_per_row"), py::arg("nthreads") = 0);
     // (row, block) of the first block of quantized rows that decodes to Inf/NaN, or None
     m.def("nonfinite_block", [](int32_t type, const py::array & data, int64_t n_per_row, int nthreads) -> py::object {

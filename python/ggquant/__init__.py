@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from . import gguf, imatrix, mlx, plan, safetensors  # usable as ggquant.gguf.GGUFReader after import ggquant
-from .convert import ConversionResult, convert, convert_mlx
+from .convert import ConversionResult, convert, convert_many, convert_mlx
 from .config import config, get_num_threads, get_simd_level, set_num_threads, set_simd_level, show_config
 from .errors import (
     FormatError,
@@ -52,6 +52,7 @@ __all__ = [
     "quantize",
     "dequantize",
     "convert",
+    "convert_many",
     "ConversionResult",
     "row_size",
     "quant_shape_to_byte_shape",

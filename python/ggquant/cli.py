@@ -10,7 +10,7 @@ import warnings
 from . import budget, precision
 from .calib_cache import CalibCache
 from .config import config, show_config
-from .convert import MAX_SHARD_BYTES, convert, convert_mlx
+from .convert import MAX_SHARD_BYTES, ConversionResult, convert, convert_many, convert_mlx
 from .errors import GGQuantError, GGQuantWarning
 from .mlx import is_mlx_type
 from .quality import cli as _quality_cli
@@ -97,15 +97,24 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     for spec in args.tensor_type or []:
         pat, sep, typ = spec.rpartition("=")
         overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
+    # speed: -q A,B,C writes one file per preset from one read of the model (-o needs {preset})
+    presets = (args.quant or "Q4_K_M").split(",")
     try:
-        r = convert(args.model, args.outfile, args.quant or "Q4_K_M", imatrix=args.imatrix, tensor_types=overrides,
-                    token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
-                    pure=args.pure, dry_run=args.dry_run, quiet=args.quiet, allow_requantize=args.allow_requantize,
-                    nthreads=args.threads, split_max_tensors=args.split_max_tensors,
-                    split_max_size=args.split_max_size, tokenizer_dir=args.tokenizer_dir, no_vocab=args.no_vocab)
+        rs = convert_many(args.model, args.outfile, presets, imatrix=args.imatrix, tensor_types=overrides,
+                          token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
+                          pure=args.pure, dry_run=args.dry_run, quiet=args.quiet,
+                          allow_requantize=args.allow_requantize, nthreads=args.threads,
+                          split_max_tensors=args.split_max_tensors, split_max_size=args.split_max_size,
+                          tokenizer_dir=args.tokenizer_dir, no_vocab=args.no_vocab)
     except GGQuantError as e:
         print(f"ggquant convert: error: {e}", file=sys.stderr)
         return 1
+    for r in rs:
+        _report_convert(args, r)
+    return 0
+
+
+def _report_convert(args: argparse.Namespace, r: ConversionResult) -> None:
     for w in r.plan.warnings:
         if not args.quiet:
             print(f"warning: {w}", file=sys.stderr)
@@ -114,7 +123,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(f"wrote {r.path} ({r.file_size:,} bytes, preset {r.plan.preset}, {r.plan.bits_per_weight:.2f} bpw) "
               f"in {r.seconds:.1f} s", file=sys.stderr)
-    return 0
 
 
 # ---- reach: inspect, quantize (GGUF -> GGUF); logic in inspect_file.py / requantize.py
@@ -227,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("-q", "--quant", default=None,
                     help="preset (Q2_K, Q3_K_S/M/L, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, IQ4_NL, "
                          "IQ4_XS, F16, BF16, F32) or one ggml type for all tensors (e.g. q4_K); default Q4_K_M. "
+                         "Several, comma-separated (Q4_K_M,Q8_0), write one file each in one pass: -o out-{preset}.gguf. "
                          "With --format mlx: int4, int8, mxfp4, nvfp4, mxfp8 or affine; default int4")
     cv.add_argument("--format", choices=["gguf", "mlx"], default="gguf",
                     help="gguf (default): one GGUF file; mlx: an mlx_lm model directory (safetensors shards with "

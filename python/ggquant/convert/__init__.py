@@ -5,10 +5,11 @@ The pipeline, one module per step::
 
     hf.checkpoint   tensors of safetensors / .bin / state dicts, read lazily (one reader for both ends)
     core            open_model: checkpoint + config + the one "already quantized" policy;
-                    Progress, atomic_directory, produce / run_pass (the tensor loop)
+                    Progress, atomic_directory
+    stream          run_pass: the tensor loop (read, quantize, write overlapped; many outputs per read)
     hf.archs        GGUF names, reshapes and metadata per architecture       (GGUF end only)
     plan            llama-quantize's per-tensor types for a preset           (GGUF end only)
-    to_gguf         GGUFSource -> GGUF file(s): convert, convert_source, hf_source
+    to_gguf         GGUFSource -> GGUF file(s): convert, convert_many, convert_source, hf_source
     to_mlx          checkpoint -> mlx_lm directory: convert_mlx
 
 The command line (``ggquant convert``) lives in :mod:`ggquant.cli`. ``ggquant.convert`` is the
@@ -32,9 +33,8 @@ Extension points (add to them; the signatures below stay):
   ``Checkpoint.add`` gives file names in error messages).
 - **Several outputs in one pass**: :func:`convert_source` takes a list of :class:`GGUFOutput` (one per
   preset or plan) and reads each source tensor once, quantizing it to every output
-  (:func:`ggquant.convert.core.run_pass` with one :class:`~ggquant.convert.core.Job` per output). To
-  overlap reading, quantizing and writing, replace ``run_pass`` (same arguments) — ``produce`` does
-  one tensor for all targets and ``TensorSink`` is all a writer must offer.
+  (:func:`ggquant.convert.stream.run_pass` with one :class:`~ggquant.convert.core.Job` per output);
+  ``TensorSink`` is all a writer must offer.
 
 Example:
     >>> import ggquant
@@ -44,13 +44,15 @@ Example:
 
 from __future__ import annotations
 
-from .core import HFModel, Job, Progress, check_not_quantized, load_config, open_model, run_pass
+from .core import HFModel, Job, Progress, check_not_quantized, load_config, open_model
+from .stream import run_pass
 from .to_gguf import (
     SUPPORTED_ARCHITECTURES,
     ConversionResult,
     GGUFOutput,
     GGUFSource,
     convert,
+    convert_many,
     convert_source,
     hf_source,
     load_imatrix,
@@ -70,6 +72,7 @@ __all__ = [
     "Progress",
     "check_not_quantized",
     "convert",
+    "convert_many",
     "convert_mlx",
     "convert_source",
     "hf_source",

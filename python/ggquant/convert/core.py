@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from ..plan import PlannedTensor
 from ..qtypes import GGMLType, type_info
 from ..quants import quantize
 
-#: float32 bytes converted and quantized at a time within one tensor
+#: float32 bytes converted and quantized at a time within one tensor (GGUF -> GGUF requantize)
 CHUNK_BYTES = 32 << 20
 
 _PACKED_TENSORS = (".qweight", ".qzeros", ".g_idx", ".scales", ".weight_scale", ".weight_scale_inv",
@@ -296,6 +296,16 @@ def imatrix_weights(pt: PlannedTensor, imatrix: Mapping[str, np.ndarray] | None)
     return weights
 
 
+@dataclass
+class Job:
+    """One output of a pass: the planned tensors (in the order of the pass's tensors), where they go,
+    and the importance matrix (GGUF name -> weights) if any."""
+
+    tensors: Sequence[PlannedTensor]
+    sink: TensorSink
+    imatrix: Mapping[str, np.ndarray] | None = None
+
+
 def produce(ot: OutTensor, targets: Sequence[Target], ck: Checkpoint | None, nthreads: int | None) -> list[np.ndarray]:
     """Quantize one output tensor to every target, part by part (experts one at a time, big matrices
     in row chunks), reading each part once; one preallocated buffer of exactly the tensor's bytes per target.
@@ -347,55 +357,5 @@ def produce(ot: OutTensor, targets: Sequence[Target], ck: Checkpoint | None, nth
     return outs
 
 
-@dataclass
-class Job:
-    """One output of a pass: the planned tensors (in the order of the pass's tensors), where they go,
-    and the importance matrix (GGUF name -> weights) if any."""
-
-    tensors: Sequence[PlannedTensor]
-    sink: TensorSink
-    imatrix: Mapping[str, np.ndarray] | None = None
-
-
-def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint | None, *,
-             nthreads: int | None = None, quiet: bool = False,
-             on_tensor: Callable[[OutTensor], None] | None = None) -> None:
-    """Read every tensor once and write it to every job's sink; all sinks are closed at the end or
-    aborted on any error (no partial output).
-
-    Args:
-        tensors: what to produce, in output order.
-        jobs: the outputs; ``job.tensors[i]`` is the plan of ``tensors[i]``.
-        ck: the checkpoint the tensors come from (for error messages), or None.
-        nthreads: quantization threads.
-        quiet: no progress output.
-        on_tensor: called after each tensor is written (for callers that track memory or time).
-    """
-    for job in jobs:
-        if len(job.tensors) != len(tensors):
-            raise GGQuantError(f"a job plans {len(job.tensors)} tensors, the pass has {len(tensors)}")
-    prog = Progress(sum(jobs[0].tensors[i].nbytes for i in range(len(tensors))) if jobs else 0, quiet)
-    try:
-        for i, ot in enumerate(tensors):
-            first = jobs[0].tensors[i]
-            prog.start(first.name, "/".join(dict.fromkeys(j.tensors[i].type.name for j in jobs)))
-            targets = [Target(j.tensors[i], imatrix_weights(j.tensors[i], j.imatrix)) for j in jobs]
-            outs = produce(ot, targets, ck, nthreads)
-            for job, data in zip(jobs, outs):
-                job.sink.write_tensor(job.tensors[i].name, data)
-            del outs, data  # before the next tensor's buffers exist: peak memory is one tensor per output
-            prog.update(first.nbytes)
-            if on_tensor is not None:
-                on_tensor(ot)
-    except BaseException:
-        prog.close()
-        for job in jobs:
-            job.sink.abort()
-        raise
-    prog.close()
-    for job in jobs:
-        job.sink.close()
-
-
 __all__ = ["CHUNK_BYTES", "HFModel", "Job", "Progress", "Target", "TensorSink", "atomic_directory",
-           "check_not_quantized", "imatrix_weights", "input_files", "load_config", "open_model", "produce", "run_pass"]
+           "check_not_quantized", "imatrix_weights", "input_files", "load_config", "open_model", "produce"]

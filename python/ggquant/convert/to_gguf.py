@@ -32,7 +32,8 @@ from ..imatrix import read_imatrix
 from ..layout import imatrix_entries, quantized_metadata
 from ..plan import ModelInfo, Plan, plan_quantization, resolve_preset, tensor_order_key
 from ..qtypes import GGMLType, type_info
-from .core import HFModel, Job, input_files, open_model, run_pass
+from .core import HFModel, Job, input_files, open_model
+from .stream import run_pass
 
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_archs.SUPPORTED))
 
@@ -420,22 +421,85 @@ def convert(
         >>> r.plan.tensor("output.weight").type                                    # doctest: +SKIP
         <GGMLType.Q6_K: 14>
     """
+    (result,) = _convert_all(model, [(outfile, preset)], config=config, tokenizer_dir=tokenizer_dir, imatrix=imatrix,
+                             tensor_types=tensor_types, token_embedding_type=token_embedding_type,
+                             output_tensor_type=output_tensor_type, pure=pure, dry_run=dry_run, quiet=quiet,
+                             allow_requantize=allow_requantize, name=name, nthreads=nthreads,
+                             split_max_tensors=split_max_tensors, split_max_size=split_max_size, no_vocab=no_vocab)
+    return result
+
+
+def _convert_all(model: str | os.PathLike[str] | Mapping[str, Any],
+                 targets: Sequence[tuple[str | os.PathLike[str] | None, str | GGMLType | Plan]], *, config: Any = None,
+                 tokenizer_dir: str | os.PathLike[str] | None = None,
+                 imatrix: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+                 tensor_types: Iterable[str] | Mapping[str, Any] | None = None,
+                 token_embedding_type: GGMLType | str | None = None, output_tensor_type: GGMLType | str | None = None,
+                 pure: bool = False, dry_run: bool = False, quiet: bool = False, allow_requantize: bool = False,
+                 name: str | None = None, nthreads: int | None = None, split_max_tensors: int | None = None,
+                 split_max_size: int | None = None, no_vocab: bool = False) -> list[ConversionResult]:
+    # convert() for several (outfile, preset) pairs from one read of the model
     t0 = time.perf_counter()
     with sigterm_as_interrupt():  # a killed conversion cleans up its temporary as Ctrl-C does
         hf = open_model(model, config, allow_requantize=allow_requantize)
         try:
             source = hf_source(hf, tokenizer_dir, name, no_vocab)
-            out = GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
-                             split_max_tensors, split_max_size)
-            if outfile is not None and not dry_run:
-                inputs = input_files(hf.model_dir, tokenizer_dir, imatrix if isinstance(imatrix, (str, bytes, os.PathLike)) else None)
-                check_not_an_input(outfile, inputs, "the GGUF output")
-            (result,) = convert_source(source, [out], imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
+            outs = [GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
+                               split_max_tensors, split_max_size) for outfile, preset in targets]
+            if not dry_run:
+                inputs = input_files(hf.model_dir, tokenizer_dir,
+                                     imatrix if isinstance(imatrix, (str, bytes, os.PathLike)) else None)
+                for outfile, _ in targets:
+                    if outfile is not None:
+                        check_not_an_input(outfile, inputs, "the GGUF output")
+            results = convert_source(source, outs, imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
         finally:
             hf.close()
-    result.seconds = time.perf_counter() - t0
-    return result
+    for r in results:
+        r.seconds = time.perf_counter() - t0
+    return results
+
+
+def convert_many(
+    model: str | os.PathLike[str] | Mapping[str, Any],
+    outfile: str | os.PathLike[str] | None,
+    presets: Sequence[str | GGMLType | Plan],
+    **options: Any,
+) -> list[ConversionResult]:
+    """:func:`convert` to several presets in one pass: each tensor is read once and quantized to every
+    preset; each file is byte-identical to its own single-preset :func:`convert`.
+
+    Args:
+        model: as :func:`convert`.
+        outfile: the file name with ``{preset}`` in it, replaced by each preset's name (as given, e.g.
+            ``"out-{preset}.gguf"`` -> ``out-Q4_K_M.gguf``); ignored for a dry run.
+        presets: the presets, type names or plans, each at most once.
+        **options: :func:`convert`'s keyword arguments (``imatrix``, ``nthreads``, ``dry_run``, ...),
+            applied to every output.
+
+    Returns:
+        One :class:`ConversionResult` per preset, in order.
+
+    Raises:
+        GGQuantError: no presets, a preset given twice, or several presets without ``{preset}`` in ``outfile``;
+            otherwise as :func:`convert`.
+
+    Example:
+        >>> import ggquant
+        >>> rs = ggquant.convert_many("path/to/model", "m-{preset}.gguf", ["Q4_K_M", "Q8_0"])  # doctest: +SKIP
+        >>> [r.path.name for r in rs]                                                         # doctest: +SKIP
+        ['m-Q4_K_M.gguf', 'm-Q8_0.gguf']
+    """
+    labels = [p.preset if isinstance(p, Plan) else (p.name if isinstance(p, GGMLType) else str(p)) for p in presets]
+    if not labels:
+        raise GGQuantError("convert_many needs at least one preset")
+    if len(set(labels)) != len(labels):
+        raise GGQuantError(f"presets {labels} name one preset more than once")
+    if outfile is not None and len(labels) > 1 and "{preset}" not in os.fspath(outfile):
+        raise GGQuantError(f"{outfile}: with several presets the output name needs {{preset}}, e.g. out-{{preset}}.gguf")
+    files = [None if outfile is None else os.fspath(outfile).replace("{preset}", label) for label in labels]
+    return _convert_all(model, list(zip(files, presets)), **options)
 
 
 __all__ = ["SUPPORTED_ARCHITECTURES", "ConversionResult", "Entry", "GGUFOutput", "GGUFSource", "convert",
-           "convert_source", "hf_source", "llama_quantize_layout", "load_imatrix"]
+           "convert_many", "convert_source", "hf_source", "llama_quantize_layout", "load_imatrix"]
