@@ -10,7 +10,7 @@ import warnings
 from . import budget, precision
 from .calib_cache import CalibCache
 from .config import config, show_config
-from .convert import MAX_SHARD_BYTES, ConversionResult, convert, convert_many, convert_mlx
+from .convert import MAX_SHARD_BYTES, ConversionResult, convert_many, convert_mlx
 from .errors import GGQuantError, GGQuantWarning
 from .mlx import is_mlx_type
 from .quality import cli as _quality_cli
