@@ -1,6 +1,16 @@
 """Architecture specs: Hugging Face tensor names and config keys -> GGUF tensors and metadata, following
-llama.cpp's convert_hf_to_gguf.py (``LlamaModel``, ``Qwen2Model``, ``Qwen2MoeModel``, ``GemmaModel``,
-``Phi3MiniModel``)."""
+llama.cpp's convert_hf_to_gguf.py (``LlamaModel`` and ``SmolLM3Model``, ``Qwen2Model``, ``Qwen2MoeModel``,
+``Qwen3Model``, ``Qwen3MoeModel``, ``GemmaModel``, ``Gemma2Model``, ``Gemma3Model``, ``Olmo2Model``,
+``Phi3MiniModel``).
+
+Why our own tables and not the ``gguf`` package's (``gguf.TensorNameMap``, ``gguf.MODEL_ARCH``, ``Keys``):
+``gguf`` is the oracle the tests read our files with, and names taken from it would make the
+name checks circular; ``gguf`` also maps names for every architecture at once, where llama.cpp's
+converter decides per architecture (Gemma 2's ``post_attention_layernorm`` is not Llama's ``ffn_norm``),
+so its map alone does not give convert_hf_to_gguf.py's output. Each architecture here is instead
+tested against convert_hf_to_gguf.py of a pinned llama.cpp (tests/test_reach_convert.py,
+tests/test_convert.py), so upstream renames show up as failing tests; quantization and file I/O stay ours.
+"""
 
 from __future__ import annotations
 
