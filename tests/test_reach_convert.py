@@ -41,6 +41,18 @@ def _build(arch: str, d: Path, hidden: int = 64):
     elif arch == "qwen3moe":
         model = tr.Qwen3MoeForCausalLM(tr.Qwen3MoeConfig(**common, num_experts=4, num_experts_per_tok=2,
                                                           moe_intermediate_size=hidden, norm_topk_prob=True))
+    elif arch == "llama3-rope":  # Llama 3.x: rope_freqs.weight generated from the scaling parameters
+        rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64, "rope_theta": 500000.0}
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.LlamaForCausalLM(tr.LlamaConfig(**c, rope_parameters=rope, bos_token_id=V - 4))
+    elif arch == "phi3-longrope":  # Phi-3.5 / Phi-4-mini: long and short factors
+        hd = 16
+        rope = {"rope_type": "longrope", "rope_theta": 10000.0, "long_factor": [1.0 + i / 8 for i in range(hd // 2)],
+                "short_factor": [1.0 + i / 16 for i in range(hd // 2)], "original_max_position_embeddings": 64}
+        c = {k: v for k, v in common.items() if k not in ("head_dim", "eos_token_id")}
+        model = tr.Phi3ForCausalLM(tr.Phi3Config(**c, rope_parameters=rope, original_max_position_embeddings=64,
+                                                 bos_token_id=2, eos_token_id=1, pad_token_id=0))
     elif arch == "smollm3":  # every 4th layer without RoPE
         c = {k: v for k, v in common.items() if k != "head_dim"}
         model = tr.SmolLM3ForCausalLM(tr.SmolLM3Config(**dict(c, num_hidden_layers=4), bos_token_id=V - 4,
@@ -67,9 +79,9 @@ def _build(arch: str, d: Path, hidden: int = 64):
         for n, p in model.named_parameters():
             if "norm" in n:
                 p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
-    if arch.startswith(("gemma", "mistral")):
-        hf_models.spm_tokenizer(d, V, dummy_prefix=arch.startswith("mistral"))
-    elif arch == "smollm3":
+    if arch.startswith(("gemma", "mistral", "phi3")):
+        hf_models.spm_tokenizer(d, V, dummy_prefix=not arch.startswith("gemma"))
+    elif arch in ("smollm3", "llama3-rope"):
         hf_models.bpe_tokenizer(d, V, hf_models.LLAMA3_REGEX, bos=True)
     else:
         hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
@@ -149,12 +161,13 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2",
-                                  "mistral-head-dim", "smollm3", "olmo2"])
+                                  "mistral-head-dim", "smollm3", "olmo2", "llama3-rope", "phi3-longrope"])
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
     ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe"}.get(arch, "" if arch.startswith(("gemma", "mistral")) else "qwen2"))
+    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe"}.get(
+        arch, "" if arch.startswith(("gemma", "mistral", "phi3")) else "qwen2"))
     ggquant.convert(d, ours, "F32", quiet=True)
     assert _kvs(ours) == _kvs(ref)
     ta = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ours)).tensors}

@@ -354,14 +354,6 @@ class Arch:
             add("rope.freq_base", float(rp.get("full_attention", rp)["rope_theta"]), F32)
             add("general.file_type", file_type, U32)
             add("attention.sliding_window", int(h.get("sliding_window") or 0), U32)
-            if rp.get("long_factor"):
-                scale = int(_find(h, ["n_positions", "max_position_embeddings"])) / orig
-                rt = str(rp.get("rope_type", "")).lower()
-                if rt in ("su", "longrope"):
-                    af = math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0
-                else:
-                    af = 0.1 * math.log(scale) + 1.0 if scale > 1.0 else 1.0
-                add("rope.scaling.attn_factor", float(af), F32)
             return e
         # TextModel.set_gguf_parameters
         add("block_count", self.n_layer, U32)
@@ -433,6 +425,20 @@ class Arch:
             if h.get("shared_expert_intermediate_size") is not None:
                 add("expert_shared_feed_forward_length", int(h["shared_expert_intermediate_size"]), U32)
         return e
+
+    def early_entries(self) -> list[tk.Entry]:
+        """Keys convert_hf_to_gguf.py writes while generating tensors, i.e. right after
+        ``general.architecture`` (Phi-3's LongRoPE attention factor)."""
+        h, rp = self.hparams, self.rope_params
+        if self.gguf_arch != "phi3" or not rp.get("long_factor"):
+            return []
+        orig = rp["original_max_position_embeddings"]
+        scale = int(_find(h, ["n_positions", "max_position_embeddings"])) / orig
+        if str(rp.get("rope_type", "")).lower() in ("su", "longrope"):
+            af = math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0
+        else:
+            af = 0.1 * math.log(scale) + 1.0 if scale > 1.0 else 1.0
+        return [("phi3.rope.scaling.attn_factor", float(af), F32, None)]
 
     def vocab_entries(self, model_dir: Path | None) -> list[tk.Entry]:
         if model_dir is None:
