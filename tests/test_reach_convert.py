@@ -53,6 +53,11 @@ def _build(arch: str, d: Path, hidden: int = 64):
         c = {k: v for k, v in common.items() if k not in ("head_dim", "eos_token_id")}
         model = tr.Phi3ForCausalLM(tr.Phi3Config(**c, rope_parameters=rope, original_max_position_embeddings=64,
                                                  bos_token_id=2, eos_token_id=1, pad_token_id=0))
+    elif arch == "granite":  # Granite 3 dense: the four multipliers
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.GraniteForCausalLM(tr.GraniteConfig(**c, attention_multiplier=0.2, embedding_multiplier=6.0,
+                                                       residual_multiplier=0.5, logits_scaling=4.0,
+                                                       bos_token_id=V - 4, tie_word_embeddings=True))
     elif arch == "smollm3":  # every 4th layer without RoPE
         c = {k: v for k, v in common.items() if k != "head_dim"}
         model = tr.SmolLM3ForCausalLM(tr.SmolLM3Config(**dict(c, num_hidden_layers=4), bos_token_id=V - 4,
@@ -81,7 +86,7 @@ def _build(arch: str, d: Path, hidden: int = 64):
                 p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
     if arch.startswith(("gemma", "mistral", "phi3")):
         hf_models.spm_tokenizer(d, V, dummy_prefix=not arch.startswith("gemma"))
-    elif arch in ("smollm3", "llama3-rope"):
+    elif arch in ("smollm3", "llama3-rope", "granite"):
         hf_models.bpe_tokenizer(d, V, hf_models.LLAMA3_REGEX, bos=True)
     else:
         hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
@@ -161,12 +166,13 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2",
-                                  "mistral-head-dim", "smollm3", "olmo2", "llama3-rope", "phi3-longrope"])
+                                  "mistral-head-dim", "smollm3", "olmo2", "llama3-rope", "phi3-longrope",
+                                  "granite"])
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
     ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe"}.get(
+    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe"}.get(
         arch, "" if arch.startswith(("gemma", "mistral", "phi3")) else "qwen2"))
     ggquant.convert(d, ours, "F32", quiet=True)
     assert _kvs(ours) == _kvs(ref)

@@ -1,6 +1,6 @@
 """Architecture specs: Hugging Face tensor names and config keys -> GGUF tensors and metadata, following
 llama.cpp's convert_hf_to_gguf.py (``LlamaModel`` and ``SmolLM3Model``, ``Qwen2Model``, ``Qwen2MoeModel``,
-``Qwen3Model``, ``Qwen3MoeModel``, ``GemmaModel``, ``Gemma2Model``, ``Gemma3Model``, ``Olmo2Model``,
+``Qwen3Model``, ``Qwen3MoeModel``, ``GemmaModel``, ``Gemma2Model``, ``Gemma3Model``, ``Olmo2Model``, ``GraniteModel``,
 ``Phi3MiniModel``).
 
 Why our own tables and not the ``gguf`` package's (``gguf.TensorNameMap``, ``gguf.MODEL_ARCH``, ``Keys``):
@@ -37,8 +37,9 @@ SUPPORTED: dict[str, str] = {
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
+    "GraniteForCausalLM": "granite",
 }
-_LLAMA_LIKE = ("llama", "smollm3")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
+_LLAMA_LIKE = ("llama", "smollm3", "granite")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
 
 # head_dim as transformers' config classes fill it in when config.json has none: convert_hf_to_gguf.py reads
 # config.json through AutoConfig and writes attention.key_length/value_length from it
@@ -414,6 +415,11 @@ class Arch:
         if a in _LLAMA_LIKE:
             add("vocab_size", int(h["vocab_size"]), U32)
             add("rope.dimension_count", int(h.get("head_dim") or h["hidden_size"] // h["num_attention_heads"]), U32)
+        if a == "granite":  # GraniteModel: the *_multiplier parameters as *_scale keys, when set
+            for key, name in (("attention.scale", "attention_multiplier"), ("embedding_scale", "embedding_multiplier"),
+                              ("residual_scale", "residual_multiplier"), ("logit_scale", "logits_scaling")):
+                if h.get(name):
+                    add(key, float(h[name]), F32)
         if a == "gemma3":
             if h.get("final_logit_softcapping"):
                 add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
@@ -500,6 +506,8 @@ def arch_for(hparams: dict[str, Any]) -> Arch:
                            f"model's Hugging Face id and its config.json")
     if "text_config" in hparams:
         hparams = {**hparams, **hparams["text_config"]}
+    if SUPPORTED[hf] == "granite":  # GraniteModel ignores head_dim
+        hparams = {k: v for k, v in hparams.items() if k != "head_dim"}
     default = _HEAD_DIM_DEFAULTS.get(str(hparams.get("model_type")))
     if hparams.get("head_dim") is None and default is not None:
         hparams = {**hparams, "head_dim": default(hparams)}
