@@ -82,16 +82,22 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tensor_type_overrides(specs: list[str] | None) -> list[str]:
+    """``--tensor-type REGEX=TYPE`` values with the pattern lower-cased, as llama-quantize does."""
+    out = []
+    for spec in specs or []:
+        pat, sep, typ = spec.rpartition("=")
+        out.append(f"{pat.lower()}{sep}{typ}" if sep else spec)
+    return out
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     if args.format == "mlx":
         return run_mlx_convert(args)
     if args.group_size is not None or args.dtype is not None:
         print("ggquant convert: error: --group-size and --dtype apply to --format mlx only", file=sys.stderr)
         return 2
-    overrides = []
-    for spec in args.tensor_type or []:
-        pat, sep, typ = spec.rpartition("=")
-        overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
+    overrides = _tensor_type_overrides(args.tensor_type)
     try:
         r = convert(args.model, args.outfile, args.quant or "Q4_K_M", imatrix=args.imatrix, tensor_types=overrides,
                     token_embedding_type=args.token_embedding_type, output_tensor_type=args.output_tensor_type,
@@ -137,10 +143,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from .errors import GGQuantError
     from .requantize import quantize_file
 
-    overrides = []
-    for spec in args.tensor_type or []:
-        pat, sep, typ = spec.rpartition("=")
-        overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
+    overrides = _tensor_type_overrides(args.tensor_type)
     try:
         r = quantize_file(args.infile, args.outfile, args.preset, imatrix=args.imatrix, tensor_types=overrides,
                           output_tensor_type=args.output_tensor_type, token_embedding_type=args.token_embedding_type,

@@ -308,7 +308,7 @@ class Arch:
         def add(key: str, v: Any, t: int, sub: int | None = None) -> None:
             e.append((f"{a}.{key}" if not key.startswith("general.") else key, v, t, sub))
 
-        if a == "gemma":
+        if a in ("gemma", "gemma2"):  # GemmaModel / Gemma2Model.set_gguf_parameters
             add("context_length", int(h["max_position_embeddings"]), U32)
             add("embedding_length", int(h["hidden_size"]), U32)
             add("block_count", self.n_layer, U32)
@@ -319,21 +319,10 @@ class Arch:
             add("attention.key_length", int(h["head_dim"]), U32)
             add("attention.value_length", int(h["head_dim"]), U32)
             add("general.file_type", file_type, U32)
-            return e
-        if a == "gemma2":  # Gemma2Model.set_gguf_parameters
-            add("context_length", int(h["max_position_embeddings"]), U32)
-            add("embedding_length", int(h["hidden_size"]), U32)
-            add("block_count", self.n_layer, U32)
-            add("feed_forward_length", int(h["intermediate_size"]), U32)
-            add("attention.head_count", int(h["num_attention_heads"]), U32)
-            add("attention.head_count_kv", self.n_head_kv, U32)
-            add("attention.layer_norm_rms_epsilon", float(h["rms_norm_eps"]), F32)
-            add("attention.key_length", int(h["head_dim"]), U32)
-            add("attention.value_length", int(h["head_dim"]), U32)
-            add("general.file_type", file_type, U32)
-            add("attn_logit_softcapping", float(h["attn_logit_softcapping"]), F32)
-            add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
-            add("attention.sliding_window", int(h["sliding_window"]), U32)
+            if a == "gemma2":
+                add("attn_logit_softcapping", float(h["attn_logit_softcapping"]), F32)
+                add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
+                add("attention.sliding_window", int(h["sliding_window"]), U32)
             return e
         if a == "phi3":
             n_embd = int(_find(h, ["hidden_size", "n_embd"]))
