@@ -250,3 +250,18 @@ def test_model_card_without_pyyaml_warns(tmp_path, monkeypatch):
     with pytest.warns(ggquant.GGQuantWarning, match="pip install pyyaml"):
         r = ggquant.convert(d, None, "Q8_0", dry_run=True)
     assert "general.license" not in r.metadata
+
+
+def test_mlx_q_bits_and_q_group_size_as_mlx_lm_names_them(tmp_path):
+    from ggquant import cli
+
+    d = tmp_path / "m"
+    hf_models.build("llama", d, hidden=128, layers=1, vocab=V)
+    assert cli.main(["convert", str(d), "--format", "mlx", "-o", str(tmp_path / "cli"), "--q-bits", "8",
+                     "--q-group-size", "64", "--quiet"]) == 0
+    ggquant.convert_mlx(d, tmp_path / "api", "affine", bits=8, group_size=64, quiet=True)
+    cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert cfg["quantization"]["bits"] == 8 and cfg["quantization"]["group_size"] == 64
+    for f in sorted(p.name for p in (tmp_path / "api").iterdir()):
+        assert (tmp_path / "cli" / f).read_bytes() == (tmp_path / "api" / f).read_bytes(), f
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "x.gguf"), "--q-bits", "8", "--quiet"]) == 2

@@ -46,7 +46,9 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
     if getattr(args, "pure", False):
         print("ggquant convert: error: --pure applies to --format gguf only", file=sys.stderr)
         return 2
-    quant = getattr(args, "quant", None) or "int4"
+    q_bits, q_group = getattr(args, "q_bits", None), getattr(args, "q_group_size", None)
+    # mlx_lm.convert's --q-bits/--q-group-size mean its affine mode (default 4 bits, groups of 64)
+    quant = getattr(args, "quant", None) or ("affine" if q_bits or q_group else "int4")
     if not is_mlx_type(quant):
         print(
             f"ggquant convert: error: {quant!r} is not an MLX mode; with --format mlx use -q "
@@ -59,7 +61,8 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
             args.model,
             args.outfile,
             quant,
-            group_size=getattr(args, "group_size", None),
+            bits=q_bits,
+            group_size=q_group or getattr(args, "group_size", None),
             dtype=getattr(args, "dtype", None) or "auto",
             max_shard_size=getattr(args, "split_max_size", None) or MAX_SHARD_BYTES,
             dry_run=args.dry_run,
@@ -94,8 +97,9 @@ def _tensor_type_overrides(specs: list[str] | None) -> list[str]:
 def _cmd_convert(args: argparse.Namespace) -> int:
     if args.format == "mlx":
         return run_mlx_convert(args)
-    if args.group_size is not None or args.dtype is not None:
-        print("ggquant convert: error: --group-size and --dtype apply to --format mlx only", file=sys.stderr)
+    if args.group_size is not None or args.dtype is not None or args.q_bits or args.q_group_size:
+        print("ggquant convert: error: --group-size, --q-bits, --q-group-size and --dtype apply to --format mlx "
+              "only", file=sys.stderr)
         return 2
     overrides = _tensor_type_overrides(args.tensor_type)
     try:
@@ -166,6 +170,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 def _add_reach_convert_args(cv: argparse.ArgumentParser) -> None:
     cv.add_argument("--tokenizer-dir", metavar="DIR", default=None,
                     help="where tokenizer.json / tokenizer.model are (default: the model directory)")
+    cv.add_argument("--q-bits", type=int, default=None, metavar="N",
+                    help="--format mlx: bits per weight, as mlx_lm.convert --q-bits (affine mode unless -q names one)")
+    cv.add_argument("--q-group-size", type=int, default=None, metavar="N",
+                    help="--format mlx: group size, as mlx_lm.convert --q-group-size")
     cv.add_argument("--no-vocab", action="store_true",
                     help="write the GGUF even without a tokenizer (llama.cpp cannot run it without a vocabulary)")
 
