@@ -312,7 +312,7 @@ def produce(ot: OutTensor, targets: Sequence[Target], ck: Checkpoint | None, nth
                     pos[j] += q.size
                 del chunk
                 release_pages(arr)
-        del arr, subs
+        del arr, subs, a, rows  # the part's mapping goes before the next part is mapped
     for j, t in enumerate(targets):
         if pos[j] != t.tensor.nbytes:
             raise GGQuantError(f"{ot.origin(ck)}: produced {pos[j]} bytes for {t.tensor.name}, "
@@ -353,8 +353,10 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
             first = jobs[0].tensors[i]
             prog.start(first.name, "/".join(dict.fromkeys(j.tensors[i].type.name for j in jobs)))
             targets = [Target(j.tensors[i], imatrix_weights(j.tensors[i], j.imatrix)) for j in jobs]
-            for job, data in zip(jobs, produce(ot, targets, ck, nthreads)):
+            outs = produce(ot, targets, ck, nthreads)
+            for job, data in zip(jobs, outs):
                 job.sink.write_tensor(job.tensors[i].name, data)
+            del outs, data  # before the next tensor's buffers exist: peak memory is one tensor per output
             prog.update(first.nbytes)
             if on_tensor is not None:
                 on_tensor(ot)

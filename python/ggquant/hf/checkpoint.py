@@ -232,8 +232,14 @@ def _add_safetensors_file(ck: Checkpoint, f: SafetensorsFile) -> None:
                 return np.zeros(mshape, npdt)
             return np.memmap(path, dtype=npdt, mode="r", offset=data_start + begin, shape=mshape)
 
-        decode = partial(f.get_float32, name) if dtype in FP8_DTYPES else None
+        decode = partial(_decode_float32, path, name) if dtype in FP8_DTYPES else None
         ck.add(name, shape, dtype, stored, path, decode)
+
+
+def _decode_float32(path: str, name: str) -> np.ndarray:
+    # the C++ reader's exact FP8 decoding, on a mapping opened only for this tensor
+    with safe_open(path) as f:
+        return f.get_float32(name)
 
 
 def _culprit(d: Path) -> Path:
@@ -251,9 +257,11 @@ def _open_safetensors(ck: Checkpoint, d: Path) -> None:
         st = load_checkpoint(d)
     except GGQuantError as e:
         raise type(e)(str(e) if str(d) in str(e) else f"{_culprit(d)}: {e}") from None
-    for f in st.files.values():
-        _add_safetensors_file(ck, f)
-    ck.on_close(st.close)
+    try:
+        for f in st.files.values():
+            _add_safetensors_file(ck, f)
+    finally:  # tensors are read through mappings of their own, released tensor by tensor
+        st.close()
 
 
 # ---------------------------------------------------------------------------------------------
