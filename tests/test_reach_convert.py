@@ -41,6 +41,23 @@ def _build(arch: str, d: Path, hidden: int = 64):
     elif arch == "qwen3moe":
         model = tr.Qwen3MoeForCausalLM(tr.Qwen3MoeConfig(**common, num_experts=4, num_experts_per_tok=2,
                                                           moe_intermediate_size=hidden, norm_topk_prob=True))
+    elif arch == "llama3-rope":  # Llama 3.x: rope_freqs.weight generated from the scaling parameters
+        rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64, "rope_theta": 500000.0}
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.LlamaForCausalLM(tr.LlamaConfig(**c, rope_parameters=rope, bos_token_id=V - 4))
+    elif arch == "phi3-longrope":  # Phi-3.5 / Phi-4-mini: long and short factors
+        hd = 16
+        rope = {"rope_type": "longrope", "rope_theta": 10000.0, "long_factor": [1.0 + i / 8 for i in range(hd // 2)],
+                "short_factor": [1.0 + i / 16 for i in range(hd // 2)], "original_max_position_embeddings": 64}
+        c = {k: v for k, v in common.items() if k not in ("head_dim", "eos_token_id")}
+        model = tr.Phi3ForCausalLM(tr.Phi3Config(**c, rope_parameters=rope, original_max_position_embeddings=64,
+                                                 bos_token_id=2, eos_token_id=1, pad_token_id=0))
+    elif arch == "granite":  # Granite 3 dense: the four multipliers
+        c = {k: v for k, v in common.items() if k != "head_dim"}
+        model = tr.GraniteForCausalLM(tr.GraniteConfig(**c, attention_multiplier=0.2, embedding_multiplier=6.0,
+                                                       residual_multiplier=0.5, logits_scaling=4.0,
+                                                       bos_token_id=V - 4, tie_word_embeddings=True))
     elif arch == "smollm3":  # every 4th layer without RoPE
         c = {k: v for k, v in common.items() if k != "head_dim"}
         model = tr.SmolLM3ForCausalLM(tr.SmolLM3Config(**dict(c, num_hidden_layers=4), bos_token_id=V - 4,
@@ -67,9 +84,9 @@ def _build(arch: str, d: Path, hidden: int = 64):
         for n, p in model.named_parameters():
             if "norm" in n:
                 p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
-    if arch.startswith(("gemma", "mistral")):
-        hf_models.spm_tokenizer(d, V, dummy_prefix=arch.startswith("mistral"))
-    elif arch == "smollm3":
+    if arch.startswith(("gemma", "mistral", "phi3")):
+        hf_models.spm_tokenizer(d, V, dummy_prefix=not arch.startswith("gemma"))
+    elif arch in ("smollm3", "llama3-rope", "granite"):
         hf_models.bpe_tokenizer(d, V, hf_models.LLAMA3_REGEX, bos=True)
     else:
         hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
@@ -149,12 +166,14 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2",
-                                  "mistral-head-dim", "smollm3", "olmo2"])
+                                  "mistral-head-dim", "smollm3", "olmo2", "llama3-rope", "phi3-longrope",
+                                  "granite"])
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
     ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe"}.get(arch, "" if arch.startswith(("gemma", "mistral")) else "qwen2"))
+    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe"}.get(
+        arch, "" if arch.startswith(("gemma", "mistral", "phi3")) else "qwen2"))
     ggquant.convert(d, ours, "F32", quiet=True)
     assert _kvs(ours) == _kvs(ref)
     ta = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ours)).tensors}
@@ -231,3 +250,18 @@ def test_model_card_without_pyyaml_warns(tmp_path, monkeypatch):
     with pytest.warns(ggquant.GGQuantWarning, match="pip install pyyaml"):
         r = ggquant.convert(d, None, "Q8_0", dry_run=True)
     assert "general.license" not in r.metadata
+
+
+def test_mlx_q_bits_and_q_group_size_as_mlx_lm_names_them(tmp_path):
+    from ggquant import cli
+
+    d = tmp_path / "m"
+    hf_models.build("llama", d, hidden=128, layers=1, vocab=V)
+    assert cli.main(["convert", str(d), "--format", "mlx", "-o", str(tmp_path / "cli"), "--q-bits", "8",
+                     "--q-group-size", "64", "--quiet"]) == 0
+    ggquant.convert_mlx(d, tmp_path / "api", "affine", bits=8, group_size=64, quiet=True)
+    cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert cfg["quantization"]["bits"] == 8 and cfg["quantization"]["group_size"] == 64
+    for f in sorted(p.name for p in (tmp_path / "api").iterdir()):
+        assert (tmp_path / "cli" / f).read_bytes() == (tmp_path / "api" / f).read_bytes(), f
+    assert cli.main(["convert", str(d), "-o", str(tmp_path / "x.gguf"), "--q-bits", "8", "--quiet"]) == 2

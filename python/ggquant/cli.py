@@ -49,7 +49,9 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
     if getattr(args, "pure", False):
         print("ggquant convert: error: --pure applies to --format gguf only", file=sys.stderr)
         return 2
-    quant = getattr(args, "quant", None) or "int4"
+    q_bits, q_group = getattr(args, "q_bits", None), getattr(args, "q_group_size", None)
+    # mlx_lm.convert's --q-bits/--q-group-size mean its affine mode (default 4 bits, groups of 64)
+    quant = getattr(args, "quant", None) or ("affine" if q_bits or q_group else "int4")
     if not is_mlx_type(quant):
         print(
             f"ggquant convert: error: {quant!r} is not an MLX mode; with --format mlx use -q "
@@ -62,7 +64,8 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
             args.model,
             args.outfile,
             quant,
-            group_size=getattr(args, "group_size", None),
+            bits=q_bits,
+            group_size=q_group or getattr(args, "group_size", None),
             dtype=getattr(args, "dtype", None) or "auto",
             max_shard_size=getattr(args, "split_max_size", None) or MAX_SHARD_BYTES,
             dry_run=args.dry_run,
@@ -85,19 +88,26 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tensor_type_overrides(specs: list[str] | None) -> list[str]:
+    """``--tensor-type REGEX=TYPE`` values with the pattern lower-cased, as llama-quantize does."""
+    out = []
+    for spec in specs or []:
+        pat, sep, typ = spec.rpartition("=")
+        out.append(f"{pat.lower()}{sep}{typ}" if sep else spec)
+    return out
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     if _planned(args):
         return _cmd_convert_planned(args)
     if args.format == "mlx":
         return run_mlx_convert(args)
-    if args.group_size is not None or args.dtype is not None:
-        print("ggquant convert: error: --group-size and --dtype apply to --format mlx only", file=sys.stderr)
+    if args.group_size is not None or args.dtype is not None or args.q_bits or args.q_group_size:
+        print("ggquant convert: error: --group-size, --q-bits, --q-group-size and --dtype apply to --format mlx "
+              "only", file=sys.stderr)
         return 2
-    overrides = []
-    for spec in args.tensor_type or []:
-        pat, sep, typ = spec.rpartition("=")
-        overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
-    # speed: -q A,B,C writes one file per preset from one read of the model (-o needs {preset})
+    overrides = _tensor_type_overrides(args.tensor_type)
+    # -q A,B,C writes one file per preset from one read of the model (-o needs {preset})
     presets = (args.quant or "Q4_K_M").split(",")
     try:
         rs = convert_many(args.model, args.outfile, presets, imatrix=args.imatrix, tensor_types=overrides,
@@ -150,10 +160,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from .errors import GGQuantError
     from .requantize import quantize_file
 
-    overrides = []
-    for spec in args.tensor_type or []:
-        pat, sep, typ = spec.rpartition("=")
-        overrides.append(f"{pat.lower()}{sep}{typ}" if sep else spec)  # llama-quantize lower-cases the pattern
+    overrides = _tensor_type_overrides(args.tensor_type)
     try:
         r = quantize_file(args.infile, args.outfile, args.preset, imatrix=args.imatrix, tensor_types=overrides,
                           output_tensor_type=args.output_tensor_type, token_embedding_type=args.token_embedding_type,
@@ -176,6 +183,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 def _add_reach_convert_args(cv: argparse.ArgumentParser) -> None:
     cv.add_argument("--tokenizer-dir", metavar="DIR", default=None,
                     help="where tokenizer.json / tokenizer.model are (default: the model directory)")
+    cv.add_argument("--q-bits", type=int, default=None, metavar="N",
+                    help="--format mlx: bits per weight, as mlx_lm.convert --q-bits (affine mode unless -q names one)")
+    cv.add_argument("--q-group-size", type=int, default=None, metavar="N",
+                    help="--format mlx: group size, as mlx_lm.convert --q-group-size")
     cv.add_argument("--no-vocab", action="store_true",
                     help="write the GGUF even without a tokenizer (llama.cpp cannot run it without a vocabulary)")
 

@@ -198,7 +198,7 @@ def hf_source(hf: HFModel, tokenizer_dir: str | os.PathLike[str] | None = None, 
 
     def metadata(plan: Plan) -> list[Entry]:
         # convert_hf_to_gguf.py's order
-        entries: list[Entry] = [("general.architecture", arch.gguf_arch, _tk.STR, None),
+        entries: list[Entry] = [("general.architecture", arch.gguf_arch, _tk.STR, None), *arch.early_entries(),
                                 ("general.type", "model", _tk.STR, None)]
         entries += general
         entries += arch.hparam_entries(plan.file_type)

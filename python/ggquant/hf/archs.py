@@ -1,6 +1,16 @@
 """Architecture specs: Hugging Face tensor names and config keys -> GGUF tensors and metadata, following
-llama.cpp's convert_hf_to_gguf.py (``LlamaModel``, ``Qwen2Model``, ``Qwen2MoeModel``, ``GemmaModel``,
-``Phi3MiniModel``)."""
+llama.cpp's convert_hf_to_gguf.py (``LlamaModel`` and ``SmolLM3Model``, ``Qwen2Model``, ``Qwen2MoeModel``,
+``Qwen3Model``, ``Qwen3MoeModel``, ``GemmaModel``, ``Gemma2Model``, ``Gemma3Model``, ``Olmo2Model``, ``GraniteModel``,
+``Phi3MiniModel``).
+
+Why our own tables and not the ``gguf`` package's (``gguf.TensorNameMap``, ``gguf.MODEL_ARCH``, ``Keys``):
+``gguf`` is the oracle the tests read our files with, and names taken from it would make the
+name checks circular; ``gguf`` also maps names for every architecture at once, where llama.cpp's
+converter decides per architecture (Gemma 2's ``post_attention_layernorm`` is not Llama's ``ffn_norm``),
+so its map alone does not give convert_hf_to_gguf.py's output. Each architecture here is instead
+tested against convert_hf_to_gguf.py of a pinned llama.cpp (tests/test_reach_convert.py,
+tests/test_convert.py), so upstream renames show up as failing tests; quantization and file I/O stay ours.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +37,9 @@ SUPPORTED: dict[str, str] = {
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
+    "GraniteForCausalLM": "granite",
 }
-_LLAMA_LIKE = ("llama", "smollm3")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
+_LLAMA_LIKE = ("llama", "smollm3", "granite")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
 
 # head_dim as transformers' config classes fill it in when config.json has none: convert_hf_to_gguf.py reads
 # config.json through AutoConfig and writes attention.key_length/value_length from it
@@ -297,7 +308,7 @@ class Arch:
         def add(key: str, v: Any, t: int, sub: int | None = None) -> None:
             e.append((f"{a}.{key}" if not key.startswith("general.") else key, v, t, sub))
 
-        if a == "gemma":
+        if a in ("gemma", "gemma2"):  # GemmaModel / Gemma2Model.set_gguf_parameters
             add("context_length", int(h["max_position_embeddings"]), U32)
             add("embedding_length", int(h["hidden_size"]), U32)
             add("block_count", self.n_layer, U32)
@@ -308,21 +319,10 @@ class Arch:
             add("attention.key_length", int(h["head_dim"]), U32)
             add("attention.value_length", int(h["head_dim"]), U32)
             add("general.file_type", file_type, U32)
-            return e
-        if a == "gemma2":  # Gemma2Model.set_gguf_parameters
-            add("context_length", int(h["max_position_embeddings"]), U32)
-            add("embedding_length", int(h["hidden_size"]), U32)
-            add("block_count", self.n_layer, U32)
-            add("feed_forward_length", int(h["intermediate_size"]), U32)
-            add("attention.head_count", int(h["num_attention_heads"]), U32)
-            add("attention.head_count_kv", self.n_head_kv, U32)
-            add("attention.layer_norm_rms_epsilon", float(h["rms_norm_eps"]), F32)
-            add("attention.key_length", int(h["head_dim"]), U32)
-            add("attention.value_length", int(h["head_dim"]), U32)
-            add("general.file_type", file_type, U32)
-            add("attn_logit_softcapping", float(h["attn_logit_softcapping"]), F32)
-            add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
-            add("attention.sliding_window", int(h["sliding_window"]), U32)
+            if a == "gemma2":
+                add("attn_logit_softcapping", float(h["attn_logit_softcapping"]), F32)
+                add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
+                add("attention.sliding_window", int(h["sliding_window"]), U32)
             return e
         if a == "phi3":
             n_embd = int(_find(h, ["hidden_size", "n_embd"]))
@@ -344,14 +344,6 @@ class Arch:
             add("rope.freq_base", float(rp.get("full_attention", rp)["rope_theta"]), F32)
             add("general.file_type", file_type, U32)
             add("attention.sliding_window", int(h.get("sliding_window") or 0), U32)
-            if rp.get("long_factor"):
-                scale = int(_find(h, ["n_positions", "max_position_embeddings"])) / orig
-                rt = str(rp.get("rope_type", "")).lower()
-                if rt in ("su", "longrope"):
-                    af = math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0
-                else:
-                    af = 0.1 * math.log(scale) + 1.0 if scale > 1.0 else 1.0
-                add("rope.scaling.attn_factor", float(af), F32)
             return e
         # TextModel.set_gguf_parameters
         add("block_count", self.n_layer, U32)
@@ -412,6 +404,11 @@ class Arch:
         if a in _LLAMA_LIKE:
             add("vocab_size", int(h["vocab_size"]), U32)
             add("rope.dimension_count", int(h.get("head_dim") or h["hidden_size"] // h["num_attention_heads"]), U32)
+        if a == "granite":  # GraniteModel: the *_multiplier parameters as *_scale keys, when set
+            for key, name in (("attention.scale", "attention_multiplier"), ("embedding_scale", "embedding_multiplier"),
+                              ("residual_scale", "residual_multiplier"), ("logit_scale", "logits_scaling")):
+                if h.get(name):
+                    add(key, float(h[name]), F32)
         if a == "gemma3":
             if h.get("final_logit_softcapping"):
                 add("final_logit_softcapping", float(h["final_logit_softcapping"]), F32)
@@ -423,6 +420,20 @@ class Arch:
             if h.get("shared_expert_intermediate_size") is not None:
                 add("expert_shared_feed_forward_length", int(h["shared_expert_intermediate_size"]), U32)
         return e
+
+    def early_entries(self) -> list[tk.Entry]:
+        """Keys convert_hf_to_gguf.py writes while generating tensors, i.e. right after
+        ``general.architecture`` (Phi-3's LongRoPE attention factor)."""
+        h, rp = self.hparams, self.rope_params
+        if self.gguf_arch != "phi3" or not rp.get("long_factor"):
+            return []
+        orig = rp["original_max_position_embeddings"]
+        scale = int(_find(h, ["n_positions", "max_position_embeddings"])) / orig
+        if str(rp.get("rope_type", "")).lower() in ("su", "longrope"):
+            af = math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0
+        else:
+            af = 0.1 * math.log(scale) + 1.0 if scale > 1.0 else 1.0
+        return [("phi3.rope.scaling.attn_factor", float(af), F32, None)]
 
     def vocab_entries(self, model_dir: Path | None) -> list[tk.Entry]:
         if model_dir is None:
@@ -484,6 +495,8 @@ def arch_for(hparams: dict[str, Any]) -> Arch:
                            f"model's Hugging Face id and its config.json")
     if "text_config" in hparams:
         hparams = {**hparams, **hparams["text_config"]}
+    if SUPPORTED[hf] == "granite":  # GraniteModel ignores head_dim
+        hparams = {k: v for k, v in hparams.items() if k != "head_dim"}
     default = _HEAD_DIM_DEFAULTS.get(str(hparams.get("model_type")))
     if hparams.get("head_dim") is None and default is not None:
         hparams = {**hparams, "head_dim": default(hparams)}
