@@ -296,8 +296,7 @@ def _cmd_convert_planned(args: argparse.Namespace) -> int:
         print("ggquant convert: error: --target-bpw/--target-size/--max-kld/--max-tensor-error choose the types "
               "themselves: drop -q/--quant, --pure and --format mlx", file=sys.stderr)
         return 2
-    overrides = [f"{pat.lower()}{sep}{typ}" if sep else spec
-                 for spec in args.tensor_type or [] for pat, sep, typ in [spec.rpartition("=")]]
+    overrides = _tensor_type_overrides(args.tensor_type)
     kld = args.kld or ("tensor" if args.max_kld is not None and args.profile is None else False)
     try:
         plan = budget.plan_for_budget(

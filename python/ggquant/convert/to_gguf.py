@@ -452,7 +452,16 @@ def _convert_all(model: str | os.PathLike[str] | Mapping[str, Any],
                 for outfile, _ in targets:
                     if outfile is not None:
                         check_not_an_input(outfile, inputs, "the GGUF output")
-            results = convert_source(source, outs, imatrix=imatrix, dry_run=dry_run, quiet=quiet, nthreads=nthreads)
+            # quantized presets are laid out as llama-quantize writes them, float ones as convert_hf_to_gguf.py:
+            # one pass per tensor order
+            by_result: dict[int, ConversionResult] = {}
+            for quantized in (True, False):
+                group = [k for k, o in enumerate(outs) if _quantizes(o.preset) == quantized]
+                if group:
+                    rs = convert_source(source, [outs[k] for k in group], imatrix=imatrix, dry_run=dry_run,
+                                        quiet=quiet, nthreads=nthreads)
+                    by_result.update(zip(group, rs))
+            results = [by_result[k] for k in range(len(outs))]
         finally:
             hf.close()
     for r in results:
@@ -467,7 +476,8 @@ def convert_many(
     **options: Any,
 ) -> list[ConversionResult]:
     """:func:`convert` to several presets in one pass: each tensor is read once and quantized to every
-    preset; each file is byte-identical to its own single-preset :func:`convert`.
+    preset (once for the quantized presets and once more for float ones such as F16, which keep
+    convert_hf_to_gguf.py's tensor order); each file is byte-identical to its own single-preset :func:`convert`.
 
     Args:
         model: as :func:`convert`.
