@@ -78,9 +78,9 @@ def test_quantize_matches_ggml(t, n, ggml):
         for case, x in xs.items():
             ref = ggml.quantize(t, x, w)
             for level in LEVELS:
-                ours = ggquant.quantize(x, t, imatrix=w, simd=level, nthreads=1)
+                ours = ggquant.quantize(x, t, imatrix=w, allow_nonfinite=True, simd=level, nthreads=1)
                 assert_blocks_equal(ours, ref, info.type_size, f"{t} n={n} {case} imatrix={wname} simd={level}")
-            ours = ggquant.quantize(x, t, imatrix=w, nthreads=2)
+            ours = ggquant.quantize(x, t, imatrix=w, allow_nonfinite=True, nthreads=2)
             assert_blocks_equal(ours, ref, info.type_size, f"{t} n={n} {case} imatrix={wname} 2 threads")
 
 
@@ -92,7 +92,7 @@ def test_many_rows_over_threads_match_ggml(t, ggml):
     w = rng.random(1024).astype(np.float32)
     ref = ggml.quantize(t, x, w)
     for nthreads in (1, 2, 3):
-        got = ggquant.quantize(x, t, imatrix=w, nthreads=nthreads)
+        got = ggquant.quantize(x, t, imatrix=w, allow_nonfinite=True, nthreads=nthreads)
         assert_blocks_equal(got, ref, ggquant.type_info(t).type_size, f"{t} nthreads={nthreads}")
 
 
@@ -119,12 +119,12 @@ x = np.random.default_rng(0).standard_normal((8, 512), dtype=np.float32)
 w = np.random.default_rng(1).random(512).astype(np.float32)
 out = {}
 def run(i, t):
-    out[i, t] = ggquant.quantize(x, t, imatrix=w, nthreads=1)
+    out[i, t] = ggquant.quantize(x, t, imatrix=w, allow_nonfinite=True, nthreads=1)
 ths = [threading.Thread(target=run, args=(i, t)) for i in range(3) for t in TYPES]
 for th in ths: th.start()
 for th in ths: th.join()
 for t in TYPES:
-    ref = ggquant.quantize(x, t, imatrix=w, nthreads=1)
+    ref = ggquant.quantize(x, t, imatrix=w, allow_nonfinite=True, nthreads=1)
     assert all(np.array_equal(out[i, t], ref) for i in range(3)), t
 print("ok")
 """ % (TYPES,)
@@ -140,10 +140,10 @@ def test_values_where_ggml_aborts_give_deterministic_blocks(t):
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((6, 512)) * 1e18).astype(np.float32)
     w = rng.random(512).astype(np.float32)
-    ref = ggquant.quantize(x, t, imatrix=w, simd="generic", nthreads=1)
+    ref = ggquant.quantize(x, t, imatrix=w, allow_nonfinite=True, simd="generic", nthreads=1)
     for level in LEVELS:
         for nthreads in (1, 2):
-            got = ggquant.quantize(x, t, imatrix=w, simd=level, nthreads=nthreads)
+            got = ggquant.quantize(x, t, imatrix=w, allow_nonfinite=True, simd=level, nthreads=nthreads)
             assert_blocks_equal(got, ref, ggquant.type_info(t).type_size, f"{t} {level} {nthreads}")
 
 
