@@ -4,6 +4,7 @@ nothing itself and calls the library (all argparse code is in this file)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 
@@ -12,8 +13,10 @@ from .calib_cache import CalibCache
 from .config import config, show_config
 from .convert import MAX_SHARD_BYTES, ConversionResult, convert_many, convert_mlx
 from .errors import GGQuantError, GGQuantWarning
+from .inspect_file import inspect_file
 from .mlx import is_mlx_type
 from .quality import cli as _quality_cli
+from .requantize import quantize_file
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -139,11 +142,6 @@ def _report_convert(args: argparse.Namespace, r: ConversionResult) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    import json
-
-    from .errors import GGQuantError
-    from .inspect_file import inspect_file
-
     try:
         info = inspect_file(args.file)
     except GGQuantError as e:
@@ -157,9 +155,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from .errors import GGQuantError
-    from .requantize import quantize_file
-
     overrides = _tensor_type_overrides(args.tensor_type)
     try:
         r = quantize_file(args.infile, args.outfile, args.preset, imatrix=args.imatrix, tensor_types=overrides,
