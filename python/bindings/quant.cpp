@@ -33,6 +33,17 @@ void require_c_matrix(const py::array & a, const char * fn, const char * what) {
     }
 }
 
+// A finite input whose blocks decode to Inf/NaN (scales past the format's range): an error unless
+// the caller keeps ggml's bytes with allow_nonfinite.
+[[noreturn]] void fail_nonfinite_output(const char * fn, const std::string & where, int32_t type, const ggq::block_position & bad) {
+    const ggq::type_traits & tt = ggq::get_type_traits(type);
+    ggq::fail(ggq::error_kind::nonfinite, fn,
+              where + "row " + std::to_string(bad.row) + ", block " + std::to_string(bad.block) + " (values " +
+                  std::to_string(bad.block * tt.blck_size) + " to " + std::to_string((bad.block + 1) * tt.blck_size - 1) +
+                  "): the finite input is too large for " + tt.name +
+                  ", whose block decodes to Inf or NaN (pass allow_nonfinite=True to keep ggml's bytes)");
+}
+
 py::array_t<uint8_t> quantize(int32_t type, const py::array & src, const std::string & dtype, const py::object & imatrix,
                               int nthreads, bool allow_nonfinite, int simd) {
     require_c_matrix(src, "quantize", "source");
@@ -65,14 +76,7 @@ py::array_t<uint8_t> quantize(int32_t type, const py::array & src, const std::st
         ggq::quantize_rows(type, sp, sd, dp, nrows, n_per_row, opt);
         if (!allow_nonfinite) bad = ggq::first_nonfinite_block(type, dp, nrows, n_per_row, nthreads);
     }
-    if (bad.row >= 0) {
-        const ggq::type_traits & tt = ggq::get_type_traits(type);
-        ggq::fail(ggq::error_kind::nonfinite, "quantize",
-                  "row " + std::to_string(bad.row) + ", block " + std::to_string(bad.block) + " (values " +
-                      std::to_string(bad.block * tt.blck_size) + " to " + std::to_string((bad.block + 1) * tt.blck_size - 1) +
-                      "): the finite input is too large for " + tt.name +
-                      ", whose block decodes to Inf or NaN (pass allow_nonfinite=True to keep ggml's bytes)");
-    }
+    if (bad.row >= 0) fail_nonfinite_output("quantize", "", type, bad);
     return out;
 }
 
@@ -135,9 +139,22 @@ py::list quantize_batch(const py::list & jobs, int nthreads, bool allow_nonfinit
     opt.nthreads = nthreads;
     opt.allow_nonfinite = allow_nonfinite;
     opt.simd = simd;
+    size_t bad_job = js.size();
+    ggq::block_position bad;
     {
         py::gil_scoped_release nogil;
         ggq::quantize_batch(js.data(), js.size(), opt);
+        for (size_t k = 0; k < js.size() && !allow_nonfinite; ++k) {
+            bad = ggq::first_nonfinite_block(js[k].type, js[k].dst, js[k].nrows, js[k].n_per_row, nthreads);
+            if (bad.row >= 0) {
+                bad_job = k;
+                break;
+            }
+        }
+    }
+    if (bad_job < js.size()) {
+        fail_nonfinite_output("quantize_batch", js[bad_job].label.empty() ? std::string() : js[bad_job].label + ": ",
+                              js[bad_job].type, bad);
     }
     py::list sizes;
     for (const auto & j : js) sizes.append((size_t)j.nrows * ggq::row_size(j.type, j.n_per_row));

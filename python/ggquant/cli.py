@@ -357,7 +357,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_planner_commands(sub: argparse._SubParsersAction, cv: argparse.ArgumentParser) -> None:
+def _add_planner_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], cv: argparse.ArgumentParser) -> None:
     g = cv.add_argument_group("planning to a budget (instead of -q PRESET)")
     g.add_argument("--target-bpw", type=float, metavar="BPW", help="choose per-tensor types for this many bits per weight")
     g.add_argument("--target-size", metavar="SIZE", help="... for this file size (e.g. 3.5G, 900MiB)")

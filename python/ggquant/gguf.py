@@ -146,7 +146,7 @@ class _TensorList(Sequence[GGUFTensor]):
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: Any) -> Any:  # int -> GGUFTensor, slice -> list
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(self._n))]
         i = int(i)
@@ -192,7 +192,7 @@ class GGUFReader:
     def __init__(self, path: PathArg):
         self.path = fs_path(path, "GGUF file")
         self._h = _core.gguf_read(os.fsencode(self.path))
-        self._buf = np.frombuffer(self._h, dtype=np.uint8)
+        self._buf = np.frombuffer(self._h, dtype=np.uint8)  # type: ignore[call-overload]  # GGUFHandle is a buffer
         self.version: int = self._h.version
         self.alignment: int = self._h.alignment
         self.metadata: OrderedDict[str, Any] = OrderedDict()
@@ -228,8 +228,8 @@ class GGUFReader:
     def close(self) -> None:
         """Drop this reader's references to the mapping (views handed out keep it alive)."""
         self.tensors = []
-        self._buf = None  # type: ignore[assignment]
-        self._h = None
+        self._buf = None  # type: ignore[assignment,unused-ignore]
+        self._h = None  # type: ignore[assignment]
 
     def __enter__(self) -> GGUFReader:
         return self

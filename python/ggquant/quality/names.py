@@ -78,7 +78,8 @@ def unpermute(w: np.ndarray, n_head: int, n_head_kv: int) -> np.ndarray:
         [0, 2, 1, 3]
     """
     n = n_head_kv if n_head != n_head_kv else n_head
-    return w.reshape(n, w.shape[0] // n // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    out: np.ndarray = w.reshape(n, w.shape[0] // n // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    return out
 
 
 def gguf_tensor_map(hparams: Mapping[str, Any], hf_shapes: Mapping[str, tuple[int, ...]]) -> tuple[Arch, dict[str, TensorMap]]:
