@@ -194,12 +194,7 @@ def _add_reach_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
     qz.add_argument("infile", help="input .gguf (any shard of a split set)")
     qz.add_argument("outfile", help="output .gguf (with --keep-split: the shards' prefix)")
     qz.add_argument("preset", help="preset (Q4_K_M, Q5_K_M, Q6_K, Q8_0, IQ4_XS, F16, ...) or one ggml type (q4_K)")
-    qz.add_argument("--imatrix", help="importance matrix from llama-imatrix (GGUF or legacy .dat)")
-    qz.add_argument("--tensor-type", action="append", metavar="REGEX=TYPE",
-                    help="override the type of tensors whose name matches REGEX (repeatable)")
-    qz.add_argument("--output-tensor-type", metavar="TYPE", help="type of output.weight")
-    qz.add_argument("--token-embedding-type", metavar="TYPE", help="type of token_embd.weight")
-    qz.add_argument("--pure", action="store_true", help="no mixture rules: the preset's base type everywhere")
+    _add_llama_quantize_args(qz)
     qz.add_argument("--allow-requantize", action="store_true", help="requantize tensors that are quantized already")
     qz.add_argument("--keep-split", action="store_true", help="one output shard per input shard")
     qz.add_argument("--dry-run", action="store_true", help="print the per-tensor plan; write nothing")
@@ -221,6 +216,16 @@ def _add_reach_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 # ---- end reach
+
+
+def _add_llama_quantize_args(p: argparse.ArgumentParser) -> None:
+    """The per-tensor options ``convert`` and ``quantize`` share with llama-quantize."""
+    p.add_argument("--imatrix", help="importance matrix file from llama-imatrix (GGUF or legacy .dat)")
+    p.add_argument("--tensor-type", action="append", metavar="REGEX=TYPE",
+                   help="override the type of tensors whose name matches REGEX (repeatable), e.g. attn_v=q8_0")
+    p.add_argument("--token-embedding-type", metavar="TYPE", help="type of token_embd.weight")
+    p.add_argument("--output-tensor-type", metavar="TYPE", help="type of output.weight")
+    p.add_argument("--pure", action="store_true", help="no mixture rules: the preset's base type everywhere")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,12 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
                     help="--format mlx: convert the weights to this dtype first (default: config.json's torch_dtype, "
                          "as mlx_lm.convert)")
-    cv.add_argument("--imatrix", help="importance matrix file from llama-imatrix (GGUF or legacy .dat)")
-    cv.add_argument("--tensor-type", action="append", metavar="REGEX=TYPE",
-                    help="override the type of tensors whose name matches REGEX (repeatable), e.g. attn_v=q8_0")
-    cv.add_argument("--token-embedding-type", metavar="TYPE", help="type of token_embd.weight")
-    cv.add_argument("--output-tensor-type", metavar="TYPE", help="type of output.weight")
-    cv.add_argument("--pure", action="store_true", help="no mixture rules: the preset's base type everywhere")
+    _add_llama_quantize_args(cv)
     cv.add_argument("--dry-run", action="store_true", help="print the per-tensor plan and the predicted size; write nothing")
     cv.add_argument("--quiet", action="store_true", help="no progress bar")
     cv.add_argument("--allow-requantize", action="store_true",
