@@ -30,3 +30,18 @@ def ggml() -> _ggml.GGML:
     if oracle is None:
         pytest.skip(why)
     return oracle
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, dict[str, object]]:
+    """A 2-layer Llama checkpoint (hidden 256, vocabulary 384, tests/hf_models.py) with ``text.txt`` and its
+    F32, Q8_0, Q4_0 and Q2_K conversions: ``(model_dir, {preset: gguf path})``. Treat both as read-only."""
+    pytest.importorskip("transformers")
+    import ggquant
+    import hf_models
+
+    d = tmp_path_factory.mktemp("tiny_llama")
+    hf_models.build("llama", d, hidden=256, layers=2, vocab=384)
+    (d / "text.txt").write_text(" ".join(hf_models.CORPUS * 3) + "\n")
+    files = {p: ggquant.convert(d, d / f"{p}.gguf", p, quiet=True).path for p in ("F32", "Q8_0", "Q4_0", "Q2_K")}
+    return d, files

@@ -23,16 +23,8 @@ CTX = 64
 TEXT = " ".join(hf_models.CORPUS * 3)
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("llama")
-    hf_models.build("llama", d, hidden=256, layers=2, vocab=384)
-    out = {p: ggquant.convert(d, d / f"{p}.gguf", p, quiet=True).path for p in ("F32", "Q4_0", "Q2_K")}
-    return d, out
-
-
-def test_backends_agree(files):
-    d, f = files
+def test_backends_agree(tiny_llama):
+    d, f = tiny_llama
     et = Evaluator(d, TEXT, ctx=CTX, n_chunks=5, progress=False)
     el = Evaluator(f["F32"], TEXT, ctx=CTX, n_chunks=5, progress=False, backend="llama.cpp")
     assert np.array_equal(et.tokens, el.tokens)  # same tokenizer, same BOS handling
@@ -46,8 +38,8 @@ def test_backends_agree(files):
     assert et.evaluate(f["Q2_K"]).kld_mean > et.evaluate(f["Q4_0"]).kld_mean
 
 
-def test_llama_backend_bad_input(files, tmp_path):
-    d, f = files
+def test_llama_backend_bad_input(tiny_llama, tmp_path):
+    d, f = tiny_llama
     el = Evaluator(f["F32"], TEXT, ctx=CTX, n_chunks=2, progress=False, backend="llama.cpp")
     with pytest.raises(GGQuantError, match="backend='torch'"):
         el.evaluate("Q4_K_M")

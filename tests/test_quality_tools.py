@@ -23,17 +23,8 @@ CTX = 32
 TEXT = " ".join(hf_models.CORPUS * 3)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("llama")
-    hf_models.build("llama", d, hidden=256, layers=2, vocab=384)
-    (d / "text.txt").write_text(TEXT + "\n")
-    files = {p: ggquant.convert(d, d / f"{p}.gguf", p, quiet=True).path for p in ("F32", "Q8_0", "Q2_K")}
-    return d, files
-
-
-def test_imatrix_file_round_trips_and_follows_llama_cpp(tiny, tmp_path):
-    d, _ = tiny
+def test_imatrix_file_round_trips_and_follows_llama_cpp(tiny_llama, tmp_path):
+    d, _ = tiny_llama
     out = tmp_path / "imatrix.gguf"
     assert main(["imatrix", str(d), "-f", str(d / "text.txt"), "-o", str(out), "-c", str(CTX), "--chunks", "3",
                  "--quiet"]) == 0
@@ -72,8 +63,8 @@ def test_imatrix_of_experts(tmp_path):
         compute_imatrix(d, np.arange(10), ctx=CTX, progress=False)
 
 
-def test_validate_exit_codes_and_report(tiny, tmp_path):
-    d, f = tiny
+def test_validate_exit_codes_and_report(tiny_llama, tmp_path):
+    d, f = tiny_llama
     base = ["validate", "--baseline", str(d), "-f", str(d / "text.txt"), "-c", str(CTX), "--chunks", "3", "--quiet"]
     rep = tmp_path / "r.json"
     assert main(base + ["--quantized", str(f["Q8_0"]), "--max-kld", "0.01", "--json", str(rep)]) == 0
@@ -84,6 +75,18 @@ def test_validate_exit_codes_and_report(tiny, tmp_path):
     assert j["sha256"]["quantized"]["Q8_0.gguf"] == ggquant.quality.util.sha256_file(f["Q8_0"])
     assert len(j["sha256"]["text"]) == 64 and "model.safetensors" in j["sha256"]["baseline"]
     assert main(base + ["--quantized", str(f["Q2_K"]), "--max-kld", "0.0001", "--max-ppl-ratio", "10"]) == 1
+    # a plan report (as ggquant convert --report writes it) gets the measured errors of its file
+    plan = tmp_path / "plan.json"
+    names = [t.name for t in ggquant.gguf.GGUFReader(f["Q8_0"]).tensors]
+    plan.write_text(json.dumps({"format": "ggquant-plan-report", "predicted_error": 0.001,
+                                "tensors": [{"name": n, "predicted_error": 0.0, "measured_error": None} for n in names]}))
+    assert main(base + ["--quantized", str(f["Q8_0"]), "--json", str(rep), "--plan-report", str(plan)]) == 0
+    pj, j = json.loads(plan.read_text()), json.loads(rep.read_text())
+    assert pj["measured"]["kld_mean"] == j["result"]["kld_mean"] > 0 and pj["measured_error_unit"] == "mse"
+    measured = {t["name"]: t["measured_error"] for t in pj["tensors"]}
+    assert measured["blk.0.attn_q.weight"] == j["tensors"]["blk.0.attn_q.weight"]["mse"] > 0
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(base + ["--quantized", str(f["Q8_0"]), "--plan-report", str(tmp_path / "bad.json")]) == 2
     assert main(base + ["--quantized", str(tmp_path / "missing.gguf")]) == 2
     with pytest.raises(SystemExit) as e:
         main(["validate", "--baseline", str(d)])
@@ -92,8 +95,8 @@ def test_validate_exit_codes_and_report(tiny, tmp_path):
     assert not r.passed and "PPL ratio" in r.failures[0] and r.tensors["blk.1.ffn_up.weight"]["type"] == "Q2_K"
 
 
-def test_diff(tiny, tmp_path, capsys):
-    d, f = tiny
+def test_diff(tiny_llama, tmp_path, capsys):
+    d, f = tiny_llama
     assert main(["diff", str(f["Q8_0"]), str(f["Q8_0"])]) == 0
     assert "identical" in capsys.readouterr().out
     rep = diff_gguf(f["Q8_0"], f["Q2_K"])

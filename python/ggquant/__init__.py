@@ -15,6 +15,7 @@ from __future__ import annotations
 from . import gguf, imatrix, mlx, plan, safetensors  # usable as ggquant.gguf.GGUFReader after import ggquant
 from .convert import ConversionResult, convert, convert_many, convert_mlx
 from .config import config, get_num_threads, get_simd_level, set_num_threads, set_simd_level, show_config
+from . import errors as _errors
 from .errors import (
     FormatError,
     GGQuantError,
@@ -74,15 +75,6 @@ __all__ = [
     "set_num_threads",
     "get_simd_level",
     "set_simd_level",
-    "GGQuantError",
-    "ShapeError",
-    "NonFiniteError",
-    "UnsupportedTypeError",
-    "FormatError",
-    "GGUFError",
-    "SafetensorsError",
-    "GGQuantIOError",
-    "GGQuantWarning",
     "safe_open",
     "SafetensorsFile",
     "SafetensorsWriter",
@@ -100,4 +92,4 @@ __all__ = [
     "plan_for_budget",
     "quantize_file",
     "RequantizeResult",
-]
+] + _errors.__all__  # the error classes, listed once in errors.py

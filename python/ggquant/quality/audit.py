@@ -4,6 +4,7 @@ between two GGUF files), as functions returning JSON-serialisable reports."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GGQuantError
+from ..fileio import read_text_file
 from ..gguf import GGUFReader, GGUFSplitReader, read_gguf_split
 from ..plan import tensor_nbytes
 from ..quants import dequantize
@@ -79,6 +81,37 @@ class ValidationReport:
         d = asdict(self)
         d["passed"] = self.passed
         return d
+
+    def annotate_plan_report(self, path: str | os.PathLike[str]) -> None:
+        """Fill the measured errors of a plan report (``ggquant convert --target-... --report``) from this
+        validation of the planned file: per tensor ``measured_error`` (the MSE of its weights), and the
+        model's measured KLD, ln PPL ratio and top-1 beside the planner's ``predicted_error``.
+
+        Raises:
+            GGQuantError: ``path`` is not a readable plan report, or cannot be rewritten.
+        """
+        p = Path(path)
+        try:
+            doc = json.loads(read_text_file(p, "plan report"))
+        except ValueError as e:
+            raise GGQuantError(f"{p}: not a plan report: {e}") from e
+        if not isinstance(doc, dict) or doc.get("format") != "ggquant-plan-report" or \
+                not isinstance(doc.get("tensors"), list):
+            raise GGQuantError(f"{p}: not a plan report (ggquant convert --report writes one)")
+        for t in doc["tensors"]:
+            row = self.tensors.get(t.get("name", "")) if isinstance(t, dict) else None
+            if isinstance(t, dict):
+                t["measured_error"] = None if row is None else row.get("mse")
+        doc["measured_error_unit"] = "mse"
+        doc["measured"] = {"quantized": self.quantized, "kld_mean": self.result.kld_mean,
+                           "ln_ppl_ratio": self.result.ln_ppl_ratio, "top1": self.result.top1,
+                           "n_tokens": self.result.n_tokens}
+        tmp = p.with_name(p.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+            os.replace(tmp, p)
+        except OSError as e:
+            raise GGQuantError(f"{p}: cannot rewrite the plan report: {e}") from e
 
     def format(self) -> str:
         lines = [self.result.format()]

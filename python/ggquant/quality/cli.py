@@ -48,6 +48,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                        progress=not args.quiet, imatrix=args.imatrix)
         if args.json:
             _write_json(args.json, rep.to_dict())
+        if args.plan_report:
+            rep.annotate_plan_report(args.plan_report)
     except GGQuantError as e:
         print(f"ggquant validate: error: {e}", file=sys.stderr)
         return 2
@@ -87,6 +89,8 @@ def add_parsers(sub: Any) -> None:
     va.add_argument("--max-kld", type=float, default=None, help="fail when the mean KLD exceeds this")
     va.add_argument("--max-ppl-ratio", type=float, default=None, help="fail when PPL(Q)/PPL(base) exceeds this")
     va.add_argument("--json", default=None, metavar="REPORT", help="write the audit report (JSON) here")
+    va.add_argument("--plan-report", default=None, metavar="PLAN.json",
+                    help="fill the measured errors of this plan report (ggquant convert --report) of QUANTIZED")
     va.add_argument("-c", "--ctx", type=int, default=512, help="tokens per chunk (default 512)")
     va.add_argument("--chunks", type=int, default=None, help="at most this many chunks")
     va.add_argument("--backend", choices=["torch", "llama.cpp"], default="torch")
