@@ -92,4 +92,5 @@ __all__ = [
     "plan_for_budget",
     "quantize_file",
     "RequantizeResult",
-] + _errors.__all__  # the error classes, listed once in errors.py
+]
+__all__ += _errors.__all__  # the error classes, listed once in errors.py
