@@ -101,13 +101,18 @@ def test_non_utf8_model_and_output_names(tiny, tmp_path):
 _CHILD = textwrap.dedent("""
     import importlib, sys, time
     import ggquant
-    core, to_mlx = importlib.import_module("ggquant.convert.core"), importlib.import_module("ggquant.convert.to_mlx")
+    stream, to_mlx = importlib.import_module("ggquant.convert.stream"), importlib.import_module("ggquant.convert.to_mlx")
     fmt, src, out = sys.argv[1:4]
-    slow_q = core.quantize
-    def quantize(*a, **k):
+    slow_q = stream.quantize_batch
+    def quantize_batch(*a, **k):
         time.sleep(0.3)
         return slow_q(*a, **k)
-    core.quantize = quantize
+    stream.quantize_batch = quantize_batch
+    slow_t = ggquant.gguf.GGUFWriter.write_tensor  # small tensors are quantized in one batch: slow the writes too
+    def write_tensor(self, *a, **k):
+        time.sleep(0.3)
+        return slow_t(self, *a, **k)
+    ggquant.gguf.GGUFWriter.write_tensor = write_tensor
     slow_w = to_mlx.SafetensorsWriter.write
     def write(self, *a, **k):
         time.sleep(0.3)
@@ -124,7 +129,8 @@ _CHILD = textwrap.dedent("""
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     here = Path(__file__).parent
-    env["PYTHONPATH"] = os.pathsep.join([str(here.parent / "python"), str(here), env.get("PYTHONPATH", "")])
+    # the ggquant this test imported (the installed one in CI, the source tree in a development set-up)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(ggquant.__file__).parent.parent), str(here), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -188,17 +194,17 @@ def test_truncated_shard_is_an_error_not_sigbus(tiny, tmp_path):
     script = textwrap.dedent("""
         import importlib, os, sys
         import ggquant
-        core = importlib.import_module("ggquant.convert.core")
+        stream = importlib.import_module("ggquant.convert.stream")
         src, out = sys.argv[1:3]
-        real = core.quantize
+        real = stream._readable
         calls = []
-        def quantize(*a, **k):
+        def readable(*a, **k):
             calls.append(1)
             if len(calls) == 1:  # after the first tensor was read: another process truncates the file
                 shard = os.path.join(src, "model.safetensors")
                 os.truncate(shard, os.path.getsize(shard) // 2)
             return real(*a, **k)
-        core.quantize = quantize
+        stream._readable = readable
         try:
             ggquant.convert(src, out, "Q8_0", quiet=True)
         except ggquant.GGQuantIOError as e:

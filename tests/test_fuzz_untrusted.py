@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+import ggquant
+
 HERE = pathlib.Path(__file__).parent
 FUZZ = HERE / "fuzz"
 
@@ -27,7 +29,8 @@ def seeds(tmp_path_factory) -> pathlib.Path:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent / "python"), env.get("PYTHONPATH", "")])
+    # the ggquant this test imported (the installed one in CI, the source tree in a development set-up)
+    env["PYTHONPATH"] = os.pathsep.join([str(pathlib.Path(ggquant.__file__).parent.parent), env.get("PYTHONPATH", "")])
     return env
 
 

@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("mypy", reason="mypy is not installed (pip install mypy, or the 'test' extra)")
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON_DIR = Path(ggquant.__file__).resolve().parent.parent
+PYTHON_DIR = Path(ggquant.__file__).resolve().parent.parent  # where the imported (built) package is
+SOURCE_DIR = ROOT / "python"  # what mypy checks: the sources (an installed copy in site-packages may not be on MYPYPATH)
 pytestmark = pytest.mark.slow
 
 USER_SCRIPT = '''
@@ -59,7 +60,7 @@ level: str = ggquant.get_simd_level()
 
 
 def _mypy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(PYTHON_DIR), MYPYPATH=str(PYTHON_DIR))
+    env = dict(os.environ, PYTHONPATH=str(SOURCE_DIR), MYPYPATH=str(SOURCE_DIR))
     return subprocess.run([sys.executable, "-m", "mypy", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=600, check=False)
 
@@ -80,7 +81,7 @@ def test_core_stub_matches_the_extension(tmp_path):
 
 
 def test_package_passes_mypy_strict(cache_dir):
-    p = _mypy("--strict", "--cache-dir", str(cache_dir), str(PYTHON_DIR / "ggquant"), cwd=ROOT)
+    p = _mypy("--strict", "--cache-dir", str(cache_dir), str(SOURCE_DIR / "ggquant"), cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
 
 

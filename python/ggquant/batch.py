@@ -102,7 +102,9 @@ def quantize_batch(jobs: Sequence[QuantJob], *, nthreads: int | None = None, all
             raise ShapeError(f"{j.name or 'job'}: cannot quantize shape {tuple(src.shape)}")
         src = np.ascontiguousarray(src)  # a view of whole rows is read in place; a strided one copied once
         w = None if j.imatrix is None else np.ascontiguousarray(np.asarray(j.imatrix, np.float32).reshape(-1))
-        packed.append((int(t), src.reshape(-1), _code(j), int(src.shape[-1]), j.out, int(j.offset), w, j.name))
+        # the label goes into C++ messages: undecodable path bytes (surrogate escapes) as \xNN
+        label = j.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        packed.append((int(t), src.reshape(-1), _code(j), int(src.shape[-1]), j.out, int(j.offset), w, label))
     return list(_core.quantize_batch(packed, 0 if nthreads is None else int(nthreads), bool(allow_nonfinite)))
 
 

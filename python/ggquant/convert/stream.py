@@ -131,6 +131,8 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
 
     def flush() -> None:
         if batch.jobs:
+            if ck is not None:  # the batch reads views mapped earlier: a file shrunk since is an error, not SIGBUS
+                ck.check_sizes()
             quantize_batch(batch.jobs, nthreads=nthreads)
         for a in batch.arrays:
             release_pages(a)

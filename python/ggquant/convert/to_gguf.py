@@ -220,11 +220,13 @@ def _plan_for(source: GGUFSource, out: GGUFOutput, has_imatrix: bool) -> Plan:
     if isinstance(out.preset, Plan):
         plan = out.preset
         want = [(t.name, tuple(t.shape)) for t in source.tensors]
-        got = [(t.name, tuple(t.shape)) for t in plan.tensors]
-        if got != want:
-            bad = next((g for g, w in zip(got, want) if g != w), None) or f"{len(got)} tensors, not {len(want)}"
+        by_name = {t.name: t for t in plan.tensors}
+        got = sorted((t.name, tuple(t.shape)) for t in plan.tensors)
+        if got != sorted(want) or len(by_name) != len(plan.tensors):
+            bad = next((g for g, w in zip(got, sorted(want)) if g != w), None) or f"{len(got)} tensors, not {len(want)}"
             raise GGQuantError(f"the plan does not match the model's tensors (first difference: {bad})")
-        return dataclasses.replace(plan, warnings=list(plan.warnings))  # the caller's plan stays as it was
+        # in the source's order (llama-quantize's for quantized files); the caller's plan stays as it was
+        return dataclasses.replace(plan, tensors=[by_name[n] for n, _ in want], warnings=list(plan.warnings))
     return plan_quantization([(t.name, t.shape) for t in source.tensors], out.preset, source.model,
                              has_imatrix=has_imatrix, tensor_types=out.tensor_types,
                              token_embedding_type=out.token_embedding_type,

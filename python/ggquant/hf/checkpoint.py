@@ -128,6 +128,12 @@ class Checkpoint:
 
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _mapped: dict[str, int] = field(default_factory=dict)  # memory-mapped file -> its size when opened
+
+    def check_sizes(self) -> None:
+        """Raise GGQuantIOError if a memory-mapped file shrank since it was opened (reading it would be SIGBUS)."""
+        for path, size in self._mapped.items():
+            check_size_unchanged(path, size, "safetensors file")
 
     def add(self, name: str, shape: Iterable[int], dtype: str, stored: Callable[[], np.ndarray], origin: str,
             decode: Callable[[], np.ndarray] | None = None) -> None:
@@ -218,6 +224,7 @@ def _storage_dtype(st_dtype: str) -> np.dtype:
 
 def _add_safetensors_file(ck: Checkpoint, f: SafetensorsFile) -> None:
     path, size = f.path, os.path.getsize(f.path)
+    ck._mapped[path] = size
     with open(path, "rb") as fh:  # the strict reader has validated the header; the data follow it
         data_start = 8 + int.from_bytes(fh.read(8), "little")
     rows = sorted(((f.data_offsets(n), n) for n in f.keys()))  # file order
