@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calib_cache import write_json
 from ..errors import GGQuantError
 from ..fileio import read_text_file
 from ..gguf import GGUFReader, GGUFSplitReader, read_gguf_split
@@ -106,12 +107,7 @@ class ValidationReport:
         doc["measured"] = {"quantized": self.quantized, "kld_mean": self.result.kld_mean,
                            "ln_ppl_ratio": self.result.ln_ppl_ratio, "top1": self.result.top1,
                            "n_tokens": self.result.n_tokens}
-        tmp = p.with_name(p.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-            os.replace(tmp, p)
-        except OSError as e:
-            raise GGQuantError(f"{p}: cannot rewrite the plan report: {e}") from e
+        write_json(p, doc, GGQuantError, "plan report")
 
     def format(self) -> str:
         lines = [self.result.format()]
