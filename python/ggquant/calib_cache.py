@@ -299,7 +299,7 @@ def write_json(path: str | os.PathLike[str], doc: Any, err: type[GGQuantError], 
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
         os.replace(tmp, p)
     except OSError as e:
         raise err(f"{p}: cannot write the {what}: {e}") from e

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..calib_cache import write_json
 from ..errors import GGQuantError
 from .audit import diff_gguf, validate
 from .imatrix_torch import compute_imatrix
-
-
-def _write_json(path: str, obj: dict[str, Any]) -> None:
-    # temp file + rename: no partial report on failure
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".ggquant-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _cmd_imatrix(args: argparse.Namespace) -> int:
@@ -47,7 +33,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                        max_ppl_ratio=args.max_ppl_ratio, ctx=args.ctx, n_chunks=args.chunks, backend=args.backend,
                        progress=not args.quiet, imatrix=args.imatrix)
         if args.json:
-            _write_json(args.json, rep.to_dict())
+            write_json(args.json, rep.to_dict(), GGQuantError, "validation report")
         if args.plan_report:
             rep.annotate_plan_report(args.plan_report)
     except GGQuantError as e:
