@@ -22,6 +22,7 @@ from pathlib import Path
 import ggquant
 import hf_models
 import llama_oracle
+import reach_oracles
 import numpy as np
 import pytest
 from ggquant import GGMLType, GGQuantError
@@ -330,19 +331,8 @@ def test_cli_dry_run_and_convert(models, tmp_path):
     assert p.returncode == 1 and "error" in p.stderr
 
 
-def _reference_converter() -> Path | None:
-    """llama.cpp's source tree: $LLAMA_CPP_DIR, else the sdist unpacked by tests/oracle/build_oracle.sh."""
-    sub = Path("llama_cpp_python-0.3.36") / "vendor" / "llama.cpp"
-    oracles = [Path(os.environ.get("ORACLE_DIR", Path.home() / ".cache" / "ggquant-oracle")),
-               Path(__file__).resolve().parent.parent / "build" / "oracle"]  # .ci/run's ORACLE_DIR
-    for d in (os.environ.get("LLAMA_CPP_DIR"), *(o / sub for o in oracles)):
-        if d and (Path(d) / "convert_hf_to_gguf.py").is_file() and (Path(d) / "conversion").is_dir():
-            return Path(d)
-    return None
-
-
 @needs_hf
-@pytest.mark.skipif(_reference_converter() is None, reason="no llama.cpp source tree (set LLAMA_CPP_DIR, or run "
+@pytest.mark.skipif(reach_oracles.reference_converter() is None, reason="no llama.cpp source tree (set LLAMA_CPP_DIR, or run "
                     "tests/oracle/build_oracle.sh) to compare with llama.cpp's convert_hf_to_gguf.py")
 @pytest.mark.parametrize("arch", [*ARCHS, "qwen2-named-with-card", "llama-spm-tokenizer-json"])
 def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_path):
@@ -375,19 +365,9 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
         arch = "llama"
     else:
         d, _ = models(arch)
-    src = _reference_converter()
     pre = {"llama": "llama-bpe", "mixtral": "llama-bpe", "qwen2": "qwen2", "qwen2moe": "qwen2"}.get(arch, "")
     # the freshly trained vocabularies have no known chkhsh: tell convert_hf_to_gguf.py the pre-tokenizer name
-    script = (f"import sys, runpy; sys.path[:0] = [{str(src)!r}, {str(src / 'gguf-py')!r}]\n"
-              "import conversion.base as b\n"
-              f"o = b.TextModel.get_vocab_base_pre\n"
-              "def p(self, t):\n    try:\n        return o(self, t)\n    except NotImplementedError:\n"
-              f"        return {pre!r}\n"
-              "b.TextModel.get_vocab_base_pre = p\n"
-              f"sys.argv = ['c', {str(d)!r}, '--outtype', 'f32', '--outfile', {str(tmp_path / 'ref.gguf')!r}]\n"
-              f"runpy.run_path({str(src / 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n")
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
-    assert p.returncode == 0, p.stderr[-2000:]
+    reach_oracles.convert_hf_to_gguf(d, tmp_path / "ref.gguf", "f32", pre)
     ours = tmp_path / "ours.gguf"
     ggquant.convert(d, ours, "F32", quiet=True)
     a, b = gguf.GGUFReader(str(ours)), gguf.GGUFReader(str(tmp_path / "ref.gguf"))
