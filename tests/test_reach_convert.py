@@ -67,11 +67,11 @@ def _build(arch: str, d: Path, hidden: int = 64):
         model = tr.Olmo2ForCausalLM(tr.Olmo2Config(**c, pad_token_id=None, bos_token_id=None))
     elif arch == "mistral-head-dim":  # Mistral-Nemo/Small: head_dim 32 != hidden / heads = 16
         model = tr.MistralForCausalLM(tr.MistralConfig(**dict(common, eos_token_id=1), bos_token_id=2, sliding_window=None))
-    elif arch in ("gemma2", "gemma3", "gemma3-vlm"):
+    elif arch in ("gemma2", "gemma3", "gemma3-vlm", "gemma3-bpe"):
         g = dict(common, bos_token_id=2, eos_token_id=1, pad_token_id=0, sliding_window=64, query_pre_attn_scalar=32)
         if arch == "gemma2":
             model = tr.Gemma2ForCausalLM(tr.Gemma2Config(**g, attn_logit_softcapping=50.0, final_logit_softcapping=30.0))
-        elif arch == "gemma3":
+        elif arch in ("gemma3", "gemma3-bpe"):
             model = tr.Gemma3ForCausalLM(tr.Gemma3TextConfig(**g))
         else:
             vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
@@ -84,7 +84,7 @@ def _build(arch: str, d: Path, hidden: int = 64):
         for n, p in model.named_parameters():
             if "norm" in n:
                 p.normal_(0.0 if arch.startswith("gemma") else 1.0, 0.1)
-    if arch.startswith(("gemma", "mistral", "phi3")):
+    if arch.startswith(("gemma", "mistral", "phi3")) and arch != "gemma3-bpe":  # Gemma 3 may ship tokenizer.json only
         hf_models.spm_tokenizer(d, V, dummy_prefix=not arch.startswith("gemma"))
     elif arch in ("smollm3", "llama3-rope", "granite"):
         hf_models.bpe_tokenizer(d, V, hf_models.LLAMA3_REGEX, bos=True)
@@ -165,14 +165,14 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
         llm.close()
 
 
-@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma2",
+@pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma3-bpe", "gemma2",
                                   "mistral-head-dim", "smollm3", "olmo2", "llama3-rope", "phi3-longrope",
                                   "granite"])
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
     ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe"}.get(
+    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe", "gemma3-bpe": "qwen2"}.get(
         arch, "" if arch.startswith(("gemma", "mistral", "phi3")) else "qwen2"))
     ggquant.convert(d, ours, "F32", quiet=True)
     assert _kvs(ours) == _kvs(ref)
@@ -221,6 +221,16 @@ def test_no_tokenizer_is_an_error_unless_no_vocab(tmp_path):
     assert a.fields["tokenizer.ggml.tokens"].contents() == b.fields["tokenizer.ggml.tokens"].contents()
     assert cli.main(["convert", str(d), "-o", str(tmp_path / "e.gguf"), "--quiet"]) == 1
     assert cli.main(["convert", str(d), "-o", str(tmp_path / "e.gguf"), "--quiet", "--no-vocab"]) == 0
+
+
+def test_gemma2_without_tokenizer_model_is_an_error(tmp_path):
+    d = tmp_path / "gemma2"
+    _build("gemma2", d)
+    (d / "tokenizer.model").unlink()
+    hf_models.bpe_tokenizer(d, V, hf_models.QWEN2_REGEX, bos=False)
+    with pytest.raises(ggquant.GGQuantError, match=r"Gemma 2 needs tokenizer\.model"):
+        ggquant.convert(d, tmp_path / "a.gguf", "Q8_0", quiet=True)
+    assert not (tmp_path / "a.gguf").exists()
 
 
 def test_requantize_warnings_reach_python_warnings(tmp_path):

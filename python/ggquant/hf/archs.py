@@ -466,6 +466,11 @@ class Arch:
         elif a in ("gemma2", "gemma3") and has_spm:
             e += tk.spm_vocab(model_dir, h)
             e.append(("tokenizer.ggml.add_space_prefix", False, BOOL, None))
+        elif a == "gemma3":  # Gemma3Model falls back to tokenizer.json's BPE
+            e += tk.bpe_vocab(model_dir, h)
+        elif a == "gemma2":
+            raise GGQuantError(f"{model_dir}: Gemma 2 needs tokenizer.model (llama.cpp reads its SentencePiece "
+                               f"vocabulary); only tokenizer.json was found; pass --tokenizer-dir DIR")
         elif a == "phi3":
             if tc.get("tokenizer_class") == "GPT2Tokenizer" or not has_spm:
                 e += tk.bpe_vocab(model_dir, h)
