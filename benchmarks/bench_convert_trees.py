@@ -60,7 +60,7 @@ def main() -> None:
                 res.setdefault((job, label), []).append(run(tree, call, model, out))
                 shutil.rmtree(out, ignore_errors=True)
                 Path(str(out) + ".gguf").unlink(missing_ok=True)
-    print(f"| conversion | before | after | after / before | peak RSS before / after |")
+    print("| conversion | before | after | after / before | peak RSS before / after |")
     print("|---|---|---|---|---|")
     for job in JOBS:
         b, a = res[(job, "before")], res[(job, "after")]

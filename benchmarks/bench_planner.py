@@ -86,8 +86,8 @@ def main() -> int:
             print(_row(rows[-1]), flush=True)
 
     print()
-    print(f"| preset | imatrix | preset bytes | planner bytes | size ratio | KLD preset | KLD planner | KLD ratio | "
-          f"ln PPL ratio preset | ln PPL ratio planner | top-1 preset | top-1 planner |")
+    print("| preset | imatrix | preset bytes | planner bytes | size ratio | KLD preset | KLD planner | KLD ratio | "
+          "ln PPL ratio preset | ln PPL ratio planner | top-1 preset | top-1 planner |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         preset, label, sb, qb, a, b, _, _ = row

@@ -158,7 +158,7 @@ def compute_types(tensors, ftype: int, *, arch: str, n_layer: int, n_head: int, 
     params = llama.llama_model_quantize_default_params()
     params.ftype = ftype
     params.pure = pure
-    keep = _set_overrides(params, tensor_types)
+    keep = _set_overrides(params, tensor_types)  # noqa: F841  (the override array must outlive the call)
     qs = llama.llama_quant_init(model, ctypes.byref(params))
     ctx = base.ggml_init(_InitParams(64 << 20, None, True))
     try:

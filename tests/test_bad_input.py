@@ -5,7 +5,6 @@ must be a GGQuantError subclass."""
 from __future__ import annotations
 
 import ctypes
-import errno
 import json
 import math
 import os

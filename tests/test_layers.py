@@ -13,7 +13,7 @@ PKG = Path(ggquant.__file__).resolve().parent
 # module (dotted, below ggquant) -> layer; a module may import only modules of its layer or below
 LAYERS: dict[str, int] = {
     "_core": 0, "errors": 0,
-    "qtypes": 1, "gguf_values": 1, "config": 1, "fileio": 1, "_checks": 1, "torch_io": 1, "hub": 1,
+    "qtypes": 1, "gguf_values": 1, "config": 1, "progress": 1, "fileio": 1, "_checks": 1, "torch_io": 1, "hub": 1,
     "quants": 2, "mlx": 2, "batch": 2,
     "gguf": 3, "safetensors": 3, "imatrix": 3,
     "plan": 4, "hf": 4, "hf.checkpoint": 4, "hf.archs": 4, "hf.tokenizer": 4, "hf.naming": 4, "hf.pretok_hashes": 4,

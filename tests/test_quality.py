@@ -143,11 +143,16 @@ def test_interrupt_restores_weights(tiny, monkeypatch):
     assert all(torch_equal(before[k], after[k]) for k in before)
 
 
-def test_progress_shows_chunks_and_eta(tiny, capsys):
+def test_progress_shows_chunks_and_eta(tiny, capsys, monkeypatch):
     d, _, _ = tiny
+    Evaluator(d, TEXT, ctx=CTX, n_chunks=2, progress=True)
+    assert "baseline" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # plain-text fallback
     Evaluator(d, TEXT, ctx=CTX, n_chunks=2, progress=True)
     err = capsys.readouterr().err
     assert "chunk 2/2" in err and "ETA" in err
+    Evaluator(d, TEXT, ctx=CTX, n_chunks=2, progress=False)
+    assert "chunk" not in capsys.readouterr().err  # (transformers' own loading bar may be there)
 
 
 def test_bad_input(tiny, tmp_path, monkeypatch):

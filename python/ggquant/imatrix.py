@@ -18,7 +18,6 @@ The weights are computed exactly as ``llama-quantize`` computes them (float32 ar
 from __future__ import annotations
 
 import difflib
-import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +47,7 @@ from .convert import open_model as open_hf_model
 from .convert.core import imatrix_weights
 from .hf.checkpoint import to_compute_dtype
 from .imatrix import imatrix_for, load_imatrix
+from .progress import Progress
 from .plan import ModelInfo, PlannedTensor, allows_quantization, tensor_nbytes, tensor_requires_imatrix
 from .quality import Evaluator
 from .qtypes import GGMLType, all_types, resolve_type, type_info
@@ -416,30 +416,6 @@ def weight_errors(slices: Sequence[np.ndarray], types: Sequence[GGMLType],
 
 
 # ---------------------------------------------------------------------------------------------
-# progress
-
-
-class _Progress:
-    def __init__(self, total: int, what: str, quiet: bool):
-        self.total, self.what, self.quiet = total, what, quiet
-        self.done = 0
-        self.t0 = time.perf_counter()
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        if self.quiet:
-            return
-        el = time.perf_counter() - self.t0
-        eta = el / self.done * (self.total - self.done)
-        print(f"\r[{self.what} {self.done}/{self.total}] {label[:48]:<48} ETA {eta:5.0f} s", end="",
-              file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if not self.quiet and self.done:
-            print(file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def _read_calib(calib: str | os.PathLike[str] | None) -> str | None:
@@ -574,16 +550,17 @@ def profile(
         have = db.get_many(keyed.values()) if db is not None else {}
         n_cached = len(have)
         todo = [j for j in jobs if any(keyed[(j[0], t)] not in have for t in j[2])]
-        prog = _Progress(len(todo), "weight error", quiet)
+        prog = Progress(len(todo), quiet, desc="weight error", unit="tensor")
         try:
             for i, tp, ok, weights in todo:
+                prog.start(tp.name)
                 errs = weight_errors(mt.rows(i, max_rows), ok, weights)
                 recs = [(keyed[(i, t)], tensor_nbytes(tp.shape, t), e) for t, e in errs.items()]
                 for k, b, e in recs:
                     have[k] = (b, e)
                 if db is not None:
                     db.put_many(recs)  # one tensor at a time: an interrupted profile resumes here
-                prog.step(tp.name)
+                prog.update()
         finally:
             prog.close()
         for i, tp, ok, _ in jobs:
@@ -627,15 +604,16 @@ def _measure_sensitivity(prof: Profile, mode: str, probe: GGMLType, text: str, c
     todo = [(g, ts) for g, ts in groups if keys[g] not in have]
     if todo and evaluator is None:
         evaluator = _make_evaluator(prof.model_dir, text, ctx, n_chunks, quiet)
-    prog = _Progress(len(todo), "KLD sensitivity", quiet)
+    prog = Progress(len(todo), quiet, desc="KLD sensitivity", unit="group")
     try:
         for g, ts in todo:
+            prog.start(g)
             mapping = {t.name: _probe_for(t, probe) for t in ts}
             r = evaluator.evaluate(mapping, imatrix=imatrix)
             have[keys[g]] = (0, max(float(r.kld_mean), 0.0))
             if db is not None:
                 db.put_many([(keys[g], 0, have[keys[g]][1])])
-            prog.step(g)
+            prog.update()
     finally:
         prog.close()
     prof.cached += len(groups) - len(todo)

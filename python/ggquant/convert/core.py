@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from ..hub import is_hub_id, resolve_model
 from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
                              to_compute_dtype)
 from ..plan import PlannedTensor
+from ..progress import Progress
 from ..qtypes import GGMLType, type_info
 from ..quants import quantize
 
@@ -150,56 +149,6 @@ def open_model(model: str | os.PathLike[str] | Mapping[str, Any], config: Any = 
         ck.close()
         raise
     return HFModel(ck, hparams, model_dir)
-
-
-# ---------------------------------------------------------------------------------------------
-# progress
-
-
-class Progress:
-    """Progress over bytes of source tensors on stderr: a tqdm bar, or plain lines with an ETA without tqdm.
-
-    Args:
-        total: bytes to go through.
-        quiet: print nothing.
-    """
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-        self.done = 0
-        self.total = total
-        self.t0 = time.perf_counter()
-        if quiet:
-            return
-        try:
-            from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
-
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
-                            desc="converting", file=sys.stderr)
-        except ImportError:
-            self.bar = None
-
-    def start(self, name: str, what: str) -> None:
-        """A tensor starts: ``name`` and what it becomes (a type name)."""
-        if self.quiet:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{name} -> {what}", refresh=False)
-        else:
-            el = time.perf_counter() - self.t0
-            eta = el / self.done * (self.total - self.done) if self.done else float("nan")
-            print(f"[{100 * self.done / max(self.total, 1):5.1f}%] {name} -> {what} (ETA {eta:.0f} s)",
-                  file=sys.stderr, flush=True)
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ from .llama_backend import LlamaModel
 from .logprobs import BaseLogProbs, compare, encode_log_probs
 from .stats import EvalResult, compute_stats
 from .torch_backend import TorchModel
-from .util import Progress, read_text
+from ..progress import Progress
+from .util import read_text
 
 BACKENDS = ("torch", "llama.cpp")
 
@@ -104,12 +105,13 @@ class Evaluator:
         return self.n_chunks * self.n_scored
 
     def _run(self, what: str) -> Iterator[np.ndarray]:
-        prog = Progress(what, self.n_chunks, self.progress)
+        prog = Progress(self.n_chunks, not self.progress, desc=what, unit="chunk")
         done = False
         try:
             for i in range(self.n_chunks):
+                prog.start(f"chunk {i + 1}/{self.n_chunks}")
                 yield self._model.logits(self.tokens[i * self.ctx:(i + 1) * self.ctx], self.first)
-                prog.update(i + 1)
+                prog.update()
             done = True
         finally:
             prog.close(interrupted=not done)

@@ -21,7 +21,8 @@ from ..gguf import GGUFValueType, GGUFWriter
 from ..qtypes import GGMLType
 from .names import TensorMap
 from .torch_backend import TorchModel
-from .util import Progress, read_text
+from ..progress import Progress
+from .util import read_text
 
 
 class _Acc:
@@ -143,17 +144,18 @@ def compute_imatrix(
         raise GGQuantError(f"the calibration text has {len(tokens)} tokens, fewer than one chunk of ctx = {ctx}")
     n = min(total, n_chunks) if n_chunks else total
     accs, handles = _install_hooks(tmm, process_output)
-    prog = Progress("imatrix", n, progress)
+    prog = Progress(n, not progress, desc="imatrix", unit="chunk")
     done = False
     torch = tmm.torch
     try:
         for i in range(n):
+            prog.start(f"chunk {i + 1}/{n}")
             ids = torch.tensor(tokens[i * ctx:(i + 1) * ctx][None], device=tmm.device)
             if tmm.add_bos and tmm.bos_id is not None:
                 ids[0, 0] = tmm.bos_id
             with torch.inference_mode():
                 tmm.model(input_ids=ids, use_cache=False, logits_to_keep=1)
-            prog.update(i + 1)
+            prog.update()
         done = True
     finally:
         prog.close(interrupted=not done)
