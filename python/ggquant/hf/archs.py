@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GGQuantError
+from ..qtypes import GGMLType
 from . import tokenizer as tk
 from .checkpoint import Checkpoint, to_compute_dtype
 
@@ -37,7 +38,7 @@ SUPPORTED: dict[str, str] = {
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
-    "GraniteForCausalLM": "granite",
+    "GraniteForCausalLM": "granite", "GptOssForCausalLM": "gpt-oss",
 }
 _LLAMA_LIKE = ("llama", "smollm3", "granite")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
 
@@ -118,6 +119,7 @@ class OutTensor:
     parts: list[Callable[[], tuple[np.ndarray, str]]]  # (stored values, dtype) per part; 3-D: one expert each
     sources: list[str] = field(default_factory=list)
     force_f32: bool = False  # kept F32 by convert_hf_to_gguf.py (1-D, norms, biases, routers)
+    stored_type: GGMLType | None = None  # parts return blocks already in this ggml type (gpt-oss's MXFP4 experts)
 
     def origin(self, src: Checkpoint | None) -> str:
         if src is None or not self.sources or self.sources[0] not in src:
@@ -206,6 +208,10 @@ class Arch:
             name = hf.replace("language_model.", "") if "language_model." in hf else hf
             if self.skip(name):
                 continue
+            own = self.arch_tensors(src, hf, name)
+            if own is not None:
+                out.extend(own)
+                continue
             m = None
             for rx, tmpl in _EXPERT_MAP:
                 m = rx.fullmatch(name)
@@ -243,6 +249,11 @@ class Arch:
             shape = (n_exp, *shapes.pop())
             out[stack_pos[g]] = OutTensor(g, shape, [partial(self._read, src, g, n) for n in names], names)
         return out
+
+    def arch_tensors(self, src: Checkpoint, hf_name: str, name: str) -> list[OutTensor] | None:
+        """The GGUF tensors an architecture makes of ``hf_name`` itself (``name``: without ``language_model.``),
+        or None for the common tables below."""
+        return None
 
     def _read(self, src: Checkpoint, gguf_name: str, hf_name: str) -> tuple[np.ndarray, str]:
         return self.transform(gguf_name, hf_name, src.get_raw(hf_name))
@@ -486,6 +497,18 @@ def _force_f32(name: str, shape: tuple[int, ...]) -> bool:
             or re.search(r"\.ffn_gate_inp(_shexp)?\.weight$", name) is not None)
 
 
+#: GGUF arch -> the Arch subclass that handles it (hf/arch_*.py register theirs with :func:`register`)
+ARCH_CLASSES: dict[str, type[Arch]] = {}
+
+
+def register(gguf_arch: str) -> Callable[[type[Arch]], type[Arch]]:
+    """Class decorator: ``gguf_arch`` is converted by the decorated :class:`Arch` subclass."""
+    def deco(cls: type[Arch]) -> type[Arch]:
+        ARCH_CLASSES[gguf_arch] = cls
+        return cls
+    return deco
+
+
 def arch_for(hparams: dict[str, Any]) -> Arch:
     archs = hparams.get("architectures") or []
     hf = archs[0] if archs else None
@@ -500,4 +523,7 @@ def arch_for(hparams: dict[str, Any]) -> Arch:
     default = _HEAD_DIM_DEFAULTS.get(str(hparams.get("model_type")))
     if hparams.get("head_dim") is None and default is not None:
         hparams = {**hparams, "head_dim": default(hparams)}
-    return Arch(hf, SUPPORTED[hf], hparams)
+    return ARCH_CLASSES.get(SUPPORTED[hf], Arch)(hf, SUPPORTED[hf], hparams)
+
+
+from . import arch_gptoss  # noqa: E402,F401  (registers itself; it subclasses Arch, defined above)

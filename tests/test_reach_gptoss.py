@@ -1,0 +1,107 @@
+"""gpt-oss (``GptOssForCausalLM``) against llama.cpp's two steps: a tiny random model whose experts are stored as
+the released checkpoints store them (MXFP4 ``*_blocks``/``*_scales`` in uint8, plus biases), and the same model
+with float experts (the bf16 checkpoint form). ggquant's GGUF equals convert_hf_to_gguf.py's key by key and
+tensor by tensor (the MXFP4 experts kept as they are), runs in llama.cpp like transformers, and its quantized
+presets equal llama_model_quantize's files byte for byte."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ggquant
+import hf_models
+import llama_oracle
+from reach_oracles import convert_hf_to_gguf, kvs, llama_quantize, logits, reference_converter, sha, tensors
+
+gguf = pytest.importorskip("gguf")
+torch = pytest.importorskip("torch")
+tr = pytest.importorskip("transformers")
+mxfp4 = pytest.importorskip("transformers.integrations.mxfp4")
+if llama_oracle.available() is not None:
+    pytest.skip(str(llama_oracle.available()), allow_module_level=True)
+if reference_converter() is None:
+    pytest.skip("no llama.cpp source tree (LLAMA_CPP_DIR or tests/oracle/build_oracle.sh)", allow_module_level=True)
+
+V, H, F, E = 384, 64, 64, 4
+
+
+def _random_mxfp4(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random E2M1 codes and E8M0 scales as the released checkpoints lay them out: blocks (E, rows, cols/32, 16),
+    two codes a byte (element 2k in the low nibble), scales (E, rows, cols/32)."""
+    blocks = rng.integers(0, 256, (E, rows, cols // 32, 16), dtype=np.uint8)
+    scales = rng.integers(127 - 7, 127 - 3, (E, rows, cols // 32), dtype=np.uint8)
+    return blocks, scales
+
+
+def _build(d: Path, experts: str):
+    """Save a tiny gpt-oss (hidden 64, 2 layers, 4 experts, sliding window on layer 0, YaRN) and return the
+    transformers model whose expert weights are the checkpoint's (dequantized by transformers for MXFP4)."""
+    torch.manual_seed(0)
+    d.mkdir(parents=True, exist_ok=True)
+    rope = {"rope_type": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
+            "original_max_position_embeddings": 64, "rope_theta": 150000.0}
+    cfg = tr.GptOssConfig(vocab_size=V, hidden_size=H, intermediate_size=F, num_hidden_layers=2, num_attention_heads=4,
+                          num_key_value_heads=2, head_dim=16, num_local_experts=E, num_experts_per_tok=2,
+                          sliding_window=8, max_position_embeddings=256, rope_parameters=rope, eos_token_id=V - 3,
+                          pad_token_id=V - 3)
+    model = tr.GptOssForCausalLM(cfg)
+    rng = np.random.default_rng(0)
+    packed: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.normal_(1.0, 0.1)
+            elif n.endswith("sinks") or n.endswith("bias"):
+                p.normal_(0.0, 0.5 if n.endswith("sinks") else 0.02)
+        for i, layer in enumerate(model.model.layers):
+            ex = layer.mlp.experts
+            for proj, rows, cols in (("gate_up_proj", 2 * F, H), ("down_proj", H, F)):
+                blocks, scales = _random_mxfp4(rng, rows, cols)
+                w = mxfp4.convert_moe_packed_tensors(torch.from_numpy(blocks), torch.from_numpy(scales), dtype=torch.float32)
+                getattr(ex, proj).copy_(w)  # (E, cols, rows): transformers' own dequantization of the packed form
+                packed[f"model.layers.{i}.mlp.experts.{proj}_blocks"] = blocks
+                packed[f"model.layers.{i}.mlp.experts.{proj}_scales"] = scales
+    hf_models.bpe_tokenizer(d, V, hf_models.O200K_REGEX, bos=False)
+    model.eval().save_pretrained(d)
+    if experts == "mxfp4":  # as released: experts packed, quantization_config, rope_scaling + rope_theta
+        from safetensors.numpy import load_file, save_file
+
+        st = {k: v for k, v in load_file(d / "model.safetensors").items()
+              if not k.endswith(("experts.gate_up_proj", "experts.down_proj"))}
+        save_file({**st, **packed}, d / "model.safetensors", metadata={"format": "pt"})
+        c = json.loads((d / "config.json").read_text())
+        rp = c.pop("rope_parameters")
+        c["rope_theta"] = rp.pop("rope_theta")
+        c["rope_scaling"] = rp
+        c["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+        (d / "config.json").write_text(json.dumps(c, indent=2))
+    return model
+
+
+@pytest.fixture(scope="module", params=["mxfp4", "float"])
+def gptoss(request, tmp_path_factory):
+    """(model directory, transformers model, convert_hf_to_gguf.py's F32 file) for each form of the experts."""
+    d = tmp_path_factory.mktemp(f"gptoss-{request.param}") / "gpt-oss-tiny"
+    model = _build(d, request.param)
+    ref = d.parent / "ref-f32.gguf"
+    convert_hf_to_gguf(d, ref, "f32", pre="gpt-4o")
+    return d, model, ref
+
+
+def test_f32_matches_convert_hf_to_gguf_and_transformers(gptoss, tmp_path):
+    d, model, ref = gptoss
+    ours = tmp_path / "ours.gguf"
+    ggquant.convert(d, ours, "F32", quiet=True)
+    assert kvs(ours) == kvs(ref)
+    assert tensors(ours) == tensors(ref)
+    assert sha(ours) == sha(ref)
+    ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
+    got = logits(ours, ids)
+    assert np.abs(got - want).max() / np.abs(want).max() < 2e-3
