@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
 from ..fileio import fs_path, read_text_file, remove_stale_temporaries
-from ..hf.archs import OutTensor
+from ..hf.archs import OutTensor, kept_quant_method
 from ..hub import is_hub_id, resolve_model
 from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
                              to_compute_dtype)
@@ -82,6 +82,8 @@ def check_not_quantized(hparams: Mapping[str, Any], ck: Checkpoint, allow_requan
     int_weights = [n for n in names if n.endswith(".weight") and ck.dtype(n) in _INT_DTYPES]
     if not qc and not packed and not int_weights:
         return
+    if isinstance(qc, Mapping) and qc.get("quant_method") is not None and qc.get("quant_method") == kept_quant_method(dict(hparams)):
+        return  # copied as stored (gpt-oss's MXFP4 experts); a preset that requantizes them needs allow_requantize
     if qc:
         method = qc.get("quant_method", qc.get("mode", "?")) if isinstance(qc, Mapping) else qc
         what = f"quantization {method!r} in config.json"

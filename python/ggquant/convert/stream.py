@@ -21,7 +21,7 @@ from ..gguf import GGUFWriter
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import Checkpoint, release_pages, to_compute_dtype
 from ..qtypes import type_info
-from ..quants import row_size
+from ..quants import dequantize, row_size
 from .core import Job, Progress, imatrix_weights
 
 #: source bytes per kernel call: small tensors are gathered up to this, big ones cut into row chunks
@@ -157,7 +157,16 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
             whole = len(ot.parts) == 1
             for k, part in enumerate(ot.parts):
                 try:
-                    arr, dtype = _readable(*part())
+                    arr, dtype = part()
+                    if ot.stored_type is not None:  # blocks: copied where planned so, the others read dequantized
+                        for j, p in enumerate(planned):
+                            if p.type == ot.stored_type:
+                                t.bufs[j][pos[j]:pos[j] + arr.nbytes] = arr.reshape(-1).view(np.uint8)
+                                pos[j] += arr.nbytes
+                        if all(p.type == ot.stored_type for p in planned):
+                            continue
+                        arr, dtype = dequantize(arr, ot.stored_type), "F32"
+                    arr, dtype = _readable(arr, dtype)
                 except GGQuantError:
                     raise
                 except Exception as e:
@@ -170,6 +179,8 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
                     for r in range(0, rows.shape[0], step):
                         chunk = rows[r:r + step]
                         for j, p in enumerate(planned):
+                            if p.type == ot.stored_type:
+                                continue
                             w = weights[j]
                             if w is not None and ix is not None:
                                 w = w[ix * ne0:(ix + 1) * ne0]

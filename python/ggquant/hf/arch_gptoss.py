@@ -58,9 +58,7 @@ def repack_mxfp4(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
 
 
 def _mxfp4_part(src: Checkpoint, blocks: str, scales: str, expert: int, rows: slice) -> tuple[np.ndarray, str]:
-    b, _ = src.get_raw(blocks)
-    s, _ = src.get_raw(scales)
-    return repack_mxfp4(np.asarray(b[expert, rows]), np.asarray(s[expert, rows])), "MXFP4"
+    return repack_mxfp4(src.stored(blocks)[expert, rows], src.stored(scales)[expert, rows]), "MXFP4"
 
 
 def _float_part(src: Checkpoint, name: str, expert: int, rows: slice) -> tuple[np.ndarray, str]:
@@ -76,6 +74,8 @@ def _bias_part(src: Checkpoint, name: str, cols: slice) -> tuple[np.ndarray, str
 @register("gpt-oss")
 class GptOssArch(Arch):
     """``GptOssModel``: attention sinks, a biased router, experts with biases, MXFP4 experts kept."""
+
+    kept_quant_method = "mxfp4"
 
     def __post_init__(self) -> None:  # GptOssConfig's defaults: head_dim 64 when absent, hidden / heads when null
         h = {**_DEFAULTS, **self.hparams}

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -147,6 +147,8 @@ class Arch:
     hf_arch: str
     gguf_arch: str
     hparams: dict[str, Any]
+    #: the ``quantization_config.quant_method`` whose tensors the converter copies as stored (gpt-oss: "mxfp4")
+    kept_quant_method: ClassVar[str | None] = None
 
     @property
     def n_layer(self) -> int:
@@ -507,6 +509,12 @@ def register(gguf_arch: str) -> Callable[[type[Arch]], type[Arch]]:
         ARCH_CLASSES[gguf_arch] = cls
         return cls
     return deco
+
+
+def kept_quant_method(hparams: dict[str, Any]) -> str | None:
+    """The quantization the architecture of ``hparams`` converts as stored (see ``Arch.kept_quant_method``)."""
+    archs = hparams.get("architectures") or []
+    return ARCH_CLASSES[SUPPORTED[archs[0]]].kept_quant_method if archs and SUPPORTED.get(archs[0]) in ARCH_CLASSES else None
 
 
 def arch_for(hparams: dict[str, Any]) -> Arch:
