@@ -66,13 +66,14 @@ def _build(d: Path, experts: str):
                 packed[f"model.layers.{i}.mlp.experts.{proj}_blocks"] = blocks
                 packed[f"model.layers.{i}.mlp.experts.{proj}_scales"] = scales
     hf_models.bpe_tokenizer(d, V, hf_models.O200K_REGEX, bos=False)
-    model.eval().save_pretrained(d)
+    model.eval().to(torch.bfloat16).save_pretrained(d)  # bf16 as released (the MXFP4 values are exact in bf16)
     if experts == "mxfp4":  # as released: experts packed, quantization_config, rope_scaling + rope_theta
-        from safetensors.numpy import load_file, save_file
+        from safetensors.torch import load_file, save_file
 
         st = {k: v for k, v in load_file(d / "model.safetensors").items()
               if not k.endswith(("experts.gate_up_proj", "experts.down_proj"))}
-        save_file({**st, **packed}, d / "model.safetensors", metadata={"format": "pt"})
+        save_file({**st, **{k: torch.from_numpy(v) for k, v in packed.items()}}, d / "model.safetensors",
+                  metadata={"format": "pt"})
         c = json.loads((d / "config.json").read_text())
         rp = c.pop("rope_parameters")
         c["rope_theta"] = rp.pop("rope_theta")
@@ -80,7 +81,7 @@ def _build(d: Path, experts: str):
         c["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
             "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
         (d / "config.json").write_text(json.dumps(c, indent=2))
-    return model
+    return model.float()  # the saved values, computed in float32
 
 
 @pytest.fixture(scope="module", params=["mxfp4", "float"])
@@ -117,12 +118,23 @@ def test_f32_matches_convert_hf_to_gguf_and_transformers(gptoss, tmp_path):
             np.testing.assert_array_equal(data.reshape(w.shape), w)
 
 
+@pytest.mark.parametrize("outtype", ["f16", "bf16"])
+def test_f16_and_bf16_files_identical(gptoss, tmp_path, outtype):
+    d, _, _ = gptoss
+    ours, ref = tmp_path / "ours.gguf", tmp_path / "ref.gguf"
+    convert_hf_to_gguf(d, ref, outtype, pre="gpt-4o")
+    ggquant.convert(d, ours, outtype.upper(), quiet=True)
+    assert sha(ours) == sha(ref)
+    if _stored(ref):
+        assert gguf.GGUFReader(str(ours)).fields["general.file_type"].contents() == 38  # MOSTLY_MXFP4_MOE
+
+
 def _stored(path: Path) -> bool:
     """Whether the file keeps MXFP4 experts (the MXFP4 checkpoint's conversions)."""
     return any(t.tensor_type == gguf.GGMLQuantizationType.MXFP4 for t in gguf.GGUFReader(str(path)).tensors)
 
 
-@pytest.mark.parametrize("preset", ["MXFP4_MOE", "Q8_0"])
+@pytest.mark.parametrize("preset", ["MXFP4_MOE", "Q8_0", "Q4_K_M"])
 def test_quantized_presets_match_llama_quantize(gptoss, tmp_path, preset):
     """MXFP4_MOE copies the MXFP4 experts and makes the rest Q8_0; Q8_0 requantizes MXFP4 experts, which
     llama-quantize does only with --allow-requantize (and so does ggquant)."""
@@ -138,5 +150,5 @@ def test_quantized_presets_match_llama_quantize(gptoss, tmp_path, preset):
     llama_quantize(ref, theirs, preset, allow_requantize=requant)
     assert sha(ours) == sha(theirs)
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(ours)).tensors}
-    assert types["blk.0.ffn_down_exps.weight"] == {"MXFP4_MOE": "MXFP4", "Q8_0": "Q8_0"}[preset]
-    assert types["blk.0.attn_q.weight"] == "Q8_0" and types["blk.0.attn_sinks.weight"] == "F32"
+    assert (types["blk.0.ffn_down_exps.weight"] == "MXFP4") == (preset == "MXFP4_MOE")
+    assert types["blk.0.attn_sinks.weight"] == "F32" and types["blk.0.ffn_gate_inp.weight"] == "F32"
