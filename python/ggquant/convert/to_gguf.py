@@ -230,8 +230,8 @@ def _plan_for(source: GGUFSource, out: GGUFOutput, has_imatrix: bool) -> Plan:
             raise GGQuantError(f"the plan does not match the model's tensors (first difference: {bad})")
         # in the source's order (llama-quantize's for quantized files); the caller's plan stays as it was
         return dataclasses.replace(plan, tensors=[by_name[n] for n, _ in want], warnings=list(plan.warnings))
-    plan = plan_quantization([(t.name, t.shape, t.stored_type) for t in source.tensors], out.preset, source.model,
-                             has_imatrix=has_imatrix, tensor_types=out.tensor_types,
+    plan = plan_quantization([(t.name, t.shape, t.stored_type or GGMLType.F32) for t in source.tensors], out.preset,
+                             source.model, has_imatrix=has_imatrix, tensor_types=out.tensor_types,
                              token_embedding_type=out.token_embedding_type,
                              output_tensor_type=out.output_tensor_type, pure=out.pure)
     return plan if _quantizes(out.preset) else _keep_stored(plan)
