@@ -152,3 +152,19 @@ def test_quantized_presets_match_llama_quantize(gptoss, tmp_path, preset):
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(ours)).tensors}
     assert (types["blk.0.ffn_down_exps.weight"] == "MXFP4") == (preset == "MXFP4_MOE")
     assert types["blk.0.attn_sinks.weight"] == "F32" and types["blk.0.ffn_gate_inp.weight"] == "F32"
+
+
+def test_bad_mxfp4_experts_are_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    d = tmp_path / "m"
+    _build(d, "mxfp4")
+    st = load_file(d / "model.safetensors")
+    blocks = "model.layers.1.mlp.experts.down_proj_blocks"
+    for bad, match in (({k: v for k, v in st.items() if k != blocks}, r"down_proj_scales has no .*down_proj_blocks"),
+                       ({**st, blocks: st[blocks][..., :8].contiguous()}, r"should be uint8 \(experts, rows, cols / 32, 16\)"),
+                       ({**st, blocks: st[blocks].to(torch.int8)}, r"should be uint8")):
+        save_file(bad, d / "model.safetensors", metadata={"format": "pt"})
+        with pytest.raises(ggquant.GGQuantError, match=r"model\.safetensors: .*" + match):
+            ggquant.convert(d, tmp_path / "x.gguf", "F32", quiet=True)
+        assert not (tmp_path / "x.gguf").exists()

@@ -46,7 +46,7 @@ def repack_mxfp4(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
     Example:
         >>> import numpy as np
         >>> repack_mxfp4(np.array([[[0x21] + [0] * 15]], np.uint8), np.array([[127]], np.uint8))[0, :3].tolist()
-        [127, 1, 0]
+        [127, 1, 2]
     """
     if blocks.shape[-1] != 16 or blocks.shape[:-1] != scales.shape:
         raise GGQuantError(f"MXFP4 blocks {blocks.shape} and scales {scales.shape} do not match "
