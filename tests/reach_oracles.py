@@ -17,6 +17,18 @@ import llama_oracle
 from ggquant.plan import LLAMA_FTYPE
 
 
+def require_two_steps() -> None:
+    """Skip the calling test module unless gguf, torch, transformers, libllama and llama.cpp's sources are there."""
+    import pytest
+
+    for mod in ("gguf", "torch", "transformers"):
+        pytest.importorskip(mod)
+    if llama_oracle.available() is not None:
+        pytest.skip(str(llama_oracle.available()), allow_module_level=True)
+    if reference_converter() is None:
+        pytest.skip("no llama.cpp source tree (LLAMA_CPP_DIR or tests/oracle/build_oracle.sh)", allow_module_level=True)
+
+
 def reference_converter() -> Path | None:
     """llama.cpp's source tree: $LLAMA_CPP_DIR, else the sdist unpacked by tests/oracle/build_oracle.sh."""
     sub = Path("llama_cpp_python-0.3.36") / "vendor" / "llama.cpp"

@@ -13,16 +13,12 @@ import pytest
 
 import ggquant
 import hf_models
-import llama_oracle
-from reach_oracles import convert_hf_to_gguf, kvs, llama_quantize, logits, reference_converter, sha, tensors
+from reach_oracles import convert_hf_to_gguf, kvs, llama_quantize, logits, require_two_steps, sha, tensors
 
-gguf = pytest.importorskip("gguf")
-torch = pytest.importorskip("torch")
-tr = pytest.importorskip("transformers")
-if llama_oracle.available() is not None:
-    pytest.skip(str(llama_oracle.available()), allow_module_level=True)
-if reference_converter() is None:
-    pytest.skip("no llama.cpp source tree (LLAMA_CPP_DIR or tests/oracle/build_oracle.sh)", allow_module_level=True)
+require_two_steps()
+import gguf  # noqa: E402
+import torch  # noqa: E402
+import transformers as tr  # noqa: E402
 
 V = 384
 
