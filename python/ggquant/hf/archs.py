@@ -532,6 +532,3 @@ def arch_for(hparams: dict[str, Any]) -> Arch:
     if hparams.get("head_dim") is None and default is not None:
         hparams = {**hparams, "head_dim": default(hparams)}
     return ARCH_CLASSES.get(SUPPORTED[hf], Arch)(hf, SUPPORTED[hf], hparams)
-
-
-from . import arch_gptoss  # noqa: E402,F401  (registers itself; it subclasses Arch, defined above)
