@@ -33,9 +33,9 @@ def _random_mxfp4(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.nd
     return blocks, scales
 
 
-def _build(d: Path, experts: str):
-    """Save a tiny gpt-oss (hidden 64, 2 layers, 4 experts, sliding window on layer 0, YaRN) and return the
-    transformers model whose expert weights are the checkpoint's (dequantized by transformers for MXFP4)."""
+def _build(d: Path, experts: str) -> None:
+    """Save a tiny gpt-oss (hidden 64, 2 layers, 4 experts, sliding window on layer 0, YaRN, bf16) with random
+    MXFP4 experts, packed (``experts="mxfp4"``) or as the float values transformers decodes them to."""
     torch.manual_seed(0)
     d.mkdir(parents=True, exist_ok=True)
     rope = {"rope_type": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
@@ -77,14 +77,16 @@ def _build(d: Path, experts: str):
         c["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
             "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
         (d / "config.json").write_text(json.dumps(c, indent=2))
-    return model.float()  # the saved values, computed in float32
 
 
 @pytest.fixture(scope="module", params=["mxfp4", "float"])
 def gptoss(request, tmp_path_factory):
-    """(model directory, transformers model, convert_hf_to_gguf.py's F32 file) for each form of the experts."""
+    """(model directory, the model as transformers loads it, convert_hf_to_gguf.py's F32 file) for each form of
+    the experts; transformers dequantizes MXFP4 experts on the CPU (``Mxfp4Config(dequantize=True)``)."""
     d = tmp_path_factory.mktemp(f"gptoss-{request.param}") / "gpt-oss-tiny"
-    model = _build(d, request.param)
+    _build(d, request.param)
+    kw = {"quantization_config": tr.Mxfp4Config(dequantize=True)} if request.param == "mxfp4" else {}
+    model = tr.GptOssForCausalLM.from_pretrained(d, **kw).float().eval()
     ref = d.parent / "ref-f32.gguf"
     convert_hf_to_gguf(d, ref, "f32", pre="gpt-4o")
     return d, model, ref
