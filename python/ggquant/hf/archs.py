@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +35,8 @@ SUPPORTED: dict[str, str] = {
     "LlamaForCausalLM": "llama", "LLaMAForCausalLM": "llama", "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen2MoeForCausalLM": "qwen2moe",
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
+    "GraniteMoeForCausalLM": "granitemoe", "GraniteMoeSharedForCausalLM": "granitemoe",
+    "DeepseekV2ForCausalLM": "deepseek2", "DeepseekV3ForCausalLM": "deepseek2",
     "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
     "GraniteForCausalLM": "granite",
@@ -142,6 +144,8 @@ def _find(h: dict[str, Any], keys: list[str], default: Any = None) -> Any:
 
 @dataclass
 class Arch:
+    #: (HF regex, GGUF name template) of a subclass, tried before the common tables
+    arch_names: ClassVar[list[tuple[re.Pattern[str], str]]] = []
     hf_arch: str
     gguf_arch: str
     hparams: dict[str, Any]
@@ -206,6 +210,10 @@ class Arch:
             name = hf.replace("language_model.", "") if "language_model." in hf else hf
             if self.skip(name):
                 continue
+            own = self.arch_tensors(src, hf, name)
+            if own is not None:
+                out.extend(own)
+                continue
             m = None
             for rx, tmpl in _EXPERT_MAP:
                 m = rx.fullmatch(name)
@@ -223,7 +231,7 @@ class Arch:
             if fm:
                 out.extend(self._fused_experts(src, hf, int(fm.group(1)), fm.group(2)))
                 continue
-            name_map = _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
+            name_map = self.arch_names + _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
             gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in name_map if (mm := rx.fullmatch(name))), None)
             if gguf_name is None:
                 raise GGQuantError(f"{src.origin(hf)}: tensor {hf!r} has no GGUF name for architecture "
@@ -243,6 +251,11 @@ class Arch:
             shape = (n_exp, *shapes.pop())
             out[stack_pos[g]] = OutTensor(g, shape, [partial(self._read, src, g, n) for n in names], names)
         return out
+
+    def arch_tensors(self, src: Checkpoint, hf_name: str, name: str) -> list[OutTensor] | None:
+        """The GGUF tensors an architecture makes of ``hf_name`` itself (``name``: without ``language_model.``),
+        or None for the common tables below."""
+        return None
 
     def _read(self, src: Checkpoint, gguf_name: str, hf_name: str) -> tuple[np.ndarray, str]:
         return self.transform(gguf_name, hf_name, src.get_raw(hf_name))
@@ -486,6 +499,18 @@ def _force_f32(name: str, shape: tuple[int, ...]) -> bool:
             or re.search(r"\.ffn_gate_inp(_shexp)?\.weight$", name) is not None)
 
 
+#: GGUF arch -> the Arch subclass that handles it (hf/arch_*.py register theirs with :func:`register`)
+ARCH_CLASSES: dict[str, type[Arch]] = {}
+
+
+def register(gguf_arch: str) -> Callable[[type[Arch]], type[Arch]]:
+    """Class decorator: ``gguf_arch`` is converted by the decorated :class:`Arch` subclass."""
+    def deco(cls: type[Arch]) -> type[Arch]:
+        ARCH_CLASSES[gguf_arch] = cls
+        return cls
+    return deco
+
+
 def arch_for(hparams: dict[str, Any]) -> Arch:
     archs = hparams.get("architectures") or []
     hf = archs[0] if archs else None
@@ -500,4 +525,4 @@ def arch_for(hparams: dict[str, Any]) -> Arch:
     default = _HEAD_DIM_DEFAULTS.get(str(hparams.get("model_type")))
     if hparams.get("head_dim") is None and default is not None:
         hparams = {**hparams, "head_dim": default(hparams)}
-    return Arch(hf, SUPPORTED[hf], hparams)
+    return ARCH_CLASSES.get(SUPPORTED[hf], Arch)(hf, SUPPORTED[hf], hparams)
