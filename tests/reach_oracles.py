@@ -89,6 +89,32 @@ def logits(path: Path, ids: list[int]) -> np.ndarray:
         llm.close()
 
 
+def assert_like_llama_cpp(model_dir: Path, model, tmp: Path, pre: str = "", preset: str = "Q4_K_M") -> None:
+    """ggquant against llama.cpp's two steps for one Hugging Face model: the F32 file's metadata equal key by key
+    (types and values) and its tensors byte for byte to convert_hf_to_gguf.py's, llama.cpp's logits of it close
+    to transformers' (``model``), and ``preset`` (by ggquant.convert, and by ggquant.quantize_file of the reference
+    F32 file) the same bytes as llama_model_quantize's. ``pre``: see :func:`convert_hf_to_gguf`."""
+    import hf_models
+    import torch
+
+    ref, ours = tmp / "ref-f32.gguf", tmp / "ours-f32.gguf"
+    convert_hf_to_gguf(model_dir, ref, "f32", pre=pre)
+    ggquant.convert(model_dir, ours, "F32", quiet=True)
+    assert kvs(ours) == kvs(ref)
+    assert tensors(ours) == tensors(ref)
+    ids = hf_models.reference_ids(model_dir, hf_models.TEST_TEXT)
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
+    got = logits(ours, ids)
+    assert np.abs(got - want).max() / np.abs(want).max() < 2e-3
+    q_ours, q_requant, q_ref = tmp / "q-ours.gguf", tmp / "q-requant.gguf", tmp / "q-ref.gguf"
+    ggquant.convert(model_dir, q_ours, preset, quiet=True)
+    ggquant.quantize_file(ref, q_requant, preset, quiet=True)
+    llama_quantize(ref, q_ref, preset)
+    assert sha(q_ours) == sha(q_ref)
+    assert sha(q_requant) == sha(q_ref)
+
+
 class _Val(ctypes.Union):
     _fields_ = [("i64", ctypes.c_int64), ("f64", ctypes.c_double), ("b", ctypes.c_bool), ("s", ctypes.c_char * 128)]
 

@@ -13,7 +13,7 @@ import pytest
 
 import ggquant
 import hf_models
-from reach_oracles import convert_hf_to_gguf, kvs, llama_quantize, logits, require_two_steps, sha, tensors
+from reach_oracles import assert_like_llama_cpp, convert_hf_to_gguf, llama_quantize, require_two_steps, sha
 
 require_two_steps()
 import gguf  # noqa: E402
@@ -145,21 +145,8 @@ def test_two_step_route_with_imatrix_file(llama_dir, tmp_path, rng):
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
-    ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe"}.get(
+    assert_like_llama_cpp(d, model, tmp_path, pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe"}.get(
         arch, "" if arch.startswith(("gemma", "mistral", "phi3")) else "qwen2"))
-    ggquant.convert(d, ours, "F32", quiet=True)
-    assert kvs(ours) == kvs(ref)
-    assert tensors(ours) == tensors(ref)
-    ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
-    with torch.no_grad():
-        want = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
-    got = logits(ours, ids)
-    assert np.abs(got - want).max() / np.abs(want).max() < 2e-3
-    q_ours, q_ref = tmp_path / "q-ours.gguf", tmp_path / "q-ref.gguf"
-    ggquant.convert(d, q_ours, "Q4_K_M", quiet=True)
-    llama_quantize(ref, q_ref, "Q4_K_M")
-    assert sha(q_ours) == sha(q_ref)
 
 
 def test_unsupported_architecture_says_how_to_ask(tmp_path):

@@ -19,15 +19,10 @@ import numpy as np
 from ..errors import GGQuantError
 from ..qtypes import GGMLType
 from . import tokenizer as tk
-from .archs import Arch, OutTensor, _force_f32, register
+from .archs import Arch, OutTensor, register
 from .checkpoint import Checkpoint
 
 _EXPERTS = re.compile(r"model\.layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_proj)(_bias|_blocks|_scales)?")
-_NAMES = [(re.compile(a), b) for a, b in [
-    (r"model\.layers\.(\d+)\.self_attn\.sinks", "blk.{0}.attn_sinks.weight"),
-    (r"model\.layers\.(\d+)\.mlp\.router\.(weight|bias)", "blk.{0}.ffn_gate_inp.{1}"),
-    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "blk.{0}.post_attention_norm.weight"),
-]]
 # hyper-parameters transformers' GptOssConfig fills in (convert_hf_to_gguf.py reads config.json through it)
 _DEFAULTS = {"head_dim": 64, "sliding_window": 128}
 
@@ -76,6 +71,11 @@ class GptOssArch(Arch):
     """``GptOssModel``: attention sinks, a biased router, experts with biases, MXFP4 experts kept."""
 
     kept_quant_method = "mxfp4"
+    arch_names = [(re.compile(a), b) for a, b in [
+        (r"model\.layers\.(\d+)\.self_attn\.sinks", "blk.{0}.attn_sinks.weight"),
+        (r"model\.layers\.(\d+)\.mlp\.router\.(weight|bias)", "blk.{0}.ffn_gate_inp.{1}"),
+        (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "blk.{0}.post_attention_norm.weight"),
+    ]]
 
     def __post_init__(self) -> None:  # GptOssConfig's defaults: head_dim 64 when absent, hidden / heads when null
         h = {**_DEFAULTS, **self.hparams}
@@ -89,13 +89,6 @@ class GptOssArch(Arch):
         return [t for t in out if t.stored_type is not None] + [t for t in out if t.stored_type is None]
 
     def arch_tensors(self, src: Checkpoint, hf_name: str, name: str) -> list[OutTensor] | None:
-        for rx, tmpl in _NAMES:
-            m = rx.fullmatch(name)
-            if m:
-                g = tmpl.format(*m.groups())
-                shape = src.shape(hf_name)
-                return [OutTensor(g, shape, [partial(self._read, src, g, hf_name)], [hf_name],
-                                  force_f32=_force_f32(g, shape))]
         m = _EXPERTS.fullmatch(name)
         if m is None:
             return None

@@ -36,6 +36,8 @@ SUPPORTED: dict[str, str] = {
     "LlamaForCausalLM": "llama", "LLaMAForCausalLM": "llama", "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen2MoeForCausalLM": "qwen2moe",
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
+    "GraniteMoeForCausalLM": "granitemoe", "GraniteMoeSharedForCausalLM": "granitemoe",
+    "DeepseekV2ForCausalLM": "deepseek2", "DeepseekV3ForCausalLM": "deepseek2",
     "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
     "GraniteForCausalLM": "granite", "GptOssForCausalLM": "gpt-oss",
@@ -144,6 +146,8 @@ def _find(h: dict[str, Any], keys: list[str], default: Any = None) -> Any:
 
 @dataclass
 class Arch:
+    #: (HF regex, GGUF name template) of a subclass, tried before the common tables
+    arch_names: ClassVar[list[tuple[re.Pattern[str], str]]] = []
     hf_arch: str
     gguf_arch: str
     hparams: dict[str, Any]
@@ -231,7 +235,7 @@ class Arch:
             if fm:
                 out.extend(self._fused_experts(src, hf, int(fm.group(1)), fm.group(2)))
                 continue
-            name_map = _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
+            name_map = self.arch_names + _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
             gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in name_map if (mm := rx.fullmatch(name))), None)
             if gguf_name is None:
                 raise GGQuantError(f"{src.origin(hf)}: tensor {hf!r} has no GGUF name for architecture "
