@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GGQuantError
+from ..qtypes import GGMLType
 from . import tokenizer as tk
 from .checkpoint import Checkpoint, to_compute_dtype
 
@@ -115,7 +116,8 @@ class OutTensor:
 
     name: str
     shape: tuple[int, ...]
-    parts: list[Callable[[], tuple[np.ndarray, str]]]  # (stored values, dtype) per part; 3-D: one expert each
+    # (stored values, safetensors dtype) or (raw blocks, GGMLType) per part; 3-D: one expert each (see convert.stream.run_pass)
+    parts: list[Callable[[], tuple[np.ndarray, str | GGMLType]]]
     sources: list[str] = field(default_factory=list)
     force_f32: bool = False  # kept F32 by convert_hf_to_gguf.py (1-D, norms, biases, routers)
 
