@@ -52,8 +52,8 @@ def repack_mxfp4(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(*blocks.shape[:-2], blocks.shape[-2] * 17))
 
 
-def _mxfp4_part(src: Checkpoint, blocks: str, scales: str, expert: int, rows: slice) -> tuple[np.ndarray, str]:
-    return repack_mxfp4(src.stored(blocks)[expert, rows], src.stored(scales)[expert, rows]), "MXFP4"
+def _mxfp4_part(src: Checkpoint, blocks: str, scales: str, expert: int, rows: slice) -> tuple[np.ndarray, GGMLType]:
+    return repack_mxfp4(src.stored(blocks)[expert, rows], src.stored(scales)[expert, rows]), GGMLType.MXFP4
 
 
 def _float_part(src: Checkpoint, name: str, expert: int, rows: slice) -> tuple[np.ndarray, str]:

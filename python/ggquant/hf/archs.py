@@ -118,10 +118,11 @@ class OutTensor:
 
     name: str
     shape: tuple[int, ...]
-    parts: list[Callable[[], tuple[np.ndarray, str]]]  # (stored values, dtype) per part; 3-D: one expert each
+    # (stored values, safetensors dtype) or (raw blocks, GGMLType) per part; 3-D: one expert each (see convert.stream.run_pass)
+    parts: list[Callable[[], tuple[np.ndarray, str | GGMLType]]]
     sources: list[str] = field(default_factory=list)
     force_f32: bool = False  # kept F32 by convert_hf_to_gguf.py (1-D, norms, biases, routers)
-    stored_type: GGMLType | None = None  # parts return blocks already in this ggml type (gpt-oss's MXFP4 experts)
+    stored_type: GGMLType | None = None  # its parts return (blocks, this type), known before reading (for the plan)
 
     def origin(self, src: Checkpoint | None) -> str:
         if src is None or not self.sources or self.sources[0] not in src:
