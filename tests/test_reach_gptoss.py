@@ -166,3 +166,17 @@ def test_bad_mxfp4_experts_are_named(tmp_path):
         with pytest.raises(ggquant.GGQuantError, match=r"model\.safetensors: .*" + match):
             ggquant.convert(d, tmp_path / "x.gguf", "F32", quiet=True)
         assert not (tmp_path / "x.gguf").exists()
+
+
+def test_planner_reads_the_experts_as_values(gptoss):
+    """The precision planner's sampler decodes the MXFP4 blocks (to transformers' values)."""
+    from ggquant import precision
+
+    d, model, _ = gptoss
+    m = precision.open_model(d)
+    try:
+        i = [t.name for t in m.source.tensors].index("blk.1.ffn_up_exps.weight")
+        want = model.model.layers[1].mlp.experts.gate_up_proj.detach().transpose(1, 2).numpy()[:, 1::2]
+        np.testing.assert_array_equal(np.stack(m.rows(i)), want)
+    finally:
+        m.close()
