@@ -134,8 +134,8 @@ def _stored(path: Path) -> bool:
 
 @pytest.mark.parametrize("preset", ["MXFP4_MOE", "Q8_0", "Q4_K_M"])
 def test_quantized_presets_match_llama_quantize(gptoss, tmp_path, preset):
-    """MXFP4_MOE copies the MXFP4 experts and makes the rest Q8_0; Q8_0 requantizes MXFP4 experts, which
-    llama-quantize does only with --allow-requantize (and so does ggquant)."""
+    """MXFP4_MOE copies the MXFP4 experts and makes the rest Q8_0; the others requantize MXFP4 experts, which
+    llama-quantize does only with --allow-requantize (and so does ggquant), by convert and by quantize_file."""
     d, _, ref = gptoss
     ours, theirs = tmp_path / "ours.gguf", tmp_path / "theirs.gguf"
     stored = _stored(ref)
@@ -147,6 +147,9 @@ def test_quantized_presets_match_llama_quantize(gptoss, tmp_path, preset):
     ggquant.convert(d, ours, preset, quiet=True, allow_requantize=requant)
     llama_quantize(ref, theirs, preset, allow_requantize=requant)
     assert sha(ours) == sha(theirs)
+    requantized = tmp_path / "requantized.gguf"  # the second step alone, from convert_hf_to_gguf.py's file
+    ggquant.quantize_file(ref, requantized, preset, allow_requantize=requant, quiet=True)
+    assert sha(requantized) == sha(theirs)
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(ours)).tensors}
     assert (types["blk.0.ffn_down_exps.weight"] == "MXFP4") == (preset == "MXFP4_MOE")
     assert types["blk.0.attn_sinks.weight"] == "F32" and types["blk.0.ffn_gate_inp.weight"] == "F32"
