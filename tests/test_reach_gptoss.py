@@ -57,7 +57,8 @@ def _build(d: Path, experts: str) -> None:
             ex = layer.mlp.experts
             for proj, rows, cols in (("gate_up_proj", 2 * F, H), ("down_proj", H, F)):
                 blocks, scales = _random_mxfp4(rng, rows, cols)
-                w = mxfp4.convert_moe_packed_tensors(torch.from_numpy(blocks), torch.from_numpy(scales), dtype=torch.float32)
+                w = mxfp4.convert_moe_packed_tensors(torch.from_numpy(blocks), torch.from_numpy(scales),
+                                                     dtype=torch.float32)
                 getattr(ex, proj).copy_(w)  # (E, cols, rows): transformers' own dequantization of the packed form
                 packed[f"model.layers.{i}.mlp.experts.{proj}_blocks"] = blocks
                 packed[f"model.layers.{i}.mlp.experts.{proj}_scales"] = scales
@@ -163,7 +164,8 @@ def test_bad_mxfp4_experts_are_named(tmp_path):
     st = load_file(d / "model.safetensors")
     blocks = "model.layers.1.mlp.experts.down_proj_blocks"
     for bad, match in (({k: v for k, v in st.items() if k != blocks}, r"down_proj_scales has no .*down_proj_blocks"),
-                       ({**st, blocks: st[blocks][..., :8].contiguous()}, r"should be uint8 \(experts, rows, cols / 32, 16\)"),
+                       ({**st, blocks: st[blocks][..., :8].contiguous()},
+                        r"should be uint8 \(experts, rows, cols / 32, 16\)"),
                        ({**st, blocks: st[blocks].to(torch.int8)}, r"should be uint8")):
         save_file(bad, d / "model.safetensors", metadata={"format": "pt"})
         with pytest.raises(ggquant.GGQuantError, match=r"model\.safetensors: .*" + match):

@@ -78,7 +78,8 @@ def check_not_quantized(hparams: Mapping[str, Any], ck: Checkpoint, allow_requan
     int_weights = [n for n in names if n.endswith(".weight") and ck.dtype(n) in _INT_DTYPES]
     if not qc and not packed and not int_weights:
         return
-    if isinstance(qc, Mapping) and qc.get("quant_method") is not None and qc.get("quant_method") == kept_quant_method(dict(hparams)):
+    kept = kept_quant_method(dict(hparams))
+    if kept is not None and isinstance(qc, Mapping) and qc.get("quant_method") == kept:
         return  # copied as stored (gpt-oss's MXFP4 experts); a preset that requantizes them needs allow_requantize
     if qc:
         method = qc.get("quant_method", qc.get("mode", "?")) if isinstance(qc, Mapping) else qc

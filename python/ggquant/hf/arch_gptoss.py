@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
+
 import numpy as np
 
 from ..errors import GGQuantError

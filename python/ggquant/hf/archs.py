@@ -519,7 +519,8 @@ def register(gguf_arch: str) -> Callable[[type[Arch]], type[Arch]]:
 def kept_quant_method(hparams: dict[str, Any]) -> str | None:
     """The quantization the architecture of ``hparams`` converts as stored (see ``Arch.kept_quant_method``)."""
     archs = hparams.get("architectures") or []
-    return ARCH_CLASSES[SUPPORTED[archs[0]]].kept_quant_method if archs and SUPPORTED.get(archs[0]) in ARCH_CLASSES else None
+    cls = ARCH_CLASSES.get(SUPPORTED.get(archs[0], "")) if archs else None
+    return cls.kept_quant_method if cls is not None else None
 
 
 def arch_for(hparams: dict[str, Any]) -> Arch:
