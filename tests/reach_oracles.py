@@ -4,6 +4,7 @@ and ``llama_model_quantize`` with every parameter llama-quantize passes (libllam
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import subprocess
 import sys
@@ -14,6 +15,18 @@ import numpy as np
 import ggquant
 import llama_oracle
 from ggquant.plan import LLAMA_FTYPE
+
+
+def require_two_steps() -> None:
+    """Skip the calling test module unless gguf, torch, transformers, libllama and llama.cpp's sources are there."""
+    import pytest
+
+    for mod in ("gguf", "torch", "transformers"):
+        pytest.importorskip(mod)
+    if llama_oracle.available() is not None:
+        pytest.skip(str(llama_oracle.available()), allow_module_level=True)
+    if reference_converter() is None:
+        pytest.skip("no llama.cpp source tree (LLAMA_CPP_DIR or tests/oracle/build_oracle.sh)", allow_module_level=True)
 
 
 def reference_converter() -> Path | None:
@@ -41,6 +54,65 @@ def convert_hf_to_gguf(model_dir: Path, out: Path, outtype: str = "f32", pre: st
               f"runpy.run_path({str(src / 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n")
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
+
+
+def sha(p: Path) -> str:
+    """sha256 of a whole file, as ``sha256sum`` prints it."""
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def kvs(path: Path) -> list:
+    """A GGUF file's metadata in order, as (key, value types, value), the header fields left out."""
+    import gguf
+
+    return [(f.name, [int(t) for t in f.types], f.contents()) for f in gguf.GGUFReader(str(path)).fields.values()
+            if not f.name.startswith("GGUF.")]
+
+
+def tensors(path: Path) -> dict[str, tuple[int, bytes]]:
+    """A GGUF file's tensors: name -> (ggml type, bytes)."""
+    import gguf
+
+    return {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(path)).tensors}
+
+
+def logits(path: Path, ids: list[int]) -> np.ndarray:
+    """llama.cpp's logits (llama-cpp-python) for every position of ``ids``."""
+    import llama_cpp
+
+    llama_oracle.silence()
+    llm = llama_cpp.Llama(str(path), logits_all=True, n_ctx=64, n_threads=2, verbose=True)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
+def assert_like_llama_cpp(model_dir: Path, model, tmp: Path, pre: str = "", preset: str = "Q4_K_M") -> None:
+    """ggquant against llama.cpp's two steps for one Hugging Face model: the F32 file's metadata equal key by key
+    (types and values) and its tensors byte for byte to convert_hf_to_gguf.py's, llama.cpp's logits of it close
+    to transformers' (``model``), and ``preset`` (by ggquant.convert, and by ggquant.quantize_file of the reference
+    F32 file) the same bytes as llama_model_quantize's. ``pre``: see :func:`convert_hf_to_gguf`."""
+    import hf_models
+    import torch
+
+    ref, ours = tmp / "ref-f32.gguf", tmp / "ours-f32.gguf"
+    convert_hf_to_gguf(model_dir, ref, "f32", pre=pre)
+    ggquant.convert(model_dir, ours, "F32", quiet=True)
+    assert kvs(ours) == kvs(ref)
+    assert tensors(ours) == tensors(ref)
+    ids = hf_models.reference_ids(model_dir, hf_models.TEST_TEXT)
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
+    got = logits(ours, ids)
+    assert np.abs(got - want).max() / np.abs(want).max() < 2e-3
+    q_ours, q_requant, q_ref = tmp / "q-ours.gguf", tmp / "q-requant.gguf", tmp / "q-ref.gguf"
+    ggquant.convert(model_dir, q_ours, preset, quiet=True)
+    ggquant.quantize_file(ref, q_requant, preset, quiet=True)
+    llama_quantize(ref, q_ref, preset)
+    assert sha(q_ours) == sha(q_ref)
+    assert sha(q_requant) == sha(q_ref)
 
 
 class _Val(ctypes.Union):

@@ -4,7 +4,6 @@ issue 12 (Qwen3, Qwen3-MoE) convert as convert_hf_to_gguf.py does and run in lla
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from pathlib import Path
@@ -14,16 +13,12 @@ import pytest
 
 import ggquant
 import hf_models
-import llama_oracle
-from reach_oracles import convert_hf_to_gguf, llama_quantize, reference_converter
+from reach_oracles import assert_like_llama_cpp, convert_hf_to_gguf, llama_quantize, require_two_steps, sha
 
-gguf = pytest.importorskip("gguf")
-torch = pytest.importorskip("torch")
-tr = pytest.importorskip("transformers")
-if llama_oracle.available() is not None:
-    pytest.skip(str(llama_oracle.available()), allow_module_level=True)
-if reference_converter() is None:
-    pytest.skip("no llama.cpp source tree (LLAMA_CPP_DIR or tests/oracle/build_oracle.sh)", allow_module_level=True)
+require_two_steps()
+import gguf  # noqa: E402
+import torch  # noqa: E402
+import transformers as tr  # noqa: E402
 
 V = 384
 
@@ -94,10 +89,6 @@ def _build(arch: str, d: Path, hidden: int = 64):
     return model
 
 
-def _sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory):
     """A Llama whose config.json lacks head_dim, as older uploads (SmolLM2) ship it."""
@@ -116,7 +107,7 @@ def test_f32_file_identical_with_autoconfig_head_dim(llama_dir, tmp_path):
     ours = tmp_path / "f32.gguf"
     ggquant.convert(d, ours, "F32", quiet=True)
     assert gguf.GGUFReader(str(ours)).fields["llama.attention.key_length"].contents() == 64
-    assert _sha(ours) == _sha(ref)
+    assert sha(ours) == sha(ref)
 
 
 @pytest.mark.parametrize("preset", ["Q4_K_M", "Q8_0", "Q5_K_S", "IQ4_XS"])
@@ -125,7 +116,7 @@ def test_two_step_route_whole_file(llama_dir, tmp_path, preset):
     ours, theirs = tmp_path / "ours.gguf", tmp_path / "theirs.gguf"
     ggquant.convert(d, ours, preset, quiet=True)
     llama_quantize(ref, theirs, preset)
-    assert _sha(ours) == _sha(theirs)
+    assert sha(ours) == sha(theirs)
 
 
 def test_two_step_route_with_imatrix_file(llama_dir, tmp_path, rng):
@@ -145,24 +136,7 @@ def test_two_step_route_with_imatrix_file(llama_dir, tmp_path, rng):
     kv = [("quantize.imatrix.file", str(path).encode()), ("quantize.imatrix.dataset", b"wiki.txt"),
           ("quantize.imatrix.entries_count", len(w)), ("quantize.imatrix.chunks_count", 17)]
     llama_quantize(ref, theirs, "Q4_K_M", imatrix=w, kv=kv)
-    assert _sha(ours) == _sha(theirs)
-
-
-def _kvs(path: Path):
-    return [(f.name, [int(t) for t in f.types], f.contents()) for f in gguf.GGUFReader(str(path)).fields.values()
-            if not f.name.startswith("GGUF.")]
-
-
-def _logits(path: Path, ids: list[int]) -> np.ndarray:
-    import llama_cpp
-
-    llama_oracle.silence()
-    llm = llama_cpp.Llama(str(path), logits_all=True, n_ctx=64, n_threads=2, verbose=True)
-    try:
-        llm.eval(ids)
-        return np.array(llm.scores[: len(ids)])
-    finally:
-        llm.close()
+    assert sha(ours) == sha(theirs)
 
 
 @pytest.mark.parametrize("arch", ["qwen3", "qwen3moe", "gemma3", "gemma3-vlm", "gemma3-bpe", "gemma2",
@@ -171,23 +145,8 @@ def _logits(path: Path, ids: list[int]) -> np.ndarray:
 def test_new_arch_matches_convert_hf_to_gguf_and_transformers(arch, tmp_path):
     d = tmp_path / arch
     model = _build(arch, d)
-    ref, ours = tmp_path / "ref.gguf", tmp_path / "ours.gguf"
-    convert_hf_to_gguf(d, ref, "f32", pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe", "gemma3-bpe": "qwen2"}.get(
+    assert_like_llama_cpp(d, model, tmp_path, pre={"smollm3": "llama-bpe", "llama3-rope": "llama-bpe", "granite": "llama-bpe", "gemma3-bpe": "qwen2"}.get(
         arch, "" if arch.startswith(("gemma", "mistral", "phi3")) else "qwen2"))
-    ggquant.convert(d, ours, "F32", quiet=True)
-    assert _kvs(ours) == _kvs(ref)
-    ta = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ours)).tensors}
-    tb = {t.name: (int(t.tensor_type), bytes(t.data)) for t in gguf.GGUFReader(str(ref)).tensors}
-    assert ta == tb
-    ids = hf_models.reference_ids(d, hf_models.TEST_TEXT)
-    with torch.no_grad():
-        want = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
-    got = _logits(ours, ids)
-    assert np.abs(got - want).max() / np.abs(want).max() < 2e-3
-    q_ours, q_ref = tmp_path / "q-ours.gguf", tmp_path / "q-ref.gguf"
-    ggquant.convert(d, q_ours, "Q4_K_M", quiet=True)
-    llama_quantize(ref, q_ref, "Q4_K_M")
-    assert _sha(q_ours) == _sha(q_ref)
 
 
 def test_unsupported_architecture_says_how_to_ask(tmp_path):

@@ -7,6 +7,7 @@ with the same arguments; the imatrix keys are passed as the KV overrides llama-q
 from __future__ import annotations
 
 import hashlib
+import shutil
 import struct
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import hf_models
 import llama_oracle
 from reach_oracles import llama_quantize
 from ggquant import GGMLType, cli
-from ggquant.convert import core
+from ggquant.convert import stream
 from ggquant.plan import LLAMA_FTYPE
 
 gguf = pytest.importorskip("gguf")
@@ -83,6 +84,18 @@ def test_moe_with_imatrix_dict(sources, tmp_path, rng):
     plain = tmp_path / "plain.gguf"
     ggquant.quantize_file(inp, plain, "Q4_K_M")
     assert _sha(plain) != _sha(ours)  # the weights were used
+
+
+def test_batch_size_and_threads_do_not_change_bytes(sources, tmp_path, monkeypatch):
+    # tiny batches: every tensor (experts too) cut into row chunks, copied tensors included
+    inp = sources("qwen2moe", "F16")
+    ref = tmp_path / "ref.gguf"
+    ggquant.quantize_file(inp, ref, "Q4_K_M")
+    monkeypatch.setattr(stream, "BATCH_BYTES", 3000)
+    for n in (1, 3):
+        out = tmp_path / f"n{n}.gguf"
+        ggquant.quantize_file(inp, out, "Q4_K_M", nthreads=n)
+        assert _sha(out) == _sha(ref), n
 
 
 def _write_legacy_imatrix(path: Path, entries: dict[str, np.ndarray], ncall: int, chunks: int, dataset: str) -> None:
@@ -199,14 +212,32 @@ def test_errors_leave_no_file(sources, tmp_path, monkeypatch):
     with pytest.raises(ggquant.GGQuantError, match="requires an importance matrix"):
         ggquant.quantize_file(inp, tmp_path / "a.gguf", "Q2_K_S")
     calls = []
+    stop = [3]  # the call that is interrupted (0: none)
+    kernels = stream.quantize_batch
 
     def failing(*a, **k):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == stop[0]:
             raise KeyboardInterrupt
-        return ggquant.quantize(*a, **k)
+        return kernels(*a, **k)
 
-    monkeypatch.setattr(core, "quantize", failing)
+    monkeypatch.setattr(stream, "BATCH_BYTES", 4096)  # many kernel calls: the third is interrupted mid-file
+    monkeypatch.setattr(stream, "quantize_batch", failing)
     with pytest.raises(KeyboardInterrupt):
         ggquant.quantize_file(inp, tmp_path / "a.gguf", "Q8_0")
+    assert list(tmp_path.iterdir()) == []
+    # a split set: the first shards are complete when the last kernel call fails; none of them remains
+    split = sources("llama", "F16", split_max_tensors=7)
+    calls.clear()
+    stop[0] = 0
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    ggquant.quantize_file(split, clean / "ks.gguf", "Q8_0", keep_split=True)
+    assert len(list(clean.iterdir())) == 3
+    shutil.rmtree(clean)
+    stop[0], n_calls = len(calls), len(calls)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        ggquant.quantize_file(split, tmp_path / "ks.gguf", "Q8_0", keep_split=True)
+    assert len(calls) == n_calls
     assert list(tmp_path.iterdir()) == []

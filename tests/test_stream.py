@@ -16,6 +16,9 @@ import pytest
 import ggquant
 from ggquant import GGQuantError
 from ggquant.convert import stream
+from ggquant.convert.core import Job
+from ggquant.hf.archs import OutTensor
+from ggquant.plan import PlannedTensor
 
 _HF_MISSING = next((f"{m} is not installed" for m in ("torch", "transformers", "tokenizers")
                     if importlib.util.find_spec(m) is None), None)
@@ -113,3 +116,78 @@ def test_error_mid_pass_leaves_no_file(model_dirs, tmp_path, monkeypatch):
     with pytest.raises(ggquant.NonFiniteError, match="blk.1.ffn_down.weight.*NaN"):
         ggquant.convert_many(d, out / "n-{preset}.gguf", ["Q8_0", "Q4_K_M"], quiet=True)
     assert list(out.iterdir()) == []
+
+
+class _Collect:
+    """A sink keeping each tensor's bytes."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.closed = self.aborted = False
+
+    def write_tensor(self, name: str, data: np.ndarray) -> None:
+        self.data[name] = np.ascontiguousarray(data).tobytes()
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def _raw_pass(tensors, types, nthreads=2):
+    """Run one pass of ``tensors`` ((name, shape, parts)) to each planned type list in ``types``."""
+    ots = [OutTensor(n, shape, parts) for n, shape, parts in tensors]
+    sinks, jobs = [], []
+    for ts in types:
+        planned = [PlannedTensor(ot.name, ot.shape, ggquant.GGMLType[t],
+                                 int(np.prod(ot.shape[:-1])) * ggquant.row_size(t, ot.shape[-1])) for ot, t in zip(ots, ts)]
+        sinks.append(_Collect())
+        jobs.append(Job(planned, sinks[-1]))
+    stream.run_pass(ots, jobs, None, nthreads=nthreads, quiet=True)
+    return sinks
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 5000, 64 << 20])
+def test_raw_blocks_copied_or_requantized(rng, monkeypatch, batch_bytes):
+    # a stored quantized tensor: copied as it is to its own type, dequantized and requantized to another
+    monkeypatch.setattr(stream, "BATCH_BYTES", batch_bytes)
+    x = rng.standard_normal((3, 8, 256)).astype(np.float32)
+    q4 = ggquant.quantize(x[0], "q4_K")
+    mx = np.stack([ggquant.quantize(e, "mxfp4") for e in x])  # (experts, rows, row bytes)
+    h16 = x[1].astype(np.float16)
+    h16[2, 7] = np.nan  # an F16 -> F16 copy is not checked (llama-quantize copies it byte for byte)
+    tensors = [("a.weight", (8, 256), [lambda: (q4, ggquant.GGMLType.Q4_K)]),
+               ("experts_whole", (3, 8, 256), [lambda: (mx, ggquant.GGMLType.MXFP4)]),
+               ("experts_parts", (3, 8, 256), [lambda e=e: (mx[e], ggquant.GGMLType.MXFP4) for e in range(3)]),
+               ("h.weight", (8, 256), [lambda: (h16, ggquant.GGMLType.F16)])]
+    same, other = _raw_pass(tensors, [["Q4_K", "MXFP4", "MXFP4", "F16"], ["Q8_0", "Q8_0", "Q4_K", "F16"]])
+    assert same.closed and other.closed
+    assert same.data["a.weight"] == q4.tobytes()
+    assert same.data["experts_whole"] == same.data["experts_parts"] == mx.tobytes()
+    assert same.data["h.weight"] == h16.tobytes()
+    deq_q4 = ggquant.dequantize(q4, "q4_K", (8, 256))
+    assert deq_q4.shape == (8, 256) and not np.array_equal(deq_q4, x[0])  # the requantized values are the decoded ones
+    assert other.data["a.weight"] == ggquant.quantize(deq_q4, "q8_0").tobytes()
+    deq_mx = [ggquant.dequantize(mx[e], "mxfp4", (8, 256)) for e in range(3)]
+    assert other.data["experts_whole"] == b"".join(ggquant.quantize(d, "q8_0").tobytes() for d in deq_mx)
+    assert other.data["experts_parts"] == b"".join(ggquant.quantize(d, "q4_K").tobytes() for d in deq_mx)
+
+
+def test_raw_f16_and_bf16_go_to_the_kernels_as_stored(rng):
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    h = x.astype(np.float16)
+    b = (x.view(np.uint32) >> 16).astype(np.uint16)
+    (sink,) = _raw_pass([("h", (4, 64), [lambda: (h, ggquant.GGMLType.F16)]),
+                         ("b", (4, 64), [lambda: (b.view(np.uint8), ggquant.GGMLType.BF16)])], [["Q8_0", "Q4_0"]])
+    assert sink.data["h"] == ggquant.quantize(h, "q8_0").tobytes()
+    bf = (b.astype(np.uint32) << 16).view(np.float32)
+    assert sink.data["b"] == ggquant.quantize(bf, "q4_0").tobytes()
+
+
+def test_raw_blocks_of_the_wrong_size_are_refused(rng):
+    q = ggquant.quantize(rng.standard_normal((2, 64)).astype(np.float32), "q8_0")
+    with pytest.raises(ggquant.FormatError, match=r"t\).*not whole rows of q8_0"):
+        _raw_pass([("t", (2, 64), [lambda: (q.reshape(-1)[:-3], ggquant.GGMLType.Q8_0)])], [["Q4_0"]])
+    with pytest.raises(GGQuantError, match="more bytes than planned"):
+        _raw_pass([("t", (1, 64), [lambda: (q, ggquant.GGMLType.Q8_0)])], [["Q8_0"]])

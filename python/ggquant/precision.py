@@ -347,6 +347,8 @@ class ModelTensors:
         arrays: list[tuple[np.ndarray, str]] = []
         for part in ot.parts:
             arr, dtype = part()
+            if isinstance(dtype, GGMLType):  # blocks kept as stored (gpt-oss's MXFP4 experts)
+                arr, dtype = dequantize(arr, dtype), "F32"
             a = np.asarray(arr)
             arrays.extend([(a[k], dtype) for k in range(a.shape[0])] if a.ndim == 3
                           else [(a.reshape(-1, a.shape[-1]), dtype)])

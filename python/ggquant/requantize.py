@@ -9,10 +9,12 @@ llama-quantize does for the preset (:mod:`ggquant.plan`), and writes a file iden
   ``quantize.imatrix.file/.dataset/.entries_count/.chunks_count`` keys llama-quantize adds;
 - tensors in llama.cpp's order (the non-``blk`` tensors by name, then each block's by name), or with
   ``keep_split`` shard by shard in input order, each output shard holding its input shard's tensors;
-- a tensor whose type does not change is copied byte for byte; the others are widened to float32
-  (dequantized, with ``allow_requantize``) and quantized row by row with their imatrix slice.
+- a tensor whose type does not change is copied byte for byte; the others are quantized from their
+  stored F32/F16/BF16 values (blocks of a quantized type are dequantized first, with ``allow_requantize``),
+  row chunk by row chunk with their imatrix slice.
 
-One tensor is held in memory at a time (the input is memory-mapped); the output appears only when
+The tensors go through the converter's overlapped loop (:func:`ggquant.convert.stream.run_pass`): at most
+about two tensors are held in memory (the input is memory-mapped); the output appears only when
 complete (all shards or none).
 
 Example:
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time
 import warnings as _warnings
 from collections import Counter
@@ -36,15 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from .convert.core import Target, imatrix_weights, produce
+from .convert.core import Job, ShardedSink
+from .convert.stream import run_pass
 from .errors import GGQuantError, GGQuantWarning, UnsupportedTypeError
-from .gguf import GGUFReader, GGUFSplitReader, GGUFTensor, GGUFValueType, GGUFWriter, read_gguf_split
+from .gguf import GGUFSplitReader, GGUFTensor, GGUFValueType, GGUFWriter, read_gguf_split
 from .hf.archs import OutTensor
 from .imatrix import read_imatrix
 from .layout import Entry, imatrix_entries, quantized_metadata
 from .plan import LLAMA_FTYPE, ModelInfo, Plan, plan_quantization, tensor_order_key
 from .qtypes import GGMLType, type_info
-from .quants import dequantize
 
 _FTYPE_NAMES = {v: k for k, v in LLAMA_FTYPE.items()}
 
@@ -122,21 +123,15 @@ def _imatrix(imatrix: str | os.PathLike[str] | Mapping[str, Any] | None) -> tupl
     return weights or None, imatrix_entries(imatrix, im)
 
 
-def _values(t: GGUFTensor, sub: np.ndarray) -> tuple[np.ndarray, str]:
-    """Part of a tensor's data as ``(values, safetensors dtype)`` for the converter core; quantized
-    data is dequantized to float32 (only reached with ``allow_requantize``)."""
-    if t.type in (GGMLType.F32, GGMLType.F16, GGMLType.F64):
-        return sub, type_info(t.type).name.upper()
-    if t.type == GGMLType.BF16:
-        return sub.view(np.uint16), "BF16"
-    ne0 = t.shape[-1]
-    return dequantize(sub, t.type, (*sub.shape[:-1], ne0), name=t.name), "F32"
+def _stored(data: np.ndarray, type: GGMLType) -> tuple[np.ndarray, GGMLType]:
+    return data, type
 
 
 def _out_tensor(t: GGUFTensor) -> OutTensor:
-    """The converter core's view of one GGUF tensor: one part per expert for 3-D tensors."""
+    """One GGUF tensor as the tensor loop reads it: its stored blocks, one part per expert for 3-D tensors
+    (copied as they are where the type does not change, else converted; see :func:`ggquant.convert.stream.run_pass`)."""
     subs = [t.data[i] for i in range(t.shape[0])] if len(t.shape) == 3 else [t.data]
-    return OutTensor(t.name, t.shape, [functools.partial(_values, t, sub) for sub in subs])
+    return OutTensor(t.name, t.shape, [functools.partial(_stored, sub, t.type) for sub in subs])
 
 
 def quantize_file(
@@ -268,7 +263,7 @@ def _write(paths: list[str], groups: list[list[int]], order: list[GGUFTensor], p
            kvs: list[Entry], weights: dict[str, np.ndarray] | None, nthreads: int | None,
            quiet: bool) -> None:
     writers = [GGUFWriter(p) for p in paths]
-    committed: list[str] = []
+    sink = ShardedSink(writers, {order[i].name: s for s, idx in enumerate(groups) for i in idx})
     try:
         for s, (w, idx) in enumerate(zip(writers, groups)):
             if s == 0:
@@ -281,31 +276,12 @@ def _write(paths: list[str], groups: list[list[int]], order: list[GGUFTensor], p
             for i in idx:
                 p = plan.tensors[i]
                 w.add_tensor_info(p.name, p.shape, p.type, n_dims=_n_dims(p.shape))
-        done = 0
-        for w, idx in zip(writers, groups):
-            for i in idx:
-                t, p = order[i], plan.tensors[i]
-                done += 1
-                if not quiet:
-                    print(f"[{done:4d}/{len(order):4d}] {t.name:<36} {type_info(t.type).name:>7} -> "
-                          f"{type_info(p.type).name}", file=sys.stderr, flush=True)
-                if t.type == p.type:  # llama-quantize copies these byte for byte
-                    w.write_tensor(t.name, t.data.reshape(-1).view(np.uint8))
-                else:
-                    (data,) = produce(_out_tensor(t), [Target(p, imatrix_weights(p, weights))], None, nthreads)
-                    w.write_tensor(t.name, data)
-        for w, path in zip(writers, paths):
-            w.close()
-            committed.append(path)
     except BaseException:
-        for w in writers[len(committed):]:
-            w.abort()
-        for path in committed:  # a split set is all or nothing
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        sink.abort()
         raise
+    written = [i for idx in groups for i in idx]  # shard by shard: each writer's tensors in declaration order
+    run_pass([_out_tensor(order[i]) for i in written], [Job([plan.tensors[i] for i in written], sink, weights)],
+             None, nthreads=nthreads, quiet=quiet)
 
 
 __all__ = ["RequantizeResult", "quantize_file"]

@@ -16,17 +16,13 @@ import numpy as np
 
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
 from ..fileio import fs_path, read_text_file, remove_stale_temporaries
-from ..hf.archs import OutTensor
+from ..gguf import GGUFWriter
+from ..hf.archs import kept_quant_method
 from ..hub import is_hub_id, resolve_model
-from ..hf.checkpoint import (Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint, release_pages,
-                             to_compute_dtype)
+from ..hf.checkpoint import Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint
 from ..plan import PlannedTensor
 from ..progress import Progress
-from ..qtypes import GGMLType, type_info
-from ..quants import quantize
-
-#: float32 bytes converted and quantized at a time within one tensor (GGUF -> GGUF requantize)
-CHUNK_BYTES = 32 << 20
+from ..qtypes import GGMLType
 
 _PACKED_TENSORS = (".qweight", ".qzeros", ".g_idx", ".scales", ".weight_scale", ".weight_scale_inv",
                    ".weight_packed", ".input_scale")
@@ -81,6 +77,9 @@ def check_not_quantized(hparams: Mapping[str, Any], ck: Checkpoint, allow_requan
     int_weights = [n for n in names if n.endswith(".weight") and ck.dtype(n) in _INT_DTYPES]
     if not qc and not packed and not int_weights:
         return
+    kept = kept_quant_method(dict(hparams))
+    if kept is not None and isinstance(qc, Mapping) and qc.get("quant_method") == kept:
+        return  # copied as stored (gpt-oss's MXFP4 experts); a preset that requantizes them needs allow_requantize
     if qc:
         method = qc.get("quant_method", qc.get("mode", "?")) if isinstance(qc, Mapping) else qc
         what = f"quantization {method!r} in config.json"
@@ -218,12 +217,40 @@ class TensorSink(Protocol):
     def abort(self) -> None: ...
 
 
-@dataclass
-class Target:
-    """One output of a tensor: its planned type and, for quantized types, the importance weights."""
+class ShardedSink:
+    """One output made of several GGUF files, each holding the tensors given to it (llama-quantize's
+    ``--keep-split``): every tensor goes to its shard's writer, and the files appear together or not at all.
 
-    tensor: PlannedTensor
-    weights: np.ndarray | None = None
+    Args:
+        writers: one per shard, their tensors declared.
+        shard_of: tensor name -> index in ``writers``.
+    """
+
+    def __init__(self, writers: Sequence[GGUFWriter], shard_of: Mapping[str, int]) -> None:
+        self.writers = list(writers)
+        self.shard_of = dict(shard_of)
+
+    def write_tensor(self, name: str, data: np.ndarray) -> None:
+        self.writers[self.shard_of[name]].write_tensor(name, data)
+
+    def close(self) -> None:
+        committed: list[str] = []
+        try:
+            for w in self.writers:
+                w.close()
+                committed.append(w.path)
+        except BaseException:
+            for path in committed:  # a split set is all or nothing
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        for w in self.writers:
+            w.abort()
 
 
 def imatrix_weights(pt: PlannedTensor, imatrix: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
@@ -255,56 +282,5 @@ class Job:
     imatrix: Mapping[str, np.ndarray] | None = None
 
 
-def produce(ot: OutTensor, targets: Sequence[Target], ck: Checkpoint | None, nthreads: int | None) -> list[np.ndarray]:
-    """Quantize one output tensor to every target, part by part (experts one at a time, big matrices
-    in row chunks), reading each part once; one preallocated buffer of exactly the tensor's bytes per target.
-
-    Raises:
-        FormatError: a part cannot be read (the message names file and tensor).
-        GGQuantError: quantization failed (the message names file, source and output tensor, and type).
-    """
-    outs = [np.empty(t.tensor.nbytes, np.uint8) for t in targets]
-    pos = [0] * len(targets)
-    shape = ot.shape
-    ne0 = shape[-1]
-    n_exp = shape[0] if len(shape) == 3 else 1
-    whole = len(ot.parts) == 1
-    for k, part in enumerate(ot.parts):
-        try:
-            arr, dtype = part()
-        except GGQuantError:
-            raise
-        except Exception as e:
-            raise FormatError(f"{ot.origin(ck)}: cannot read {ot.name}: {e}") from e
-        # a 3-D tensor given whole goes one expert (and imatrix slice) at a time
-        subs = [(arr[i], i) for i in range(n_exp)] if whole and n_exp > 1 else [(arr, k if not whole else None)]
-        for a, ix in subs:
-            rows = a.reshape(-1, a.shape[-1]) if a.ndim != 1 else a.reshape(1, -1)
-            step = max(1, CHUNK_BYTES // (4 * rows.shape[1]))
-            for r in range(0, rows.shape[0], step):
-                chunk = to_compute_dtype(np.asarray(rows[r:r + step]), dtype)
-                if chunk.dtype not in (np.float32, np.float16):
-                    chunk = chunk.astype(np.float32)
-                for j, t in enumerate(targets):
-                    w = t.weights if t.weights is None or ix is None else t.weights[ix * ne0:(ix + 1) * ne0]
-                    pt = t.tensor
-                    try:
-                        q = quantize(chunk, pt.type, imatrix=w, name=pt.name, nthreads=nthreads).reshape(-1)
-                    except GGQuantError as e:  # say which file and source tensor, keep the error class
-                        raise type(e)(f"{ot.origin(ck)} -> {pt.name} ({type_info(pt.type).name}): {e}") from None
-                    if pos[j] + q.size > outs[j].size:
-                        raise GGQuantError(f"{pt.name}: more bytes than planned ({pos[j] + q.size} > {outs[j].size})")
-                    outs[j][pos[j]:pos[j] + q.size] = q
-                    pos[j] += q.size
-                del chunk
-                release_pages(arr)
-        del arr, subs, a, rows  # the part's mapping goes before the next part is mapped
-    for j, t in enumerate(targets):
-        if pos[j] != t.tensor.nbytes:
-            raise GGQuantError(f"{ot.origin(ck)}: produced {pos[j]} bytes for {t.tensor.name}, "
-                               f"expected {t.tensor.nbytes}")
-    return outs
-
-
-__all__ = ["CHUNK_BYTES", "HFModel", "Job", "Progress", "Target", "TensorSink", "atomic_directory",
-           "check_not_quantized", "imatrix_weights", "input_files", "load_config", "open_model", "produce"]
+__all__ = ["HFModel", "Job", "Progress", "ShardedSink", "TensorSink", "atomic_directory",
+           "check_not_quantized", "imatrix_weights", "input_files", "load_config", "open_model"]

@@ -20,8 +20,8 @@ from ..errors import FormatError, GGQuantError
 from ..gguf import GGUFWriter
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import Checkpoint, release_pages, to_compute_dtype
-from ..qtypes import type_info
-from ..quants import row_size
+from ..qtypes import GGMLType, type_info
+from ..quants import dequantize, row_size
 from .core import Job, Progress, imatrix_weights
 
 #: source bytes per kernel call: small tensors are gathered up to this, big ones cut into row chunks
@@ -32,6 +32,9 @@ BATCH_BYTES = 64 << 20
 POOL_BYTES = 128 << 20
 
 _DIRECT = ("F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")  # what the kernels read as stored
+# raw ggml storage the kernels read as it is: (their source dtype, the NumPy view of the bytes)
+_GGML_DIRECT: dict[GGMLType, tuple[str, type[np.generic]]] = {
+    GGMLType.F32: ("F32", np.float32), GGMLType.F16: ("F16", np.float16), GGMLType.BF16: ("BF16", np.uint16)}
 
 
 class _Pool:
@@ -72,11 +75,62 @@ class _Batch:
     nbytes: int = 0
 
 
-def _readable(arr: np.ndarray, dtype: str) -> tuple[np.ndarray, str]:
-    # float64 and integer storage are widened here (as convert_hf_to_gguf.py casts them); the rest is read as stored
-    if dtype in _DIRECT:
-        return arr, dtype
-    return np.asarray(to_compute_dtype(arr, dtype), np.float32), "F32"
+@dataclass
+class _Source:
+    """One part of a source tensor as rows: values the kernels read as they are, or raw ggml blocks."""
+
+    rows: np.ndarray  # 2-D: the values the kernels read (``dtype``); the blocks when ``stored`` is quantized
+    dtype: str  # the kernels' source dtype of ``rows``
+    ne0: int
+    stored: GGMLType | None = None  # the ggml type of a raw part
+    raw: np.ndarray | None = None  # a raw part's bytes, (rows, row bytes) uint8
+
+    @property
+    def decoded(self) -> bool:
+        return self.stored is not None and self.rows is self.raw  # blocks dequantized chunk by chunk
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.rows.shape[0])
+
+    @property
+    def row_bytes(self) -> int:
+        """What one row costs in a batch: its float32 values when blocks are decoded first."""
+        return 4 * self.ne0 if self.decoded else int(self.rows.shape[1] * self.rows.itemsize)
+
+    def values(self, lo: int, hi: int, nthreads: int | None, label: str) -> np.ndarray:
+        """Rows ``lo:hi`` as the kernels read them (blocks of a quantized type decoded to float32)."""
+        if not self.decoded:
+            return self.rows[lo:hi]
+        assert self.stored is not None
+        try:
+            return dequantize(self.rows[lo:hi], self.stored, (hi - lo, self.ne0), nthreads=nthreads)
+        except GGQuantError as e:  # say which file and tensor, keep the error class
+            raise type(e)(f"{label}: {e}") from None
+
+
+def _source(arr: np.ndarray, dtype: str | GGMLType, ne0: int, what: str) -> _Source:
+    """What one ``OutTensor`` part gave, ``(array, dtype)``, as rows (see :func:`run_pass`)."""
+    if not isinstance(dtype, GGMLType):
+        # float64 and integer storage are widened here (as convert_hf_to_gguf.py casts them); the rest is read as stored
+        if dtype not in _DIRECT:
+            arr, dtype = np.asarray(to_compute_dtype(arr, dtype), np.float32), "F32"
+        rows = arr.reshape(1, -1) if arr.ndim == 1 else arr.reshape(-1, arr.shape[-1])
+        return _Source(rows, dtype, ne0)
+    rb = row_size(dtype, ne0)
+    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    if flat.size % rb:
+        raise FormatError(f"{what}: {flat.size} bytes are not whole rows of {type_info(dtype).name} "
+                          f"({rb} bytes per row of {ne0})")
+    raw = flat.reshape(-1, rb)
+    if dtype in _GGML_DIRECT:
+        kind, np_dtype = _GGML_DIRECT[dtype]
+        return _Source(raw.view(np_dtype), kind, ne0, dtype, raw)
+    if dtype == GGMLType.F64:
+        return _Source(raw.view(np.float64).astype(np.float32), "F32", ne0, dtype, raw)
+    if not type_info(dtype).is_quantized:
+        raise FormatError(f"{what}: cannot convert stored {type_info(dtype).name} data")
+    return _Source(raw, "F32", ne0, dtype, raw)
 
 
 def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint | None, *,
@@ -84,6 +138,17 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
              on_tensor: Callable[[OutTensor], None] | None = None) -> None:
     """Read every tensor once and write it to every job's sink, reading, quantizing and writing
     overlapped; all sinks are closed at the end or aborted on any error (no partial output).
+
+    Each part of an :class:`~ggquant.hf.archs.OutTensor` returns ``(array, dtype)``:
+
+    - ``dtype`` a safetensors dtype name (``"BF16"`` as uint16 bits, ``"F16"``, ``"F32"``, ``"F8_E4M3"``...):
+      ``array`` holds the values, its last axis a row; they are quantized to each planned type.
+    - ``dtype`` a :class:`~ggquant.qtypes.GGMLType` (raw blocks, e.g. MXFP4 experts or any tensor of a
+      GGUF input): ``array`` (any dtype, C-contiguous, e.g. ``GGUFTensor.data``) holds whole rows of
+      that type, ``row_size(type, ne0)`` bytes each. Where the planned type is that type the bytes are
+      copied as they are; otherwise F32/F16/BF16 rows go to the kernels as they are and blocks of a
+      quantized type are dequantized chunk by chunk and quantized again (llama-quantize's
+      ``--allow-requantize``). Whether requantizing is allowed is the caller's policy.
 
     Args:
         tensors: what to produce, in output order.
@@ -148,46 +213,55 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
         for i, ot in enumerate(tensors):
             planned = [job.tensors[i] for job in jobs]
             prog.start(planned[0].name, "/".join(dict.fromkeys(p.type.name for p in planned)))
-            weights = [imatrix_weights(p, job.imatrix) for p, job in zip(planned, jobs)]
             t = _Tensor(i, [pool.take(p.nbytes) for p in planned])
             inflight.append(t)
             pos = [0] * len(jobs)
             ne0 = ot.shape[-1]
             n_exp = ot.shape[0] if len(ot.shape) == 3 else 1
             whole = len(ot.parts) == 1
+            weights: dict[int, np.ndarray | None] = {}  # looked up only for the outputs that quantize
             for k, part in enumerate(ot.parts):
                 try:
-                    arr, dtype = _readable(*part())
+                    arr, dtype = part()
                 except GGQuantError:
                     raise
                 except Exception as e:
                     raise FormatError(f"{ot.origin(ck)}: cannot read {ot.name}: {e}") from e
+                src = _source(arr, dtype, ne0, f"{ot.origin(ck)} ({ot.name})")
                 # a 3-D tensor given whole goes one expert (and imatrix slice) at a time
-                subs = [(arr[e], e) for e in range(n_exp)] if whole and n_exp > 1 else [(arr, None if whole else k)]
-                for a, ix in subs:
-                    rows = a.reshape(-1, a.shape[-1]) if a.ndim != 1 else a.reshape(1, -1)
-                    step = max(1, BATCH_BYTES // max(1, rows.shape[1] * rows.itemsize))
-                    for r in range(0, rows.shape[0], step):
-                        chunk = rows[r:r + step]
+                n_rows = src.n_rows // n_exp if whole and n_exp > 1 else src.n_rows
+                subs = [(e * n_rows, e) for e in range(n_exp)] if whole and n_exp > 1 else [(0, None if whole else k)]
+                step = max(1, BATCH_BYTES // src.row_bytes)
+                for start, ix in subs:
+                    for r in range(0, n_rows, step):
+                        lo, hi = start + r, start + min(r + step, n_rows)
+                        values: np.ndarray | None = None
+                        where = f" from row {r}" if r else ""
                         for j, p in enumerate(planned):
-                            w = weights[j]
-                            if w is not None and ix is not None:
-                                w = w[ix * ne0:(ix + 1) * ne0]
-                            where = f" from row {r}" if r else ""
-                            batch.jobs.append(QuantJob(chunk, p.type, t.bufs[j], pos[j], dtype, w,
-                                                       f"{ot.origin(ck)} -> {p.name} ({type_info(p.type).name}){where}"))
-                            n = chunk.shape[0] * row_size(p.type, ne0)
+                            n = (hi - lo) * row_size(p.type, ne0)
                             if pos[j] + n > p.nbytes:
                                 raise GGQuantError(f"{p.name}: more bytes than planned ({pos[j] + n} > {p.nbytes})")
+                            label = f"{ot.origin(ck)} -> {p.name} ({type_info(p.type).name}){where}"
+                            if src.raw is not None and p.type == src.stored:  # as llama-quantize: copied as is
+                                t.bufs[j][pos[j]:pos[j] + n] = src.raw[lo:hi].reshape(-1)
+                            else:
+                                if values is None:
+                                    values = src.values(lo, hi, nthreads, label)
+                                if j not in weights:
+                                    weights[j] = imatrix_weights(p, jobs[j].imatrix)
+                                w = weights[j]
+                                if w is not None and ix is not None:
+                                    w = w[ix * ne0:(ix + 1) * ne0]
+                                batch.jobs.append(QuantJob(values, p.type, t.bufs[j], pos[j], src.dtype, w, label))
+                                batch.owners.append(t)
+                                t.left += 1
                             pos[j] += n
-                            batch.owners.append(t)
-                            t.left += 1
-                        batch.nbytes += chunk.nbytes
+                        batch.nbytes += (hi - lo) * src.row_bytes
                         if batch.nbytes >= BATCH_BYTES:
                             batch.arrays.append(arr)
                             flush()
                 batch.arrays.append(arr)
-                del arr, subs
+                del arr, src
             for j, p in enumerate(planned):
                 if pos[j] != p.nbytes:
                     raise GGQuantError(f"{ot.origin(ck)}: produced {pos[j]} bytes for {p.name}, expected {p.nbytes}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GGQuantError, GGQuantWarning, UnsupportedTypeError
+from ..errors import FormatError, GGQuantError, GGQuantWarning, UnsupportedTypeError
 from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
 from ..gguf import GGUFWriter
 from ..hf import archs as _archs
@@ -30,7 +30,7 @@ from ..hf.checkpoint import Checkpoint
 from ..imatrix import load_imatrix as _read_imatrix
 from ..imatrix import read_imatrix
 from ..layout import imatrix_entries, quantized_metadata
-from ..plan import ModelInfo, Plan, plan_quantization, resolve_preset, tensor_order_key
+from ..plan import LLAMA_FTYPE, ModelInfo, Plan, plan_quantization, resolve_preset, tensor_nbytes, tensor_order_key
 from ..qtypes import GGMLType, type_info
 from .core import HFModel, Job, input_files, open_model
 from .stream import run_pass
@@ -81,6 +81,8 @@ class GGUFSource:
         arch: the GGUF architecture name.
         checkpoint: where the tensors come from (error messages; closed by :meth:`close`), or None.
         warnings: what every plan made from this source should carry (e.g. no vocabulary).
+        allow_requantize: a preset may requantize tensors the source stores quantized (llama-quantize
+            ``--allow-requantize``); without it that is an error.
     """
 
     tensors: list[OutTensor]
@@ -89,6 +91,7 @@ class GGUFSource:
     arch: str
     checkpoint: Checkpoint | None = None
     warnings: list[str] = field(default_factory=list)
+    allow_requantize: bool = False
 
     def close(self) -> None:
         if self.checkpoint is not None:
@@ -227,14 +230,32 @@ def _plan_for(source: GGUFSource, out: GGUFOutput, has_imatrix: bool) -> Plan:
             raise GGQuantError(f"the plan does not match the model's tensors (first difference: {bad})")
         # in the source's order (llama-quantize's for quantized files); the caller's plan stays as it was
         return dataclasses.replace(plan, tensors=[by_name[n] for n, _ in want], warnings=list(plan.warnings))
-    return plan_quantization([(t.name, t.shape) for t in source.tensors], out.preset, source.model,
-                             has_imatrix=has_imatrix, tensor_types=out.tensor_types,
+    plan = plan_quantization([(t.name, t.shape, t.stored_type or GGMLType.F32) for t in source.tensors], out.preset,
+                             source.model, has_imatrix=has_imatrix, tensor_types=out.tensor_types,
                              token_embedding_type=out.token_embedding_type,
                              output_tensor_type=out.output_tensor_type, pure=out.pure)
+    return plan if _quantizes(out.preset) else _keep_stored(plan)
 
 
-def _problems(plan: Plan, has_imatrix: bool) -> list[GGQuantError]:
+def _keep_stored(plan: Plan) -> Plan:
+    # convert_hf_to_gguf.py writes tensors the checkpoint stores quantized (gpt-oss's MXFP4 experts) as they are
+    # into its F32/F16/BF16 files, and says so in general.file_type
+    kept = [dataclasses.replace(t, type=t.source_type, nbytes=tensor_nbytes(t.shape, t.source_type))
+            if type_info(t.source_type).is_quantized else t for t in plan.tensors]
+    if not any(t.type == GGMLType.MXFP4 for t in kept):
+        return dataclasses.replace(plan, tensors=kept)
+    return dataclasses.replace(plan, tensors=kept, file_type=LLAMA_FTYPE["MXFP4_MOE"])
+
+
+def _problems(plan: Plan, has_imatrix: bool, allow_requantize: bool) -> list[GGQuantError]:
     problems: list[GGQuantError] = []
+    requant = [t for t in plan.tensors if type_info(t.source_type).is_quantized and t.type != t.source_type]
+    if requant and not allow_requantize:
+        t = requant[0]
+        problems.append(FormatError(f"{t.name} (and {len(requant) - 1} more) is stored as {t.source_type.name} in the "
+                                    f"checkpoint and preset {plan.preset} would requantize it to {t.type.name}, "
+                                    f"which loses quality; pass allow_requantize=True (CLI: --allow-requantize) to do "
+                                    f"it anyway, as llama-quantize --allow-requantize does"))
     missing = sorted({type_info(t.type).name for t in plan.tensors if not type_info(t.type).can_quantize})
     if missing:
         problems.append(UnsupportedTypeError(f"preset {plan.preset} needs type(s) {', '.join(missing)}, which this "
@@ -288,7 +309,7 @@ def convert_source(
     try:
         for out in outputs:
             plan = _plan_for(source, out, imx is not None)
-            problems = _problems(plan, imx is not None)
+            problems = _problems(plan, imx is not None, source.allow_requantize)
             if problems and not dry_run:
                 raise problems[0]
             for warning in [str(p) for p in problems] + source.warnings:  # a dry run still shows the plan
@@ -446,6 +467,7 @@ def _convert_all(model: str | os.PathLike[str] | Mapping[str, Any],
         hf = open_model(model, config, allow_requantize=allow_requantize)
         try:
             source = hf_source(hf, tokenizer_dir, name, no_vocab)
+            source.allow_requantize = allow_requantize
             outs = [GGUFOutput(outfile, preset, tensor_types, token_embedding_type, output_tensor_type, pure,
                                split_max_tensors, split_max_size) for outfile, preset in targets]
             if not dry_run:

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import GGQuantError
+from ..qtypes import GGMLType
 from . import tokenizer as tk
 from .checkpoint import Checkpoint, to_compute_dtype
 
@@ -35,9 +36,11 @@ SUPPORTED: dict[str, str] = {
     "LlamaForCausalLM": "llama", "LLaMAForCausalLM": "llama", "MistralForCausalLM": "llama",
     "MixtralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen2MoeForCausalLM": "qwen2moe",
     "GemmaForCausalLM": "gemma", "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3",
+    "GraniteMoeForCausalLM": "granitemoe", "GraniteMoeSharedForCausalLM": "granitemoe",
+    "DeepseekV2ForCausalLM": "deepseek2", "DeepseekV3ForCausalLM": "deepseek2",
     "Qwen3MoeForCausalLM": "qwen3moe", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3", "SmolLM3ForCausalLM": "smollm3", "Olmo2ForCausalLM": "olmo2",
-    "GraniteForCausalLM": "granite",
+    "GraniteForCausalLM": "granite", "GptOssForCausalLM": "gpt-oss",
 }
 _LLAMA_LIKE = ("llama", "smollm3", "granite")  # convert_hf_to_gguf.py's LlamaModel and its subclasses
 
@@ -115,9 +118,11 @@ class OutTensor:
 
     name: str
     shape: tuple[int, ...]
-    parts: list[Callable[[], tuple[np.ndarray, str]]]  # (stored values, dtype) per part; 3-D: one expert each
+    # (stored values, safetensors dtype) or (raw blocks, GGMLType) per part; 3-D: one expert each (see convert.stream.run_pass)
+    parts: list[Callable[[], tuple[np.ndarray, str | GGMLType]]]
     sources: list[str] = field(default_factory=list)
     force_f32: bool = False  # kept F32 by convert_hf_to_gguf.py (1-D, norms, biases, routers)
+    stored_type: GGMLType | None = None  # its parts return (blocks, this type), known before reading (for the plan)
 
     def origin(self, src: Checkpoint | None) -> str:
         if src is None or not self.sources or self.sources[0] not in src:
@@ -142,9 +147,13 @@ def _find(h: dict[str, Any], keys: list[str], default: Any = None) -> Any:
 
 @dataclass
 class Arch:
+    #: (HF regex, GGUF name template) of a subclass, tried before the common tables
+    arch_names: ClassVar[list[tuple[re.Pattern[str], str]]] = []
     hf_arch: str
     gguf_arch: str
     hparams: dict[str, Any]
+    #: the ``quantization_config.quant_method`` whose tensors the converter copies as stored (gpt-oss: "mxfp4")
+    kept_quant_method: ClassVar[str | None] = None
 
     @property
     def n_layer(self) -> int:
@@ -206,6 +215,10 @@ class Arch:
             name = hf.replace("language_model.", "") if "language_model." in hf else hf
             if self.skip(name):
                 continue
+            own = self.arch_tensors(src, hf, name)
+            if own is not None:
+                out.extend(own)
+                continue
             m = None
             for rx, tmpl in _EXPERT_MAP:
                 m = rx.fullmatch(name)
@@ -223,7 +236,7 @@ class Arch:
             if fm:
                 out.extend(self._fused_experts(src, hf, int(fm.group(1)), fm.group(2)))
                 continue
-            name_map = _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
+            name_map = self.arch_names + _ARCH_NAMES.get(self.gguf_arch, []) + _NAME_MAP
             gguf_name = next((tmpl.format(*mm.groups()) for rx, tmpl in name_map if (mm := rx.fullmatch(name))), None)
             if gguf_name is None:
                 raise GGQuantError(f"{src.origin(hf)}: tensor {hf!r} has no GGUF name for architecture "
@@ -243,6 +256,11 @@ class Arch:
             shape = (n_exp, *shapes.pop())
             out[stack_pos[g]] = OutTensor(g, shape, [partial(self._read, src, g, n) for n in names], names)
         return out
+
+    def arch_tensors(self, src: Checkpoint, hf_name: str, name: str) -> list[OutTensor] | None:
+        """The GGUF tensors an architecture makes of ``hf_name`` itself (``name``: without ``language_model.``),
+        or None for the common tables below."""
+        return None
 
     def _read(self, src: Checkpoint, gguf_name: str, hf_name: str) -> tuple[np.ndarray, str]:
         return self.transform(gguf_name, hf_name, src.get_raw(hf_name))
@@ -491,6 +509,25 @@ def _force_f32(name: str, shape: tuple[int, ...]) -> bool:
             or re.search(r"\.ffn_gate_inp(_shexp)?\.weight$", name) is not None)
 
 
+#: GGUF arch -> the Arch subclass that handles it (hf/arch_*.py register theirs with :func:`register`)
+ARCH_CLASSES: dict[str, type[Arch]] = {}
+
+
+def register(gguf_arch: str) -> Callable[[type[Arch]], type[Arch]]:
+    """Class decorator: ``gguf_arch`` is converted by the decorated :class:`Arch` subclass."""
+    def deco(cls: type[Arch]) -> type[Arch]:
+        ARCH_CLASSES[gguf_arch] = cls
+        return cls
+    return deco
+
+
+def kept_quant_method(hparams: dict[str, Any]) -> str | None:
+    """The quantization the architecture of ``hparams`` converts as stored (see ``Arch.kept_quant_method``)."""
+    archs = hparams.get("architectures") or []
+    cls = ARCH_CLASSES.get(SUPPORTED.get(archs[0], "")) if archs else None
+    return cls.kept_quant_method if cls is not None else None
+
+
 def arch_for(hparams: dict[str, Any]) -> Arch:
     archs = hparams.get("architectures") or []
     hf = archs[0] if archs else None
@@ -505,4 +542,4 @@ def arch_for(hparams: dict[str, Any]) -> Arch:
     default = _HEAD_DIM_DEFAULTS.get(str(hparams.get("model_type")))
     if hparams.get("head_dim") is None and default is not None:
         hparams = {**hparams, "head_dim": default(hparams)}
-    return Arch(hf, SUPPORTED[hf], hparams)
+    return ARCH_CLASSES.get(SUPPORTED[hf], Arch)(hf, SUPPORTED[hf], hparams)
