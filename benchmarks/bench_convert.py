@@ -160,7 +160,8 @@ def kernels_only(model: str, preset: str, nthreads: int) -> str:
 
 
 def io_floor(model: str, out_bytes: int, workdir: str) -> str:
-    """Seconds to (1) read every byte of the mapped input (a reduction over each memory-mapped shard,
+    """Seconds to (1) read every byte of the mapped input (``model``: a file, or a directory's
+    ``*.safetensors``; a reduction over each memory-mapped file,
     pages dropped first as the converter drops them), (2) write ``out_bytes`` to a new file with write()
     from a reused buffer, temp name + rename, as ggquant's GGUF writer does, and (3) the same bytes
     copied into a preallocated memory-mapped file (the pwrite/mmap alternative): the I/O floor of a
@@ -168,7 +169,7 @@ def io_floor(model: str, out_bytes: int, workdir: str) -> str:
     import mmap
 
     read = 0.0
-    for shard in sorted(Path(model).glob("*.safetensors")):
+    for shard in [Path(model)] if Path(model).is_file() else sorted(Path(model).glob("*.safetensors")):
         with open(shard, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             m.madvise(mmap.MADV_DONTNEED)
             a = np.frombuffer(m, np.uint64, len(m) // 8)

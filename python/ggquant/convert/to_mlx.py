@@ -33,7 +33,7 @@ import numpy as np
 from .. import mlx as _mlx
 from ..errors import GGQuantError
 from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
-from ..hf.checkpoint import Checkpoint, cast_float
+from ..hf.checkpoint import Checkpoint, cast_float, release_pages
 from ..safetensors import SafetensorsWriter, numpy_dtype
 from .core import Progress, atomic_directory, input_files, open_model
 
@@ -174,12 +174,12 @@ def _write_arrays(w: SafetensorsWriter, arrays: list[tuple[str, np.ndarray]]) ->
 def _arrays(ck: Checkpoint, t: MLXTensorPlan, mode: str, b: int, g: int,
             nthreads: int | None) -> list[tuple[str, np.ndarray]]:
     """What is written for one source tensor: ``(name, array)`` of each of its outputs."""
-    arr = ck.stored(t.name)
+    stored = ck.stored(t.name)
     src_dtype = ck.dtype(t.name)
-    if src_dtype != t.dtype:
-        arr = cast_float(arr, src_dtype, t.dtype)
+    arr = stored if src_dtype == t.dtype else cast_float(stored, src_dtype, t.dtype)
     if t.quantized:
         qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], mode, b, g, nthreads, t.name)
+        release_pages(stored)  # read: resident memory stays bounded by the tensors in flight
         return [(oname, a) for (oname, _, _), a in zip(t.outputs, qt.arrays)]
     return [(t.name, np.ascontiguousarray(arr))]
 
