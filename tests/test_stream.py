@@ -19,6 +19,7 @@ from ggquant.convert import stream, to_mlx
 from ggquant.convert.core import Job
 from ggquant.hf.archs import OutTensor
 from ggquant.plan import PlannedTensor
+from ggquant.precision import ModelTensors
 
 _HF_MISSING = next((f"{m} is not installed" for m in ("torch", "transformers", "tokenizers")
                     if importlib.util.find_spec(m) is None), None)
@@ -213,3 +214,17 @@ def test_mlx_error_while_a_write_is_pending_leaves_no_directory(model_dirs, tmp_
     r = ggquant.convert_mlx(model_dirs["llama"], tmp_path / "ok", "int4", quiet=True, nthreads=1)
     assert (tmp_path / "ok" / "model.safetensors").stat().st_size == r.total_size + \
         8 + int.from_bytes((tmp_path / "ok" / "model.safetensors").read_bytes()[:8], "little")
+
+
+def test_precision_reads_raw_parts_as_their_values(rng):
+    # the planner's tensor reader (ggquant.precision) decodes parts stored as ggml blocks
+    x = rng.standard_normal((2, 4, 64)).astype(np.float32)
+    mx = np.stack([ggquant.quantize(e, "mxfp4") for e in x])
+    ots = [OutTensor("whole", (2, 4, 64), [lambda: (mx, ggquant.GGMLType.MXFP4)]),
+           OutTensor("parts", (2, 4, 64), [lambda e=e: (mx[e], ggquant.GGMLType.MXFP4) for e in range(2)])]
+    src = type("Src", (), {"tensors": ots})()
+    mt = ModelTensors(Path("."), src)
+    want = [ggquant.dequantize(mx[e], "mxfp4", (4, 64)) for e in range(2)]
+    for i in range(2):
+        got = mt.rows(i)
+        assert len(got) == 2 and all(np.array_equal(g, w) for g, w in zip(got, want))
