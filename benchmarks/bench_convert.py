@@ -9,7 +9,8 @@ vocabulary padded to 32000), then times, each in its own process (peak RSS = ru_
 
 For each thread count (default 1 and all) it also times the kernels alone on the same tensors (read into
 memory first, untimed, then quantized with the plan's types into a reused output buffer) and prints
-convert / kernels.
+convert / kernels; and the I/O floor: reading every byte of the mapped input plus writing a file as large
+as the output (and, for comparison, filling a preallocated memory-mapped file instead of write()).
 
 Run: python benchmarks/bench_convert.py [--preset Q4_K_M] [--layers 8] [--threads 1,2] [--repeat N]
      [--llama-cpp-dir DIR] [--profile] [--workdir DIR] [--keep]   (an existing DIR/model is reused)
@@ -130,13 +131,21 @@ def kernels_only(model: str, preset: str, nthreads: int) -> str:
     import ggquant
     from ggquant.batch import QuantJob, quantize_batch
 
+    from ggquant.convert.core import open_model
+    from ggquant.convert.to_gguf import hf_source
+
     plan = ggquant.convert(model, None, preset, dry_run=True).plan
-    srcs = source_tensors(Path(model))
-    if len(srcs) != len(plan.tensors):
-        raise RuntimeError(f"{len(srcs)} source tensors but {len(plan.tensors)} planned")
+    shard_of = {name: shard for shard, name in source_tensors(Path(model))}
+    hf = open_model(model)
+    hf_name = {t.name: t.sources[0] for t in hf_source(hf).tensors}  # GGUF name -> checkpoint name
+    hf.close()
+    if len(shard_of) != len(plan.tensors):
+        raise RuntimeError(f"{len(shard_of)} source tensors but {len(plan.tensors)} planned")
     total = cpu = 0.0
     out = np.ones(max(t.nbytes for t in plan.tensors), np.uint8)
-    for (shard, name), t in zip(srcs, plan.tensors):
+    for t in plan.tensors:
+        name = hf_name[t.name]
+        shard = shard_of[name]
         with ggquant.safe_open(shard) as f:
             x = np.array(f[name]).view(ml_dtypes.bfloat16)  # a private copy in memory, not the map
         if x.size != int(np.prod(t.shape)):
@@ -148,6 +157,52 @@ def kernels_only(model: str, preset: str, nthreads: int) -> str:
         cpu += time.process_time() - c0
         del x
     return f"{total} {cpu}"
+
+
+def io_floor(model: str, out_bytes: int, workdir: str) -> str:
+    """Seconds to (1) read every byte of the mapped input (``model``: a file, or a directory's
+    ``*.safetensors``; a reduction over each memory-mapped file,
+    pages dropped first as the converter drops them), (2) write ``out_bytes`` to a new file with write()
+    from a reused buffer, temp name + rename, as ggquant's GGUF writer does, and (3) the same bytes
+    copied into a preallocated memory-mapped file (the pwrite/mmap alternative): the I/O floor of a
+    conversion with a warm page cache."""
+    import mmap
+
+    read = 0.0
+    for shard in [Path(model)] if Path(model).is_file() else sorted(Path(model).glob("*.safetensors")):
+        with open(shard, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            m.madvise(mmap.MADV_DONTNEED)
+            a = np.frombuffer(m, np.uint64, len(m) // 8)
+            t0 = time.perf_counter()
+            for i in range(0, a.size, 1 << 23):  # 64 MiB at a time: a reduction reads every byte
+                np.bitwise_xor.reduce(a[i:i + (1 << 23)])
+            read += time.perf_counter() - t0
+            del a
+    buf = np.ones(min(out_bytes, 64 << 20), np.uint8)
+    tmp, dst = Path(workdir) / ".floor.partial", Path(workdir) / "floor.out"
+    t0 = time.perf_counter()
+    with open(tmp, "wb") as f:
+        left = out_bytes
+        while left:
+            n = min(left, buf.size)
+            f.write(memoryview(buf)[:n])
+            left -= n
+    os.replace(tmp, dst)
+    write = time.perf_counter() - t0
+    dst.unlink()
+    t0 = time.perf_counter()
+    with open(tmp, "w+b") as f:
+        os.posix_fallocate(f.fileno(), 0, out_bytes)
+        with mmap.mmap(f.fileno(), out_bytes) as m:
+            o = np.frombuffer(m, np.uint8)
+            for i in range(0, out_bytes, buf.size):
+                n = min(buf.size, out_bytes - i)
+                o[i:i + n] = buf[:n]
+            del o
+    os.replace(tmp, dst)
+    mapped = time.perf_counter() - t0
+    dst.unlink()
+    return f"{read} {write} {mapped}"
 
 
 def llama_cpp_f16(src: Path, model: Path, f16: Path) -> list[str]:
@@ -276,6 +331,12 @@ def main() -> None:
                 keep(("convert", n), float(so.split()[-2]), rss)
                 keep(("convert cpu", n), float(so.split()[-1]), rss)
                 keep(("process", n), dt, rss)
+                if n == threads[0]:
+                    _, _, so = timed(child_rss(
+                        f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_convert as b; "
+                        f"print(b.io_floor({str(model)!r}, {out.stat().st_size}, {str(work)!r}))"))
+                    for key, v in zip(("read", "write", "mapped write"), so.split()):
+                        keep((key, 0), float(v), 0.0)
                 if src is not None:
                     if rnd == 0 and n == threads[0]:  # convert_hf_to_gguf.py is single-threaded
                         fresh(f16)
@@ -292,13 +353,19 @@ def main() -> None:
               f"GB/s = bf16 input bytes per second; RSS = peak of the process (MiB)")
         print("convert = the ggquant.convert() call; process = the whole `python -c` (interpreter start, imports); "
               "CPU = process CPU seconds (all threads), less sensitive to other load than wall time")
-        print("| threads | kernels only | convert | convert / kernels | CPU: kernels, convert, ratio | convert GB/s "
-              "| process | convert RSS | llama.cpp F16 + quantize | llama.cpp total / process | llama.cpp RSS |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        rd, wr, mw = best[("read", 0)][0], best[("write", 0)][0], best[("mapped write", 0)][0]
+        floor = rd + wr
+        print(f"I/O floor (one thread, warm cache): read the mapped input {rd:.2f} s ({size / rd / 1e9:.1f} GB/s) + "
+              f"write the output {wr:.2f} s = {floor:.2f} s; the output copied into a preallocated mmap instead: "
+              f"{mw:.2f} s")
+        print("| threads | kernels only | convert | convert / kernels | convert / I/O floor | CPU: kernels, convert, ratio "
+              "| convert GB/s | process | convert RSS | llama.cpp F16 + quantize | llama.cpp total / process | llama.cpp RSS |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n in threads:
             k, (c, rc), pw = best[("kernels", n)][0], best[("convert", n)], best[("process", n)][0]
             kc, cc = best[("kernels cpu", n)][0], best[("convert cpu", n)][0]
-            row = (f"| {n} | {k:.2f} | {c:.2f} | {c / k:.2f}x | {kc:.2f}, {cc:.2f}, {cc / kc:.2f}x | {size / c / 1e9:.2f} "
+            row = (f"| {n} | {k:.2f} | {c:.2f} | {c / k:.2f}x | {c / floor:.2f}x | {kc:.2f}, {cc:.2f}, {cc / kc:.2f}x "
+                   f"| {size / c / 1e9:.2f} "
                    f"| {pw:.2f} | {rc:.0f} |")
             if src is not None:
                 (lf, rf), (lq, rq) = best[("llama-f16", 0)], best[("llama-q", n)]

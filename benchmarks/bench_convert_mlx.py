@@ -1,10 +1,11 @@
 """HF bf16 safetensors -> MLX-quantized directory: ``ggquant.convert_mlx`` vs ``mlx_lm.convert``, in one run.
 
-Generates a Llama-shaped bf16 checkpoint (2048 wide, --layers layers, vocabulary 32000; about 1 GB at
-8 layers), then runs each converter in its own process (peak RSS = that process's ru_maxrss) and
-checks that both outputs hold the same tensors, byte for byte.
+Generates a Llama-shaped bf16 checkpoint (2048 wide, --layers layers, vocabulary 32000; about 0.6 GB at
+the default 4 layers), then runs each converter in its own process (peak RSS = that process's ru_maxrss),
+for 1 and all threads, next to the kernels alone on the same tensors and the I/O floor, and checks that
+both outputs hold the same tensors, byte for byte.
 
-Run: python benchmarks/bench_convert_mlx.py [--quant int4] [--layers 8] [--workdir DIR] [--keep]
+Run: python benchmarks/bench_convert_mlx.py [--quant int4] [--layers 4] [--threads 1,N] [--workdir DIR] [--keep]
 Needs: mlx[cpu], mlx-lm.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -84,10 +86,34 @@ def run(body: str) -> tuple[float, int]:
     return float(t), int(rss) * 1024
 
 
+def kernels_only(model: str, quant: str, nthreads: int) -> float:
+    """Seconds to quantize the tensors convert_mlx quantizes, from bf16 already in memory (read untimed)."""
+    import time
+
+    import ggquant
+    from ggquant.convert import to_mlx
+    from ggquant.hf.checkpoint import open_checkpoint
+
+    r = ggquant.convert_mlx(model, None, quant, dry_run=True)
+    q = r.quantization
+    ck = open_checkpoint(model)
+    total = 0.0
+    for t in r.tensors:
+        if t.quantized:
+            a = np.array(ck.stored(t.name))
+            t0 = time.perf_counter()
+            to_mlx._mlx.quantize_raw(a, to_mlx._KERNEL_CODES[t.dtype], q["mode"], q["bits"], q["group_size"],
+                                     nthreads, t.name)
+            total += time.perf_counter() - t0
+    ck.close()
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quant", default="int4", help="int4, int8, mxfp8, mlx:nvfp4, mlx:mxfp4")
-    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", help="thread counts (default: 1 and all)")
     ap.add_argument("--workdir")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -97,11 +123,27 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_convert_mlx-"))
     try:
         src = work / "model"
-        size = make_model(src, args.layers)
-        print(f"model: {size / 2**20:.0f} MiB of bf16 weights, {args.layers} layers; quant {args.quant}\n")
-        t_g, r_g = run(f"import ggquant; ggquant.convert_mlx({str(src)!r}, {str(work / 'ours')!r}, "
-                       f"{args.quant!r}, quiet=True)")  # fmt: skip
-        t_m, r_m = run(f"import mlx_lm; mlx_lm.convert({str(src)!r}, {str(work / 'ref')!r}, quantize=True, "
+        # in a child: Linux keeps ru_maxrss across fork+exec, so the parent must stay small
+        gen = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); "
+                              f"import bench_convert_mlx as b, pathlib; print(b.make_model(pathlib.Path({str(src)!r}), "
+                              f"{args.layers}))"], check=True, capture_output=True, text=True)
+        size = int(gen.stdout.split()[-1])
+        print(f"model: {size / 2**20:.0f} MiB of bf16 weights, {args.layers} layers; quant {args.quant}; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+        rows = []
+        for n in [int(t) for t in args.threads.split(",")]:
+            shutil.rmtree(work / "ours", ignore_errors=True)
+            t_k, _ = run(f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_convert_mlx as b; "
+                         f"t = b.kernels_only({str(src)!r}, {args.quant!r}, {n}); t0 = time.perf_counter() - t")  # RUN prints t
+            t_g, r_g = run(f"import ggquant; t0 = time.perf_counter(); ggquant.convert_mlx({str(src)!r}, {str(work / 'ours')!r}, "
+                           f"{args.quant!r}, quiet=True, nthreads={n})")  # fmt: skip
+            rows.append((n, t_k, t_g, r_g))
+        out_bytes = sum(p.stat().st_size for p in (work / "ours").glob("*.safetensors"))
+        sys.path.insert(0, str(HERE))
+        from bench_convert import io_floor
+
+        floor = sum(float(x) for x in io_floor(str(src), out_bytes, str(work)).split()[:2])
+        t_m, r_m = run(f"import mlx_lm; t0 = time.perf_counter(); mlx_lm.convert({str(src)!r}, {str(work / 'ref')!r}, quantize=True, "
                        f"q_group_size={gs}, q_bits={bits}, q_mode={mode!r})")  # fmt: skip
         import mlx.core as mx
 
@@ -113,10 +155,16 @@ def main() -> None:
 
         a, b = arrays(work / "ours"), arrays(work / "ref")
         same = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-        print(f"{'route':28} {'wall':>8} {'peak RSS':>10}")
-        print(f"{'ggquant.convert_mlx':28} {t_g:7.1f}s {r_g / 2**20:8.0f}MiB")
-        print(f"{'mlx_lm.convert':28} {t_m:7.1f}s {r_m / 2**20:8.0f}MiB")
-        print(f"\nmlx_lm / ggquant: {t_m / t_g:.1f}x time; outputs identical: {same}")
+        print("wall seconds of the converter call in its own process (imports excluded); kernels = "
+              "the quantized tensors from memory; floor = read the mapped input + write the output, one thread")
+        print(f"I/O floor: {floor:.2f} s; mlx_lm.convert: {t_m:.1f} s, peak RSS {r_m / 2**20:.0f} MiB")
+        print("| threads | kernels | convert_mlx | convert / kernels | convert / floor | GB/s in | peak RSS MiB "
+              "| mlx_lm / convert_mlx |")
+        print("|---|---|---|---|---|---|---|---|")
+        for n, t_k, t_g, r_g in rows:
+            print(f"| {n} | {t_k:.2f} | {t_g:.2f} | {t_g / t_k:.2f}x | {t_g / floor:.2f}x | {size / t_g / 1e9:.2f} "
+                  f"| {r_g / 2**20:.0f} | {t_m / t_g:.1f}x |")
+        print(f"\noutputs identical to mlx_lm's: {same}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -15,10 +15,11 @@ import pytest
 
 import ggquant
 from ggquant import GGQuantError
-from ggquant.convert import stream
+from ggquant.convert import stream, to_mlx
 from ggquant.convert.core import Job
 from ggquant.hf.archs import OutTensor
 from ggquant.plan import PlannedTensor
+from ggquant.precision import ModelTensors
 
 _HF_MISSING = next((f"{m} is not installed" for m in ("torch", "transformers", "tokenizers")
                     if importlib.util.find_spec(m) is None), None)
@@ -191,3 +192,39 @@ def test_raw_blocks_of_the_wrong_size_are_refused(rng):
         _raw_pass([("t", (2, 64), [lambda: (q.reshape(-1)[:-3], ggquant.GGMLType.Q8_0)])], [["Q4_0"]])
     with pytest.raises(GGQuantError, match="more bytes than planned"):
         _raw_pass([("t", (1, 64), [lambda: (q, ggquant.GGMLType.Q8_0)])], [["Q8_0"]])
+
+
+def test_mlx_error_while_a_write_is_pending_leaves_no_directory(model_dirs, tmp_path, monkeypatch):
+    # convert_mlx's writer thread holds the previous tensor's write when the next quantization fails
+    calls = []
+    kernels = to_mlx._mlx.quantize_raw
+
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            raise ggquant.NonFiniteError("planted")
+        return kernels(*a, **k)
+
+    monkeypatch.setattr(to_mlx._mlx, "quantize_raw", failing)
+    with pytest.raises(ggquant.NonFiniteError, match="planted"):
+        ggquant.convert_mlx(model_dirs["llama"], tmp_path / "mlx", "int4", quiet=True)
+    assert len(calls) == 4
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(to_mlx._mlx, "quantize_raw", kernels)
+    r = ggquant.convert_mlx(model_dirs["llama"], tmp_path / "ok", "int4", quiet=True, nthreads=1)
+    assert (tmp_path / "ok" / "model.safetensors").stat().st_size == r.total_size + \
+        8 + int.from_bytes((tmp_path / "ok" / "model.safetensors").read_bytes()[:8], "little")
+
+
+def test_precision_reads_raw_parts_as_their_values(rng):
+    # the planner's tensor reader (ggquant.precision) decodes parts stored as ggml blocks
+    x = rng.standard_normal((2, 4, 64)).astype(np.float32)
+    mx = np.stack([ggquant.quantize(e, "mxfp4") for e in x])
+    ots = [OutTensor("whole", (2, 4, 64), [lambda: (mx, ggquant.GGMLType.MXFP4)]),
+           OutTensor("parts", (2, 4, 64), [lambda e=e: (mx[e], ggquant.GGMLType.MXFP4) for e in range(2)])]
+    src = type("Src", (), {"tensors": ots})()
+    mt = ModelTensors(Path("."), src)
+    want = [ggquant.dequantize(mx[e], "mxfp4", (4, 64)) for e in range(2)]
+    for i in range(2):
+        got = mt.rows(i)
+        assert len(got) == 2 and all(np.array_equal(g, w) for g, w in zip(got, want))

@@ -346,9 +346,11 @@ class ModelTensors:
         ot = self.source.tensors[i]
         arrays: list[tuple[np.ndarray, str]] = []
         for part in ot.parts:
-            arr, dtype = part()
-            if isinstance(dtype, GGMLType):  # blocks kept as stored (gpt-oss's MXFP4 experts)
-                arr, dtype = dequantize(arr, dtype), "F32"
+            arr, stored = part()
+            if isinstance(stored, GGMLType):  # raw ggml blocks (see convert.stream.run_pass): their values
+                shape = ot.shape if len(ot.parts) == 1 else ot.shape[1:]
+                arr, stored = dequantize(np.ascontiguousarray(arr).reshape(-1).view(np.uint8), stored, shape), "F32"
+            dtype: str = stored
             a = np.asarray(arr)
             arrays.extend([(a[k], dtype) for k in range(a.shape[0])] if a.ndim == 3
                           else [(a.reshape(-1, a.shape[-1]), dtype)])

@@ -231,7 +231,7 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
                 # a 3-D tensor given whole goes one expert (and imatrix slice) at a time
                 n_rows = src.n_rows // n_exp if whole and n_exp > 1 else src.n_rows
                 subs = [(e * n_rows, e) for e in range(n_exp)] if whole and n_exp > 1 else [(0, None if whole else k)]
-                step = max(1, BATCH_BYTES // src.row_bytes)
+                step = max(1, BATCH_BYTES // max(1, src.row_bytes))
                 for start, ix in subs:
                     for r in range(0, n_rows, step):
                         lo, hi = start + r, start + min(r + step, n_rows)

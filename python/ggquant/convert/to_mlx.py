@@ -12,8 +12,8 @@ Quantized are the 2-D ``*.weight`` matrices whose rows are a multiple of the gro
 Linear and Embedding layers ``mlx_lm`` quantizes; norms are 1-D); everything else is copied in its
 dtype, and ``mlx_lm`` recognises per layer from the presence of ``.scales`` which layers are
 quantized. A checkpoint with tied embeddings loses its (redundant) ``lm_head.weight``, as in
-``mlx_lm.convert``. Tensors are read memory-mapped and written one at a time; the output directory
-appears only when complete.
+``mlx_lm.convert``. Tensors are read memory-mapped and quantized one at a time while a writer thread
+writes the previous one; the output directory appears only when complete.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np
 from .. import mlx as _mlx
 from ..errors import GGQuantError
 from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
-from ..hf.checkpoint import Checkpoint, cast_float
+from ..hf.checkpoint import Checkpoint, cast_float, release_pages
 from ..safetensors import SafetensorsWriter, numpy_dtype
 from .core import Progress, atomic_directory, input_files, open_model
 
@@ -165,26 +166,50 @@ def _copy_side_files(src: Path, dst: Path) -> None:
         shutil.copy2(p, dst / p.name)
 
 
+def _write_arrays(w: SafetensorsWriter, arrays: list[tuple[str, np.ndarray]]) -> None:
+    for name, a in arrays:
+        w.write(name, a)
+
+
+def _arrays(ck: Checkpoint, t: MLXTensorPlan, mode: str, b: int, g: int,
+            nthreads: int | None) -> list[tuple[str, np.ndarray]]:
+    """What is written for one source tensor: ``(name, array)`` of each of its outputs."""
+    stored = ck.stored(t.name)
+    src_dtype = ck.dtype(t.name)
+    arr = stored if src_dtype == t.dtype else cast_float(stored, src_dtype, t.dtype)
+    if t.quantized:
+        qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], mode, b, g, nthreads, t.name)
+        release_pages(stored)  # read: resident memory stays bounded by the tensors in flight
+        return [(oname, a) for (oname, _, _), a in zip(t.outputs, qt.arrays)]
+    return [(t.name, np.ascontiguousarray(arr))]
+
+
 def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan]], names: list[str],
            result: MLXConversionResult, nthreads: int | None, progress: Progress) -> None:
     q = result.quantization
     mode, b, g = q["mode"], q["bits"], q["group_size"]
-    for fn, grp in zip(names, groups):
-        decl = {o[0]: (o[1], o[2]) for t in grp for o in t.outputs}
-        with SafetensorsWriter(tmp / fn, decl, {"format": "mlx"}) as w:
-            for t in grp:
-                progress.start(t.name, f"{mode} {b}b/{g}" if t.quantized else t.dtype)
-                arr = ck.stored(t.name)
-                src_dtype = ck.dtype(t.name)
-                if src_dtype != t.dtype:
-                    arr = cast_float(arr, src_dtype, t.dtype)
-                if t.quantized:
-                    qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], mode, b, g, nthreads, t.name)
-                    for (oname, _, _), a in zip(t.outputs, qt.arrays):
-                        w.write(oname, a)
-                else:
-                    w.write(t.name, np.ascontiguousarray(arr))
-                progress.update(_nbytes(src_dtype, t.shape))
+    # a writer thread writes each tensor while the next one is read and quantized (two in memory at most)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ggquant-writer") as writer:
+        for fn, grp in zip(names, groups):
+            decl = {o[0]: (o[1], o[2]) for t in grp for o in t.outputs}
+            with SafetensorsWriter(tmp / fn, decl, {"format": "mlx"}) as w:
+                pending: tuple[Future[None], int] | None = None
+                try:
+                    for t in grp:
+                        progress.start(t.name, f"{mode} {b}b/{g}" if t.quantized else t.dtype)
+                        arrays = _arrays(ck, t, mode, b, g, nthreads)
+                        if pending is not None:
+                            pending[0].result()
+                            progress.update(pending[1])
+                        pending = (writer.submit(_write_arrays, w, arrays), _nbytes(ck.dtype(t.name), t.shape))
+                        del arrays
+                    if pending is not None:
+                        pending[0].result()
+                        progress.update(pending[1])
+                        pending = None
+                finally:  # the file is aborted or closed only when no write is in progress
+                    if pending is not None:
+                        wait([pending[0]])
     index = {
         "metadata": {"total_size": result.total_size},
         "weight_map": dict(sorted((k, fn) for fn, ks in result.shards.items() for k in ks)),
