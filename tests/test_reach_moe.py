@@ -104,3 +104,37 @@ def test_deepseek_unknown_score_function_is_named(tmp_path):
     with pytest.raises(ggquant.GGQuantError, match=r"config\.json: unsupported expert score function 'relu'"):
         ggquant.convert(d, tmp_path / "x.gguf", "F32", quiet=True)
     assert not (tmp_path / "x.gguf").exists()
+
+
+def test_granite_moe_state_dict_in_memory_names(tmp_path):
+    """A state dict as transformers holds it (experts.gate_up_proj, router.weight, not the stored input_linear,
+    router.layer) converts to the same tensors as the saved directory; ggquant.quality's inverse map (GGUF ->
+    HF parameters) maps the stacked experts back to row halves of gate_up_proj."""
+    from ggquant.quality.names import gguf_tensor_map
+
+    d = tmp_path / "g"
+    model = _build("granitemoe-shared", d)
+    cfg = json.loads((d / "config.json").read_text())
+    sd = model.state_dict()
+    assert "model.layers.1.block_sparse_moe.experts.gate_up_proj" in sd
+    ggquant.convert(sd, tmp_path / "sd.gguf", "F32", config=cfg, tokenizer_dir=d, quiet=True)
+    ggquant.convert(d, tmp_path / "dir.gguf", "F32", quiet=True)
+    assert tensors(tmp_path / "sd.gguf") == tensors(tmp_path / "dir.gguf")
+    model = _build("granitemoe", tmp_path / "plain")
+    cfg = json.loads((tmp_path / "plain" / "config.json").read_text())
+    _, tmap = gguf_tensor_map(cfg, {n: tuple(p.shape) for n, p in model.named_parameters()})
+    assert [(p.hf_name, p.index) for p in tmap["blk.1.ffn_up_exps.weight"].parts] == [
+        ("model.layers.1.block_sparse_moe.experts.gate_up_proj", (slice(None), slice(32, None)))]
+
+
+def test_quality_inverse_map_names_the_splits_it_cannot_undo(tmp_path):
+    """DeepSeek's kv_b_proj split and Granite's shared gate+up have no inverse in ggquant.quality: named, never
+    mapped wrong."""
+    from ggquant.quality.names import gguf_tensor_map
+
+    for arch, what in (("deepseek-v3", r"blk\.0\.attn_k_b\.weight: made of model\.layers\.0\.self_attn\.kv_b_proj"),
+                       ("granitemoe-shared", r"blk\.0\.ffn_gate_shexp\.weight: made of model\.layers\.0\.shared_mlp")):
+        model = _build(arch, tmp_path / arch)
+        cfg = json.loads((tmp_path / arch / "config.json").read_text())
+        with pytest.raises(ggquant.GGQuantError, match=what):
+            gguf_tensor_map(cfg, {n: tuple(p.shape) for n, p in model.named_parameters()})

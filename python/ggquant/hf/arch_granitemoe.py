@@ -22,7 +22,9 @@ from . import tokenizer as tk
 from .archs import Arch, OutTensor, _index, register
 from .checkpoint import Checkpoint
 
-_EXPERTS = re.compile(r"model\.layers\.(\d+)\.block_sparse_moe\.(input_linear|output_linear)\.weight")
+# as stored (input_linear, output_linear) and as transformers names them in memory (a state dict passed in)
+_EXPERTS = re.compile(r"model\.layers\.(\d+)\.block_sparse_moe\.(input_linear\.weight|output_linear\.weight|"
+                      r"experts\.gate_up_proj|experts\.down_proj)")
 _SHARED_GATE_UP = re.compile(r"model\.layers\.(\d+)\.shared_mlp\.input_linear\.weight")
 
 
@@ -31,7 +33,7 @@ class GraniteMoeArch(Arch):
     """``GraniteMoeModel``: Granite 3 with routed (and optionally shared) experts."""
 
     arch_names = [(re.compile(a), b) for a, b in [
-        (r"model\.layers\.(\d+)\.block_sparse_moe\.router\.layer\.weight", "blk.{0}.ffn_gate_inp.weight"),
+        (r"model\.layers\.(\d+)\.block_sparse_moe\.router(?:\.layer)?\.weight", "blk.{0}.ffn_gate_inp.weight"),
         (r"model\.layers\.(\d+)\.shared_mlp\.output_linear\.weight", "blk.{0}.ffn_down_shexp.weight"),
     ]]
 
@@ -50,7 +52,7 @@ class GraniteMoeArch(Arch):
         m = _EXPERTS.fullmatch(name)
         if m:
             return self._fused_experts(src, hf_name, int(m.group(1)),
-                                       "gate_up_proj" if m.group(2) == "input_linear" else "down_proj")
+                                       "down_proj" if "down" in m.group(2) or "output" in m.group(2) else "gate_up_proj")
         m = _SHARED_GATE_UP.fullmatch(name)
         if m is None:
             return None

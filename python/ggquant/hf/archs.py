@@ -1,7 +1,8 @@
 """Architecture specs: Hugging Face tensor names and config keys -> GGUF tensors and metadata, following
 llama.cpp's convert_hf_to_gguf.py (``LlamaModel`` and ``SmolLM3Model``, ``Qwen2Model``, ``Qwen2MoeModel``,
 ``Qwen3Model``, ``Qwen3MoeModel``, ``GemmaModel``, ``Gemma2Model``, ``Gemma3Model``, ``Olmo2Model``, ``GraniteModel``,
-``Phi3MiniModel``).
+``Phi3MiniModel``); families kept in their own ``hf/arch_*.py`` modules subclass :class:`Arch` and register
+in :data:`ARCH_CLASSES`.
 
 Why our own tables and not the ``gguf`` package's (``gguf.TensorNameMap``, ``gguf.MODEL_ARCH``, ``Keys``):
 ``gguf`` is the oracle the tests read our files with, and names taken from it would make the

@@ -107,10 +107,14 @@ def gguf_tensor_map(hparams: Mapping[str, Any], hf_shapes: Mapping[str, tuple[in
         first = ot.sources[0]
         if len(ot.sources) > 1:
             tm.parts = [Part(s, None, i) for i, s in enumerate(ot.sources)]
-        elif len(ot.shape) == 3 and tuple(hf_shapes[first]) != tuple(ot.shape):  # rows of a fused gate_up_proj
+        elif tuple(hf_shapes[first]) != tuple(ot.shape) and ot.name.endswith(("ffn_gate_exps.weight",
+                                                                           "ffn_up_exps.weight")):  # fused gate_up_proj rows
             f = ot.shape[1]
             rows = slice(0, f) if "ffn_gate_exps" in ot.name else slice(f, None)
             tm.parts = [Part(first, (slice(None), rows), None)]
+        elif tuple(hf_shapes[first]) != tuple(ot.shape):  # a split this inverse does not know (DeepSeek's kv_b_proj)
+            raise GGQuantError(f"{ot.name}: made of {first} {tuple(hf_shapes[first])} by a reshaping split that has "
+                               f"no inverse here (architecture {arch.hf_arch})")
         else:
             tm.parts = [Part(first)]
         if arch.gguf_arch == "llama" and first.endswith(("q_proj.weight", "q_proj.bias")):
