@@ -4,14 +4,16 @@ The output is what ``mlx_lm.convert --quantize`` writes: safetensors shards
 (``model.safetensors`` or ``model-0000i-of-0000n.safetensors``, ``{"format": "mlx"}`` metadata)
 with ``NAME.weight`` (uint32 codes), ``NAME.scales`` and, for affine, ``NAME.biases`` per quantized
 layer, ``model.safetensors.index.json``, a ``config.json`` with the ``quantization`` (and
-``quantization_config``) section ``{"group_size", "bits", "mode"}``, and the tokenizer files copied.
+``quantization_config``) section ``{"group_size", "bits", "mode"}`` (plus per-layer entries where
+the layers differ, as mlx_lm writes them), and the tokenizer files copied.
 Tensor names stay the checkpoint's: ``mlx_lm`` renames them with the model's ``sanitize`` when it
 loads, as it does for the original checkpoint.
 
-Quantized are the 2-D ``*.weight`` matrices whose rows are a multiple of the group size (the
-Linear and Embedding layers ``mlx_lm`` quantizes; norms are 1-D); everything else is copied in its
-dtype, and ``mlx_lm`` recognises per layer from the presence of ``.scales`` which layers are
-quantized. A checkpoint with tied embeddings loses its (redundant) ``lm_head.weight``, as in
+Which tensors are quantized, and how, is :mod:`ggquant.mlx_recipes`' choice: Ollama's rule for
+``int4`` and the other ``ollama create --quantize`` names, ``mlx_lm.convert``'s uniform one
+(``affine``, ``mlx:<mode>``, ``bits``/``group_size``) or its ``--quant-predicate`` recipes; what is
+not quantized is copied in its dtype, and ``mlx_lm`` recognises per layer from the presence of
+``.scales`` which layers are quantized. A checkpoint with tied embeddings loses its (redundant) ``lm_head.weight``, as in
 ``mlx_lm.convert``. Tensors are read memory-mapped and written one at a time; the output directory
 appears only when complete.
 """
@@ -33,6 +35,8 @@ from .. import mlx as _mlx
 from ..errors import GGQuantError
 from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
 from ..hf.checkpoint import Checkpoint, cast_float
+from ..mlx_recipes import KERNEL_CODES as _KERNEL_CODES
+from ..mlx_recipes import MLXRecipe, TensorQuant, mlx_recipe
 from ..safetensors import SafetensorsWriter, numpy_dtype
 from .core import Progress, atomic_directory, input_files, open_model
 
@@ -41,7 +45,6 @@ MAX_SHARD_BYTES = 5 << 30
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
 _WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-_KERNEL_CODES = {"F32": "f32", "F16": "f16", "BF16": "bf16"}  # the float dtypes MLX quantizes from
 _DTYPE_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
 
 
@@ -56,15 +59,24 @@ class MLXTensorPlan:
     Attributes:
         name, shape: the checkpoint's.
         dtype: safetensors dtype after the dtype conversion (the source's unless converted).
-        quantized: whether it becomes codes + scales (+ biases).
+        quant: ``(mode, bits, group_size)`` when it becomes codes + scales (+ biases), else None.
         outputs: ``(name, safetensors dtype, shape)`` of each tensor written for it.
     """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
-    quantized: bool
+    quant: TensorQuant | None
     outputs: list[tuple[str, str, tuple[int, ...]]]
+
+    @property
+    def quantized(self) -> bool:
+        return self.quant is not None
+
+    @property
+    def label(self) -> str:
+        """``"affine 4b/64"`` for a quantized tensor, else its dtype."""
+        return self.dtype if self.quant is None else "{} {}b/{}".format(*self.quant)
 
     @property
     def nbytes(self) -> int:
@@ -97,11 +109,9 @@ class MLXConversionResult:
 
     def format(self) -> str:
         """The plan as a table with the output size."""
-        q = self.quantization
         lines = [f"{'tensor':60} {'shape':>18} {'from':>5} -> {'to':<14} {'bytes':>14}"]
         for t in self.tensors:
-            to = f"{q['mode']} {q['bits']}b/{q['group_size']}" if t.quantized else t.dtype
-            lines.append(f"{t.name[:60]:60} {'x'.join(map(str, t.shape)):>18} {t.dtype:>5} -> {to:<14} {t.nbytes:>14,}")
+            lines.append(f"{t.name[:60]:60} {'x'.join(map(str, t.shape)):>18} {t.dtype:>5} -> {t.label:<14} {t.nbytes:>14,}")
         nq = sum(t.quantized for t in self.tensors)
         lines.append(
             f"{nq} of {len(self.tensors)} tensors quantized; {len(self.shards)} shard(s); "
@@ -110,17 +120,7 @@ class MLXConversionResult:
         return "\n".join(lines)
 
 
-def _should_quantize(name: str, shape: tuple[int, ...], dtype: str, group_size: int) -> bool:
-    return (
-        name.endswith(".weight")
-        and len(shape) == 2
-        and dtype in _KERNEL_CODES
-        and shape[-1] % group_size == 0
-        and "norm" not in name.rsplit(".", 2)[-2]
-    )
-
-
-def _plan(ck: Checkpoint, mode: str, bits: int, gs: int, skip: set[str], cast: str | None) -> list[MLXTensorPlan]:
+def _plan(ck: Checkpoint, recipe: MLXRecipe, skip: set[str], cast: str | None) -> list[MLXTensorPlan]:
     out = []
     for name in sorted(ck.names()):
         if name in skip:
@@ -128,7 +128,9 @@ def _plan(ck: Checkpoint, mode: str, bits: int, gs: int, skip: set[str], cast: s
         shape, dtype = ck.shape(name), ck.dtype(name)
         if cast is not None and dtype in _KERNEL_CODES:
             dtype = cast  # the dtype the tensor is converted to (and quantized from)
-        if _should_quantize(name, shape, dtype, gs):
+        q = recipe.tensor(name, shape, dtype)
+        if q is not None:
+            mode, bits, gs = q
             base = name[: -len("weight")]
             sdt = dtype if mode == "affine" else "U8"
             outs = [
@@ -137,9 +139,9 @@ def _plan(ck: Checkpoint, mode: str, bits: int, gs: int, skip: set[str], cast: s
             ]
             if mode == "affine":
                 outs.append((base + "biases", sdt, (*shape[:-1], shape[-1] // gs)))
-            out.append(MLXTensorPlan(name, shape, dtype, True, outs))
+            out.append(MLXTensorPlan(name, shape, dtype, q, outs))
         else:
-            out.append(MLXTensorPlan(name, shape, dtype, False, [(name, dtype, shape)]))
+            out.append(MLXTensorPlan(name, shape, dtype, None, [(name, dtype, shape)]))
     return out
 
 
@@ -167,19 +169,17 @@ def _copy_side_files(src: Path, dst: Path) -> None:
 
 def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan]], names: list[str],
            result: MLXConversionResult, nthreads: int | None, progress: Progress) -> None:
-    q = result.quantization
-    mode, b, g = q["mode"], q["bits"], q["group_size"]
     for fn, grp in zip(names, groups):
         decl = {o[0]: (o[1], o[2]) for t in grp for o in t.outputs}
         with SafetensorsWriter(tmp / fn, decl, {"format": "mlx"}) as w:
             for t in grp:
-                progress.start(t.name, f"{mode} {b}b/{g}" if t.quantized else t.dtype)
+                progress.start(t.name, t.label)
                 arr = ck.stored(t.name)
                 src_dtype = ck.dtype(t.name)
                 if src_dtype != t.dtype:
                     arr = cast_float(arr, src_dtype, t.dtype)
-                if t.quantized:
-                    qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], mode, b, g, nthreads, t.name)
+                if t.quant is not None:
+                    qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], *t.quant, nthreads, t.name)
                     for (oname, _, _), a in zip(t.outputs, qt.arrays):
                         w.write(oname, a)
                 else:
@@ -197,10 +197,11 @@ def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan
 def convert_mlx(
     model: str | os.PathLike[str],
     outdir: str | os.PathLike[str] | None,
-    quant: str = "int4",
+    quant: str | None = None,
     *,
     bits: int | None = None,
     group_size: int | None = None,
+    quant_predicate: str | None = None,
     dtype: str | None = "auto",
     max_shard_size: int = MAX_SHARD_BYTES,
     dry_run: bool = False,
@@ -215,9 +216,16 @@ def convert_mlx(
             ``model-*.safetensors`` with its index, or ``pytorch_model*.bin``; tokenizer files).
         outdir: the directory to create (ignored for ``dry_run``); it must not exist or be empty.
             It appears (renamed from a temporary sibling) only when complete.
-        quant: an MLX preset or mode: ``"int4"`` (affine 4 bits, group 32), ``"int8"`` (affine 8,
-            group 64), ``"mxfp4"``, ``"nvfp4"``, ``"mxfp8"``, ``"affine"`` (MLX's default 4/64).
-        bits, group_size: override the preset's.
+        quant: ``"int4"`` (the default), ``"int8"``, ``"nvfp4"``, ``"mxfp4"``, ``"mxfp8"``: what
+            ``ollama create --quantize`` writes (Ollama's per-tensor rule: int4 is affine 4 bits,
+            group 64, with lm_head, k_proj, v_proj and down_proj at 8 bits and the embedding kept);
+            ``"affine"`` or ``"mlx:<mode or preset>"``: one type on every matrix, as
+            ``mlx_lm.convert -q`` (``"mlx:int4"`` = affine 4 bits, group 32). See
+            :mod:`ggquant.mlx_recipes`.
+        bits, group_size: ``mlx_lm.convert``'s ``--q-bits`` / ``--q-group-size`` (``quant`` then
+            defaults to ``"affine"``; not with Ollama's types).
+        quant_predicate: ``"mixed_3_4"``, ``"mixed_2_6"``, ``"mixed_3_6"`` or ``"mixed_4_6"``:
+            ``mlx_lm.convert --quant-predicate``'s per-layer bits, config.json as mlx_lm writes it.
         dtype: convert the float tensors to ``"float16"``, ``"bfloat16"`` or ``"float32"`` first
             (scales, biases and unquantized tensors then have that dtype). ``"auto"`` does what
             ``mlx_lm.convert`` does: config.json's ``torch_dtype`` (or ``text_config.dtype``) when it
@@ -243,8 +251,6 @@ def convert_mlx(
     """
     t0 = time.perf_counter()
     src = Path(fs_path(model, "model directory"))
-    mode, b, g = _mlx.resolve(quant, bits, group_size)
-    _mlx.quantize(np.zeros((1, g), np.float32), mode, b, g)  # validates the mode, bits and group size
     if dtype not in (None, "auto") and dtype not in _DTYPE_NAMES:
         raise GGQuantError(f"dtype {dtype!r}: expected one of {sorted(_DTYPE_NAMES)}, 'auto' or None")
     hf = open_model(src, allow_requantize=allow_requantize)
@@ -257,8 +263,9 @@ def convert_mlx(
             dtype = config.get("torch_dtype") or text.get("dtype")
             dtype = dtype if dtype in _DTYPE_NAMES else None
         cast = None if dtype is None else _DTYPE_NAMES[dtype]
-        plan = _plan(ck, mode, b, g, {"lm_head.weight"} if tied else set(), cast)
-        quantization = {"group_size": g, "bits": b, "mode": mode}
+        recipe = mlx_recipe(quant, bits, group_size, quant_predicate, config=config, names=ck.names())
+        plan = _plan(ck, recipe, {"lm_head.weight"} if tied else set(), cast)
+        quantization = recipe.quantization((t.name, t.quant) for t in plan)
         groups = _shards(plan, int(max_shard_size))
         n = len(groups)
         names = ["model.safetensors"] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
