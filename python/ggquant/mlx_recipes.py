@@ -28,8 +28,10 @@ Example:
     >>> r = mlx_recipe("int4", config={"num_hidden_layers": 2}, names=["model.layers.0.mlp.down_proj.weight"])
     >>> r.kind, r.tensor("model.layers.0.mlp.down_proj.weight", (64, 128), "BF16")
     ('ollama:int4', TensorQuant(mode='affine', bits=8, group_size=64))
-    >>> r.tensor("model.layers.0.mlp.up_proj.weight", (128, 64), "BF16"), r.tensor("model.embed_tokens.weight", (256, 64), "BF16")
-    (TensorQuant(mode='affine', bits=4, group_size=64), None)
+    >>> r.tensor("model.layers.0.mlp.up_proj.weight", (128, 64), "BF16")
+    TensorQuant(mode='affine', bits=4, group_size=64)
+    >>> r.tensor("model.embed_tokens.weight", (256, 64), "BF16") is None
+    True
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ def _ollama_should_quantize(name: str) -> bool:
 
 
 def _ollama_routing_gate(name: str) -> bool:
-    return name.endswith((".mlp.gate.weight", ".mixer.gate.weight", ".shared_expert_gate.weight", ".router.proj.weight"))
+    gates = (".mlp.gate.weight", ".mixer.gate.weight", ".shared_expert_gate.weight", ".router.proj.weight")
+    return name.endswith(gates)
 
 
 def _ollama_aligned(shape: tuple[int, ...], qtype: str) -> bool:
@@ -177,8 +180,10 @@ class MLXRecipe:
 
         Example:
             >>> r = mlx_recipe("affine", bits=8)
-            >>> r.tensor("model.layers.0.mlp.up_proj.weight", (128, 64), "F16"), r.tensor("model.norm.weight", (64,), "F16")
-            (TensorQuant(mode='affine', bits=8, group_size=64), None)
+            >>> r.tensor("model.layers.0.mlp.up_proj.weight", (128, 64), "F16")
+            TensorQuant(mode='affine', bits=8, group_size=64)
+            >>> r.tensor("model.norm.weight", (64,), "F16") is None
+            True
         """
         if self.kind.startswith("ollama:"):
             if not name.endswith(".weight") or dtype not in KERNEL_CODES:  # NAME.weight -> NAME.scales

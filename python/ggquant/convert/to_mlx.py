@@ -13,8 +13,8 @@ Which tensors are quantized, and how, is :mod:`ggquant.mlx_recipes`' choice: Oll
 ``int4`` and the other ``ollama create --quantize`` names, ``mlx_lm.convert``'s uniform one
 (``affine``, ``mlx:<mode>``, ``bits``/``group_size``) or its ``--quant-predicate`` recipes; what is
 not quantized is copied in its dtype, and ``mlx_lm`` recognises per layer from the presence of
-``.scales`` which layers are quantized. A checkpoint with tied embeddings loses its (redundant) ``lm_head.weight``, as in
-``mlx_lm.convert``. Tensors are read memory-mapped and written one at a time; the output directory
+``.scales`` which layers are quantized. A checkpoint with tied embeddings loses its (redundant)
+``lm_head.weight``, as in ``mlx_lm.convert``. Tensors are read memory-mapped and written one at a time; the output directory
 appears only when complete.
 """
 
@@ -111,7 +111,8 @@ class MLXConversionResult:
         """The plan as a table with the output size."""
         lines = [f"{'tensor':60} {'shape':>18} {'from':>5} -> {'to':<14} {'bytes':>14}"]
         for t in self.tensors:
-            lines.append(f"{t.name[:60]:60} {'x'.join(map(str, t.shape)):>18} {t.dtype:>5} -> {t.label:<14} {t.nbytes:>14,}")
+            shape = "x".join(map(str, t.shape))
+            lines.append(f"{t.name[:60]:60} {shape:>18} {t.dtype:>5} -> {t.label:<14} {t.nbytes:>14,}")
         nq = sum(t.quantized for t in self.tensors)
         lines.append(
             f"{nq} of {len(self.tensors)} tensors quantized; {len(self.shards)} shard(s); "
