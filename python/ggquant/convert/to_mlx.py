@@ -14,8 +14,8 @@ Which tensors are quantized, and how, is :mod:`ggquant.mlx_recipes`' choice: Oll
 (``affine``, ``mlx:<mode>``, ``bits``/``group_size``) or its ``--quant-predicate`` recipes; what is
 not quantized is copied in its dtype, and ``mlx_lm`` recognises per layer from the presence of
 ``.scales`` which layers are quantized. A checkpoint with tied embeddings loses its (redundant)
-``lm_head.weight``, as in ``mlx_lm.convert``. Tensors are read memory-mapped and written one at a time; the output directory
-appears only when complete.
+``lm_head.weight``, as in ``mlx_lm.convert``. Tensors are read memory-mapped and written one at a
+time; the output directory appears only when complete.
 """
 
 from __future__ import annotations
