@@ -38,9 +38,9 @@ def _size(text: str) -> int:
 def run_mlx_convert(args: argparse.Namespace) -> int:
     """``ggquant convert DIR --format mlx -q int4 -o OUT_DIR``: the MLX branch of ``convert``.
 
-    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``dtype``, ``split_max_size``
-    (the shard size), ``dry_run``, ``quiet``, ``allow_requantize`` and ``threads``; GGUF-only
-    options are rejected (exit status 2).
+    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``q_bits``, ``q_group_size``,
+    ``q_mode``, ``quant_predicate``, ``dtype``, ``split_max_size`` (the shard size), ``dry_run``,
+    ``quiet``, ``allow_requantize`` and ``threads``; GGUF-only options are rejected (exit status 2).
 
     Returns:
         The exit status: 0, 1 (conversion error) or 2 (usage error).
@@ -89,8 +89,8 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
     elif not args.quiet:
         q = r.quantization
         print(
-            f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {q['mode']} "
-            f"{q['bits']} bits / group {q['group_size']}) in {r.seconds:.1f} s",
+            f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {r.recipe}: {q['mode']} "
+            f"{q['bits']} bits / group {q['group_size']} by default) in {r.seconds:.1f} s",
             file=sys.stderr,
         )
     return 0

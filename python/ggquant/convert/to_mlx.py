@@ -96,6 +96,8 @@ class MLXConversionResult:
         seconds: wall time.
         source_bytes: bytes of the source tensors read.
         config: the config.json written.
+        recipe: the per-tensor rule (:attr:`ggquant.mlx_recipes.MLXRecipe.kind`: ``"ollama:int4"``,
+            ``"uniform"``, ``"mlx_lm:mixed_3_4"``, ...).
     """
 
     tensors: list[MLXTensorPlan]
@@ -106,6 +108,7 @@ class MLXConversionResult:
     seconds: float = 0.0
     source_bytes: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    recipe: str = "uniform"
 
     def format(self) -> str:
         """The plan as a table with the output size."""
@@ -115,7 +118,7 @@ class MLXConversionResult:
             lines.append(f"{t.name[:60]:60} {shape:>18} {t.dtype:>5} -> {t.label:<14} {t.nbytes:>14,}")
         nq = sum(t.quantized for t in self.tensors)
         lines.append(
-            f"{nq} of {len(self.tensors)} tensors quantized; {len(self.shards)} shard(s); "
+            f"{nq} of {len(self.tensors)} tensors quantized ({self.recipe}); {len(self.shards)} shard(s); "
             f"{self.total_size:,} bytes of tensors (source {self.source_bytes:,})"
         )
         return "\n".join(lines)
@@ -276,7 +279,7 @@ def convert_mlx(
         out_config["quantization"] = quantization
         out_config["quantization_config"] = dict(quantization)
         result = MLXConversionResult(plan, quantization, shards, sum(t.nbytes for t in plan), None, 0.0,
-                                     source_bytes, dict(sorted(out_config.items())))
+                                     source_bytes, dict(sorted(out_config.items())), recipe.kind)
         if dry_run:
             result.seconds = time.perf_counter() - t0
             return result
