@@ -170,7 +170,9 @@ def test_dry_run_writes_nothing_and_predicts_sizes(tiny, tmp_path):
     real = ggquant.convert_mlx(tiny, out, "int4", quiet=True)
     assert r.total_size == real.total_size
     assert r.shards == real.shards
-    assert "int4" not in r.format() and "affine 4b/64" in r.format() and "affine 8b/64" in r.format()
+    *rows, footer = r.format().splitlines()
+    assert "int4" not in "".join(rows) and "affine 4b/64" in r.format() and "affine 8b/64" in r.format()
+    assert "(ollama:int4)" in footer
 
 
 def test_output_dir_rules_and_sharding(tiny, tmp_path):
