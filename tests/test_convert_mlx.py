@@ -240,9 +240,13 @@ def test_dtype_conversion_like_mlx_lm(tmp_path, src, torch_dtype):
     for k in a:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
     kept = tmp_path / "kept"
-    ggquant.convert_mlx(model, kept, "int4", quiet=True, dtype=None)
+    ggquant.convert_mlx(model, kept, "mlx:int4", quiet=True, dtype=None)
     src_name = "bfloat16" if src is None else np.dtype(src).name
     assert mx.load(str(kept / "model.safetensors"))["model.norm.weight"].dtype == getattr(mx, src_name)
+    ollama = tmp_path / "ollama"  # Ollama quantizes each tensor from its stored dtype: no torch_dtype cast
+    ggquant.convert_mlx(model, ollama, "int4", quiet=True)
+    arrays = mx.load(str(ollama / "model.safetensors"))
+    assert arrays["model.norm.weight"].dtype == arrays["lm_head.scales"].dtype == getattr(mx, src_name)
 
 
 def test_command_line(tiny, tmp_path, capsys):

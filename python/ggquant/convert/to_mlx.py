@@ -232,8 +232,9 @@ def convert_mlx(
             ``mlx_lm.convert --quant-predicate``'s per-layer bits, config.json as mlx_lm writes it.
         dtype: convert the float tensors to ``"float16"``, ``"bfloat16"`` or ``"float32"`` first
             (scales, biases and unquantized tensors then have that dtype). ``"auto"`` does what
-            ``mlx_lm.convert`` does: config.json's ``torch_dtype`` (or ``text_config.dtype``) when it
-            names one of those; ``None`` keeps each tensor's dtype.
+            the tool whose rule is used does: for mlx_lm's, config.json's ``torch_dtype`` (or
+            ``text_config.dtype``) when it names one of those; for Ollama's types, each tensor's
+            own dtype, which is also what ``None`` keeps.
         max_shard_size: bytes per shard (mlx_lm's 5 GiB by default).
         dry_run: plan only: the per-tensor table and the output size; nothing is written.
         quiet: no progress output.
@@ -263,11 +264,11 @@ def convert_mlx(
         text = config.get("text_config") or {}
         # a tied output matrix: mlx_lm's sanitize drops lm_head.weight but would keep its scales
         tied = config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))
-        if dtype == "auto":
-            dtype = config.get("torch_dtype") or text.get("dtype")
+        recipe = mlx_recipe(quant, bits, group_size, quant_predicate, config=config, names=ck.names())
+        if dtype == "auto":  # Ollama quantizes each tensor from its stored dtype
+            dtype = None if recipe.kind.startswith("ollama:") else config.get("torch_dtype") or text.get("dtype")
             dtype = dtype if dtype in _DTYPE_NAMES else None
         cast = None if dtype is None else _DTYPE_NAMES[dtype]
-        recipe = mlx_recipe(quant, bits, group_size, quant_predicate, config=config, names=ck.names())
         plan = _plan(ck, recipe, {"lm_head.weight"} if tied else set(), cast)
         quantization = recipe.quantization((t.name, t.quant) for t in plan)
         groups = _shards(plan, int(max_shard_size))
