@@ -21,7 +21,9 @@ tensor, for ``(mode, bits, group_size)`` or ``None`` (kept in its dtype), and fo
 
 Per-tensor entries in config.json are keyed by module path (the tensor name less ``.weight``), which
 is mlx_lm's path for the architectures whose ``sanitize`` keeps the checkpoint's names (Llama,
-Mistral, Qwen2/3, ...).
+Mistral, Qwen2/3, ...). Ollama's rule is its default policy (the architectures Ollama gives a policy
+of their own are refused), applied per tensor: Ollama judges MoE experts after stacking them, which
+changes only its "under 1024 elements" test.
 
 Example:
     >>> from ggquant.mlx_recipes import mlx_recipe
