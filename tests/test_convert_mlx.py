@@ -431,3 +431,18 @@ def test_ollama_own_policy_architectures_are_refused():
         mlx_recipe("int4", config=cfg)
     assert mlx_recipe("mlx:int4", config=cfg).kind == "uniform"
     assert mlx_recipe("int4", config={"architectures": ["LlamaForCausalLM"]}).kind == "ollama:int4"
+
+
+def test_evaluator_reads_mlx_lm_recipe_directories(tiny10, tmp_path):
+    """ggquant.quality reads a mixed_* directory as mlx_lm writes it ("group_size": null per layer)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from ggquant.quality import Evaluator
+
+    ours, ref = tmp_path / "ours", tmp_path / "ref"
+    ggquant.convert_mlx(tiny10, ours, group_size=64, quant_predicate="mixed_3_4", quiet=True)
+    mlx_lm.convert(str(tiny10), str(ref), quantize=True, quant_predicate="mixed_3_4")
+    assert json.loads((ref / "config.json").read_text())["quantization"]["lm_head"]["group_size"] is None
+    ev = Evaluator(tiny10, TEXT * 8, ctx=32, progress=False)
+    a, b = ev.evaluate(ours), ev.evaluate(ref)
+    assert a.kld_mean > 0 and a.kld_mean == b.kld_mean

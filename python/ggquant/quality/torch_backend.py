@@ -296,9 +296,11 @@ class TorchModel:
                         stem = hf[:-7]
                         spec = qcfg.get(stem, qcfg) if isinstance(qcfg.get(stem), dict) else qcfg
                         biases = ckpt[stem + ".biases"] if stem + ".biases" in names else None
-                        q = MLXQuantized(np.asarray(ckpt[hf]), np.asarray(ckpt[stem + ".scales"]),
-                                         None if biases is None else np.asarray(biases),
-                                         str(spec.get("mode", "affine")), int(spec["bits"]), int(spec["group_size"]))
+                        w, scales, bits = np.asarray(ckpt[hf]), np.asarray(ckpt[stem + ".scales"]), int(spec["bits"])
+                        # mlx_lm's recipes write "group_size": null (MLX's default): the shapes tell it
+                        gs = spec.get("group_size") or w.shape[-1] * 32 // bits // scales.shape[-1]
+                        q = MLXQuantized(w, scales, None if biases is None else np.asarray(biases),
+                                         str(spec.get("mode", "affine")), bits, int(gs))
                         values = mlx_dequantize(q)
                     elif hf in names:
                         values = np.asarray(ckpt[hf], np.float32)
