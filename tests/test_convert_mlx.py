@@ -446,3 +446,19 @@ def test_evaluator_reads_mlx_lm_recipe_directories(tiny10, tmp_path):
     ev = Evaluator(tiny10, TEXT * 8, ctx=32, progress=False)
     a, b = ev.evaluate(ours), ev.evaluate(ref)
     assert a.kld_mean > 0 and a.kld_mean == b.kld_mean
+
+
+def test_inspect_reads_recipe_directories(tiny10, tmp_path):
+    """``ggquant inspect`` on a mixed_* directory (mlx_lm's "group_size": null) and on Ollama's int4 layout."""
+    from ggquant.inspect_file import inspect_file
+
+    mixed, ollama = tmp_path / "mixed", tmp_path / "ollama"
+    mlx_lm.convert(str(tiny10), str(mixed), quantize=True, quant_predicate="mixed_2_6")
+    ggquant.convert_mlx(tiny10, ollama, "int4", quiet=True)
+    by = {t.name: t for t in inspect_file(mixed).tensors}
+    assert by["lm_head.weight"].quant == "mlx 6-bit/g64" and by["lm_head.weight"].n_params == VOCAB * HIDDEN
+    assert by["model.layers.4.mlp.up_proj.weight"].quant == "mlx 2-bit/g64"
+    by = {t.name: t for t in inspect_file(ollama).tensors}
+    assert by["model.layers.4.self_attn.v_proj.weight"].quant == "mlx 8-bit/g64"
+    assert by["model.layers.4.self_attn.q_proj.weight"].quant == "mlx 4-bit/g64"
+    assert by["model.embed_tokens.weight"].quant == "" and by["model.embed_tokens.weight"].type == "BF16"

@@ -239,6 +239,36 @@ class MLXRecipe:
         return out
 
 
+def layer_quant(
+    section: Mapping[str, Any], path: str, weight_shape: tuple[int, ...], scales_shape: tuple[int, ...]
+) -> TensorQuant:
+    """How config.json's ``quantization`` section says the layer ``path`` is quantized (the reading
+    side of :meth:`MLXRecipe.quantization`).
+
+    Args:
+        section: the ``quantization`` section.
+        path: the module path (tensor name less ``.weight``); an entry keyed without the leading
+            ``model.`` (mlx_lm's path for some architectures) also counts.
+        weight_shape, scales_shape: the stored codes' and scales' shapes.
+
+    Returns:
+        The layer's :class:`TensorQuant`: its own entry's, else the section's defaults. A
+        ``"group_size": null`` (what mlx_lm's recipes write unless given one) is read from the shapes.
+
+    Example:
+        >>> section = {"group_size": 64, "bits": 4, "lm_head": {"group_size": None, "bits": 6}}
+        >>> layer_quant(section, "lm_head", (8, 48), (8, 2))
+        TensorQuant(mode='affine', bits=6, group_size=128)
+        >>> layer_quant(section, "model.embed_tokens", (8, 16), (8, 2))
+        TensorQuant(mode='affine', bits=4, group_size=64)
+    """
+    entry = section.get(path, section.get(path.removeprefix("model."), section))
+    entry = entry if isinstance(entry, Mapping) else section  # a module entry may be False: not quantized
+    bits = int(entry.get("bits", section.get("bits", 4)))
+    group = entry.get("group_size") or weight_shape[-1] * 32 // bits // scales_shape[-1]
+    return TensorQuant(str(entry.get("mode", section.get("mode", "affine"))), bits, int(group))
+
+
 def is_mlx_quant(name: str) -> bool:
     """Whether ``name`` is a ``quant`` :func:`mlx_recipe` takes (an Ollama type or alias, an MLX mode or preset).
 
@@ -342,4 +372,7 @@ def mlx_recipe(
     return MLXRecipe("mlx_lm:" + quant_predicate, mode, b, g, entry_group, low, high, layers, location)
 
 
-__all__ = ["KERNEL_CODES", "MLX_LM_RECIPES", "OLLAMA_TYPES", "MLXRecipe", "TensorQuant", "is_mlx_quant", "mlx_recipe"]
+__all__ = [
+    "KERNEL_CODES", "MLX_LM_RECIPES", "OLLAMA_TYPES", "MLXRecipe", "TensorQuant", "is_mlx_quant", "layer_quant",
+    "mlx_recipe",
+]  # fmt: skip
