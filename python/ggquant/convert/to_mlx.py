@@ -246,7 +246,9 @@ def convert_mlx(
         An :class:`MLXConversionResult`.
 
     Raises:
-        FormatError: no config.json or no weights, or an already quantized checkpoint.
+        FormatError: no config.json or no weights, an already quantized checkpoint, or a model the
+            rule cannot be applied to (see :func:`ggquant.mlx_recipes.mlx_recipe`).
+        GGQuantError: an unknown mode or recipe, or options the chosen tool does not combine.
         GGQuantIOError: the output directory exists and is not empty.
 
     Example:
