@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "gguf": 3, "safetensors": 3, "imatrix": 3,
     "plan": 4, "hf": 4, "hf.checkpoint": 4, "hf.archs": 4, "hf.tokenizer": 4, "hf.naming": 4, "hf.pretok_hashes": 4,
     "hf.arch_gptoss": 4,
-    "layout": 4, "inspect_file": 4, "calib_cache": 4,
+    "layout": 4, "inspect_file": 4, "calib_cache": 4, "mlx_recipes": 4,
     "hf.arch_granitemoe": 4, "hf.arch_deepseek": 4,
     "convert": 5, "convert.core": 5, "convert.stream": 5, "convert.to_gguf": 5, "convert.to_mlx": 5,
     "requantize": 5, "quality": 5,

@@ -206,7 +206,7 @@ def test_mlx_directory(tiny, tmp_path):
     d, model, ev = tiny
     before = _state(model)
     out = tmp_path / "mlx"
-    ggquant.convert_mlx(d, out, "int4", quiet=True)
+    ggquant.convert_mlx(d, out, "mlx:int4", quiet=True)  # one type everywhere, as the fake below
     r = ev.evaluate(out)
     # the same int4 affine codes applied on the fly give the same model
     fake = ev.evaluate({n: "int4" for n, s in ev.tensors() if len(s) == 2})

@@ -14,7 +14,7 @@ from .config import config, show_config
 from .convert import MAX_SHARD_BYTES, ConversionResult, convert_many, convert_mlx
 from .errors import GGQuantError, GGQuantWarning
 from .inspect_file import inspect_file
-from .mlx import is_mlx_type
+from .mlx_recipes import MLX_LM_RECIPES, is_mlx_quant
 from .quality import cli as _quality_cli
 from .requantize import quantize_file
 
@@ -38,9 +38,9 @@ def _size(text: str) -> int:
 def run_mlx_convert(args: argparse.Namespace) -> int:
     """``ggquant convert DIR --format mlx -q int4 -o OUT_DIR``: the MLX branch of ``convert``.
 
-    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``dtype``, ``split_max_size``
-    (the shard size), ``dry_run``, ``quiet``, ``allow_requantize`` and ``threads``; GGUF-only
-    options are rejected (exit status 2).
+    Uses ``args.model``, ``outfile``, ``quant``, ``group_size``, ``q_bits``, ``q_group_size``,
+    ``q_mode``, ``quant_predicate``, ``dtype``, ``split_max_size`` (the shard size), ``dry_run``,
+    ``quiet``, ``allow_requantize`` and ``threads``; GGUF-only options are rejected (exit status 2).
 
     Returns:
         The exit status: 0, 1 (conversion error) or 2 (usage error).
@@ -53,12 +53,16 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
         print("ggquant convert: error: --pure applies to --format gguf only", file=sys.stderr)
         return 2
     q_bits, q_group = getattr(args, "q_bits", None), getattr(args, "q_group_size", None)
-    # mlx_lm.convert's --q-bits/--q-group-size mean its affine mode (default 4 bits, groups of 64)
-    quant = getattr(args, "quant", None) or ("affine" if q_bits or q_group else "int4")
-    if not is_mlx_type(quant):
+    quant, q_mode = getattr(args, "quant", None), getattr(args, "q_mode", None)
+    if q_mode is not None:  # mlx_lm.convert --q-mode: one mode on every matrix
+        if quant is not None:
+            print("ggquant convert: error: give -q (Ollama's types) or --q-mode (mlx_lm's), not both", file=sys.stderr)
+            return 2
+        quant = "mlx:" + q_mode
+    if quant is not None and not is_mlx_quant(quant):
         print(
             f"ggquant convert: error: {quant!r} is not an MLX mode; with --format mlx use -q "
-            "int4, int8, mxfp4, nvfp4, mxfp8 or affine",
+            "int4, int8, mxfp4, nvfp4, mxfp8, affine or mlx:MODE",
             file=sys.stderr,
         )
         return 2
@@ -69,6 +73,7 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
             quant,
             bits=q_bits,
             group_size=q_group or getattr(args, "group_size", None),
+            quant_predicate=getattr(args, "quant_predicate", None),
             dtype=getattr(args, "dtype", None) or "auto",
             max_shard_size=getattr(args, "split_max_size", None) or MAX_SHARD_BYTES,
             dry_run=args.dry_run,
@@ -84,8 +89,8 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
     elif not args.quiet:
         q = r.quantization
         print(
-            f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {q['mode']} "
-            f"{q['bits']} bits / group {q['group_size']}) in {r.seconds:.1f} s",
+            f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {r.recipe}: {q['mode']} "
+            f"{q['bits']} bits / group {q['group_size']} by default) in {r.seconds:.1f} s",
             file=sys.stderr,
         )
     return 0
@@ -105,9 +110,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         return _cmd_convert_planned(args)
     if args.format == "mlx":
         return run_mlx_convert(args)
-    if args.group_size is not None or args.dtype is not None or args.q_bits or args.q_group_size:
-        print("ggquant convert: error: --group-size, --q-bits, --q-group-size and --dtype apply to --format mlx "
-              "only", file=sys.stderr)
+    if (args.group_size is not None or args.dtype is not None or args.q_bits or args.q_group_size or args.q_mode
+            or args.quant_predicate):
+        print("ggquant convert: error: --group-size, --q-bits, --q-group-size, --q-mode, --quant-predicate and "
+              "--dtype apply to --format mlx only", file=sys.stderr)
         return 2
     overrides = _tensor_type_overrides(args.tensor_type)
     # -q A,B,C writes one file per preset from one read of the model (-o needs {preset})
@@ -182,6 +188,10 @@ def _add_reach_convert_args(cv: argparse.ArgumentParser) -> None:
                     help="--format mlx: bits per weight, as mlx_lm.convert --q-bits (affine mode unless -q names one)")
     cv.add_argument("--q-group-size", type=int, default=None, metavar="N",
                     help="--format mlx: group size, as mlx_lm.convert --q-group-size")
+    cv.add_argument("--q-mode", choices=["affine", "mxfp4", "nvfp4", "mxfp8"], default=None,
+                    help="--format mlx: one mode on every matrix, as mlx_lm.convert --q-mode (instead of -q)")
+    cv.add_argument("--quant-predicate", choices=sorted(MLX_LM_RECIPES), default=None,
+                    help="--format mlx: mlx_lm.convert's mixed-bit recipe (affine; per-layer bits in config.json)")
     cv.add_argument("--no-vocab", action="store_true",
                     help="write the GGUF even without a tokenizer (llama.cpp cannot run it without a vocabulary)")
 
@@ -247,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="preset (Q2_K, Q3_K_S/M/L, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S/M, Q5_K_S/M, Q6_K, Q8_0, IQ4_NL, "
                          "IQ4_XS, F16, BF16, F32) or one ggml type for all tensors (e.g. q4_K); default Q4_K_M. "
                          "Several, comma-separated (Q4_K_M,Q8_0), write one file each in one pass: -o out-{preset}.gguf. "
-                         "With --format mlx: int4, int8, mxfp4, nvfp4, mxfp8 or affine; default int4")
+                         "With --format mlx: int4 (default), int8, mxfp4, nvfp4, mxfp8 as ollama create --quantize "
+                         "writes them (int4: 4 bits/group 64, k/v/down_proj and lm_head 8 bits), or affine / mlx:MODE "
+                         "for one type on every matrix as mlx_lm.convert")
     cv.add_argument("--format", choices=["gguf", "mlx"], default="gguf",
                     help="gguf (default): one GGUF file; mlx: an mlx_lm model directory (safetensors shards with "
                          ".weight/.scales/.biases and config.json's quantization section)")

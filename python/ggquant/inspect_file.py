@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import FormatError, GGQuantIOError
 from .gguf import GGUFReader, GGUFSplitReader, GGUFValueType, read_gguf_split
+from .mlx_recipes import layer_quant
 from .safetensors import INDEX_NAME, SafetensorsFile, safe_open
 
 #: Arrays longer than this are shown as their length, element type and first few values.
@@ -257,9 +258,7 @@ def _safetensors_entries(f: SafetensorsFile, mlx: Mapping[str, Any] | None) -> l
         params, quant = math.prod(shape), ""
         base = n[: -len(".weight")] if n.endswith(".weight") else None
         if mlx is not None and base is not None and f"{base}.scales" in f and dtype == "U32":
-            q = mlx.get(base, mlx.get(base.removeprefix("model."), mlx))
-            q = q if isinstance(q, Mapping) else mlx  # a module entry may be False: not quantized
-            bits, group = int(q.get("bits", 4)), int(q.get("group_size", 64))
+            _, bits, group = layer_quant(mlx, base, shape, f.shape(f"{base}.scales"))
             params = params * 32 // bits
             quant = f"mlx {bits}-bit/g{group}"
         out.append(TensorEntry(n, dtype, shape, f.nbytes(n), start + f.data_offsets(n)[0], f.path, params, quant))

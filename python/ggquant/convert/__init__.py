@@ -5,7 +5,7 @@ The pipeline, one module per step::
 
     hf.checkpoint   tensors of safetensors / .bin / state dicts, read lazily (one reader for both ends)
     core            open_model: checkpoint + config + the one "already quantized" policy;
-                    Progress, atomic_directory
+                    atomic_directory (progress lines: ggquant.progress)
     stream          run_pass: the tensor loop (read, quantize, write overlapped; many outputs per read)
     hf.archs        GGUF names, reshapes and metadata per architecture       (GGUF end only)
     plan            llama-quantize's per-tensor types for a preset           (GGUF end only)
@@ -44,7 +44,8 @@ Example:
 
 from __future__ import annotations
 
-from .core import HFModel, Job, Progress, check_not_quantized, load_config, open_model
+from ..progress import Progress
+from .core import HFModel, Job, check_not_quantized, load_config, open_model
 from .stream import run_pass
 from .to_gguf import (
     SUPPORTED_ARCHITECTURES,

@@ -21,7 +21,6 @@ from ..hf.archs import kept_quant_method
 from ..hub import is_hub_id, resolve_model
 from ..hf.checkpoint import Checkpoint, dequantize_fp8_blocks, from_state_dict, open_checkpoint
 from ..plan import PlannedTensor
-from ..progress import Progress
 from ..qtypes import GGMLType
 
 _PACKED_TENSORS = (".qweight", ".qzeros", ".g_idx", ".scales", ".weight_scale", ".weight_scale_inv",
@@ -282,5 +281,5 @@ class Job:
     imatrix: Mapping[str, np.ndarray] | None = None
 
 
-__all__ = ["HFModel", "Job", "Progress", "ShardedSink", "TensorSink", "atomic_directory",
+__all__ = ["HFModel", "Job", "ShardedSink", "TensorSink", "atomic_directory",
            "check_not_quantized", "imatrix_weights", "input_files", "load_config", "open_model"]

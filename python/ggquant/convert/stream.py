@@ -20,9 +20,10 @@ from ..errors import FormatError, GGQuantError
 from ..gguf import GGUFWriter
 from ..hf.archs import OutTensor
 from ..hf.checkpoint import Checkpoint, release_pages, to_compute_dtype
+from ..progress import Progress
 from ..qtypes import GGMLType, type_info
 from ..quants import dequantize, row_size
-from .core import Job, Progress, imatrix_weights
+from .core import Job, imatrix_weights
 
 #: source bytes per kernel call: small tensors are gathered up to this, big ones cut into row chunks
 #: of at most this (their mapped pages are released after each chunk)

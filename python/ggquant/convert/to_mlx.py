@@ -4,16 +4,18 @@ The output is what ``mlx_lm.convert --quantize`` writes: safetensors shards
 (``model.safetensors`` or ``model-0000i-of-0000n.safetensors``, ``{"format": "mlx"}`` metadata)
 with ``NAME.weight`` (uint32 codes), ``NAME.scales`` and, for affine, ``NAME.biases`` per quantized
 layer, ``model.safetensors.index.json``, a ``config.json`` with the ``quantization`` (and
-``quantization_config``) section ``{"group_size", "bits", "mode"}``, and the tokenizer files copied.
+``quantization_config``) section ``{"group_size", "bits", "mode"}`` (plus per-layer entries where
+the layers differ, as mlx_lm writes them), and the tokenizer files copied.
 Tensor names stay the checkpoint's: ``mlx_lm`` renames them with the model's ``sanitize`` when it
 loads, as it does for the original checkpoint.
 
-Quantized are the 2-D ``*.weight`` matrices whose rows are a multiple of the group size (the
-Linear and Embedding layers ``mlx_lm`` quantizes; norms are 1-D); everything else is copied in its
-dtype, and ``mlx_lm`` recognises per layer from the presence of ``.scales`` which layers are
-quantized. A checkpoint with tied embeddings loses its (redundant) ``lm_head.weight``, as in
-``mlx_lm.convert``. Tensors are read memory-mapped and quantized one at a time while a writer thread
-writes the previous one; the output directory appears only when complete.
+Which tensors are quantized, and how, is :mod:`ggquant.mlx_recipes`' choice: Ollama's rule for
+``int4`` and the other ``ollama create --quantize`` names, ``mlx_lm.convert``'s uniform one
+(``affine``, ``mlx:<mode>``, ``bits``/``group_size``) or its ``--quant-predicate`` recipes; what is
+not quantized is copied in its dtype, and ``mlx_lm`` recognises per layer from the presence of
+``.scales`` which layers are quantized. A checkpoint with tied embeddings loses its (redundant)
+``lm_head.weight``, as in ``mlx_lm.convert``. Tensors are read memory-mapped and quantized one at a
+time while a writer thread writes the previous one; the output directory appears only when complete.
 """
 
 from __future__ import annotations
@@ -34,15 +36,17 @@ from .. import mlx as _mlx
 from ..errors import GGQuantError
 from ..fileio import check_not_an_input, fs_path, sigterm_as_interrupt
 from ..hf.checkpoint import Checkpoint, cast_float, release_pages
+from ..mlx_recipes import KERNEL_CODES as _KERNEL_CODES
+from ..mlx_recipes import MLXRecipe, TensorQuant, mlx_recipe
+from ..progress import Progress
 from ..safetensors import SafetensorsWriter, numpy_dtype
-from .core import Progress, atomic_directory, input_files, open_model
+from .core import atomic_directory, input_files, open_model
 
 #: Shard size limit, as mlx_lm (5 GiB).
 MAX_SHARD_BYTES = 5 << 30
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
 _WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-_KERNEL_CODES = {"F32": "f32", "F16": "f16", "BF16": "bf16"}  # the float dtypes MLX quantizes from
 _DTYPE_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32"}
 
 
@@ -57,15 +61,24 @@ class MLXTensorPlan:
     Attributes:
         name, shape: the checkpoint's.
         dtype: safetensors dtype after the dtype conversion (the source's unless converted).
-        quantized: whether it becomes codes + scales (+ biases).
+        quant: ``(mode, bits, group_size)`` when it becomes codes + scales (+ biases), else None.
         outputs: ``(name, safetensors dtype, shape)`` of each tensor written for it.
     """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
-    quantized: bool
+    quant: TensorQuant | None
     outputs: list[tuple[str, str, tuple[int, ...]]]
+
+    @property
+    def quantized(self) -> bool:
+        return self.quant is not None
+
+    @property
+    def label(self) -> str:
+        """``"affine 4b/64"`` for a quantized tensor, else its dtype."""
+        return self.dtype if self.quant is None else "{} {}b/{}".format(*self.quant)
 
     @property
     def nbytes(self) -> int:
@@ -85,6 +98,8 @@ class MLXConversionResult:
         seconds: wall time.
         source_bytes: bytes of the source tensors read.
         config: the config.json written.
+        recipe: the per-tensor rule (:attr:`ggquant.mlx_recipes.MLXRecipe.kind`: ``"ollama:int4"``,
+            ``"uniform"``, ``"mlx_lm:mixed_3_4"``, ...).
     """
 
     tensors: list[MLXTensorPlan]
@@ -95,33 +110,23 @@ class MLXConversionResult:
     seconds: float = 0.0
     source_bytes: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    recipe: str = "uniform"
 
     def format(self) -> str:
         """The plan as a table with the output size."""
-        q = self.quantization
         lines = [f"{'tensor':60} {'shape':>18} {'from':>5} -> {'to':<14} {'bytes':>14}"]
         for t in self.tensors:
-            to = f"{q['mode']} {q['bits']}b/{q['group_size']}" if t.quantized else t.dtype
-            lines.append(f"{t.name[:60]:60} {'x'.join(map(str, t.shape)):>18} {t.dtype:>5} -> {to:<14} {t.nbytes:>14,}")
+            shape = "x".join(map(str, t.shape))
+            lines.append(f"{t.name[:60]:60} {shape:>18} {t.dtype:>5} -> {t.label:<14} {t.nbytes:>14,}")
         nq = sum(t.quantized for t in self.tensors)
         lines.append(
-            f"{nq} of {len(self.tensors)} tensors quantized; {len(self.shards)} shard(s); "
+            f"{nq} of {len(self.tensors)} tensors quantized ({self.recipe}); {len(self.shards)} shard(s); "
             f"{self.total_size:,} bytes of tensors (source {self.source_bytes:,})"
         )
         return "\n".join(lines)
 
 
-def _should_quantize(name: str, shape: tuple[int, ...], dtype: str, group_size: int) -> bool:
-    return (
-        name.endswith(".weight")
-        and len(shape) == 2
-        and dtype in _KERNEL_CODES
-        and shape[-1] % group_size == 0
-        and "norm" not in name.rsplit(".", 2)[-2]
-    )
-
-
-def _plan(ck: Checkpoint, mode: str, bits: int, gs: int, skip: set[str], cast: str | None) -> list[MLXTensorPlan]:
+def _plan(ck: Checkpoint, recipe: MLXRecipe, skip: set[str], cast: str | None) -> list[MLXTensorPlan]:
     out = []
     for name in sorted(ck.names()):
         if name in skip:
@@ -129,7 +134,9 @@ def _plan(ck: Checkpoint, mode: str, bits: int, gs: int, skip: set[str], cast: s
         shape, dtype = ck.shape(name), ck.dtype(name)
         if cast is not None and dtype in _KERNEL_CODES:
             dtype = cast  # the dtype the tensor is converted to (and quantized from)
-        if _should_quantize(name, shape, dtype, gs):
+        q = recipe.tensor(name, shape, dtype)
+        if q is not None:
+            mode, bits, gs = q
             base = name[: -len("weight")]
             sdt = dtype if mode == "affine" else "U8"
             outs = [
@@ -138,9 +145,9 @@ def _plan(ck: Checkpoint, mode: str, bits: int, gs: int, skip: set[str], cast: s
             ]
             if mode == "affine":
                 outs.append((base + "biases", sdt, (*shape[:-1], shape[-1] // gs)))
-            out.append(MLXTensorPlan(name, shape, dtype, True, outs))
+            out.append(MLXTensorPlan(name, shape, dtype, q, outs))
         else:
-            out.append(MLXTensorPlan(name, shape, dtype, False, [(name, dtype, shape)]))
+            out.append(MLXTensorPlan(name, shape, dtype, None, [(name, dtype, shape)]))
     return out
 
 
@@ -171,14 +178,13 @@ def _write_arrays(w: SafetensorsWriter, arrays: list[tuple[str, np.ndarray]]) ->
         w.write(name, a)
 
 
-def _arrays(ck: Checkpoint, t: MLXTensorPlan, mode: str, b: int, g: int,
-            nthreads: int | None) -> list[tuple[str, np.ndarray]]:
+def _arrays(ck: Checkpoint, t: MLXTensorPlan, nthreads: int | None) -> list[tuple[str, np.ndarray]]:
     """What is written for one source tensor: ``(name, array)`` of each of its outputs."""
     stored = ck.stored(t.name)
     src_dtype = ck.dtype(t.name)
     arr = stored if src_dtype == t.dtype else cast_float(stored, src_dtype, t.dtype)
-    if t.quantized:
-        qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], mode, b, g, nthreads, t.name)
+    if t.quant is not None:
+        qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], *t.quant, nthreads, t.name)
         release_pages(stored)  # read: resident memory stays bounded by the tensors in flight
         return [(oname, a) for (oname, _, _), a in zip(t.outputs, qt.arrays)]
     return [(t.name, np.ascontiguousarray(arr))]
@@ -186,8 +192,6 @@ def _arrays(ck: Checkpoint, t: MLXTensorPlan, mode: str, b: int, g: int,
 
 def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan]], names: list[str],
            result: MLXConversionResult, nthreads: int | None, progress: Progress) -> None:
-    q = result.quantization
-    mode, b, g = q["mode"], q["bits"], q["group_size"]
     # a writer thread writes each tensor while the next one is read and quantized (two in memory at most)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ggquant-writer") as writer:
         for fn, grp in zip(names, groups):
@@ -196,8 +200,8 @@ def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan
                 pending: tuple[Future[None], int] | None = None
                 try:
                     for t in grp:
-                        progress.start(t.name, f"{mode} {b}b/{g}" if t.quantized else t.dtype)
-                        arrays = _arrays(ck, t, mode, b, g, nthreads)
+                        progress.start(t.name, t.label)
+                        arrays = _arrays(ck, t, nthreads)
                         if pending is not None:
                             pending[0].result()
                             progress.update(pending[1])
@@ -222,10 +226,11 @@ def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan
 def convert_mlx(
     model: str | os.PathLike[str],
     outdir: str | os.PathLike[str] | None,
-    quant: str = "int4",
+    quant: str | None = None,
     *,
     bits: int | None = None,
     group_size: int | None = None,
+    quant_predicate: str | None = None,
     dtype: str | None = "auto",
     max_shard_size: int = MAX_SHARD_BYTES,
     dry_run: bool = False,
@@ -240,13 +245,21 @@ def convert_mlx(
             ``model-*.safetensors`` with its index, or ``pytorch_model*.bin``; tokenizer files).
         outdir: the directory to create (ignored for ``dry_run``); it must not exist or be empty.
             It appears (renamed from a temporary sibling) only when complete.
-        quant: an MLX preset or mode: ``"int4"`` (affine 4 bits, group 32), ``"int8"`` (affine 8,
-            group 64), ``"mxfp4"``, ``"nvfp4"``, ``"mxfp8"``, ``"affine"`` (MLX's default 4/64).
-        bits, group_size: override the preset's.
+        quant: ``"int4"`` (the default), ``"int8"``, ``"nvfp4"``, ``"mxfp4"``, ``"mxfp8"``: what
+            ``ollama create --quantize`` writes (Ollama's per-tensor rule: int4 is affine 4 bits,
+            group 64, with lm_head, k_proj, v_proj and down_proj at 8 bits and the embedding kept);
+            ``"affine"`` or ``"mlx:<mode or preset>"``: one type on every matrix, as
+            ``mlx_lm.convert -q`` (``"mlx:int4"`` = affine 4 bits, group 32). See
+            :mod:`ggquant.mlx_recipes`.
+        bits, group_size: ``mlx_lm.convert``'s ``--q-bits`` / ``--q-group-size`` (``quant`` then
+            defaults to ``"affine"``; not with Ollama's types).
+        quant_predicate: ``"mixed_3_4"``, ``"mixed_2_6"``, ``"mixed_3_6"`` or ``"mixed_4_6"``:
+            ``mlx_lm.convert --quant-predicate``'s per-layer bits, config.json as mlx_lm writes it.
         dtype: convert the float tensors to ``"float16"``, ``"bfloat16"`` or ``"float32"`` first
             (scales, biases and unquantized tensors then have that dtype). ``"auto"`` does what
-            ``mlx_lm.convert`` does: config.json's ``torch_dtype`` (or ``text_config.dtype``) when it
-            names one of those; ``None`` keeps each tensor's dtype.
+            the tool whose rule is used does: for mlx_lm's, config.json's ``torch_dtype`` (or
+            ``text_config.dtype``) when it names one of those; for Ollama's types, each tensor's
+            own dtype, which is also what ``None`` keeps.
         max_shard_size: bytes per shard (mlx_lm's 5 GiB by default).
         dry_run: plan only: the per-tensor table and the output size; nothing is written.
         quiet: no progress output.
@@ -258,7 +271,9 @@ def convert_mlx(
         An :class:`MLXConversionResult`.
 
     Raises:
-        FormatError: no config.json or no weights, or an already quantized checkpoint.
+        FormatError: no config.json or no weights, an already quantized checkpoint, or a model the
+            rule cannot be applied to (see :func:`ggquant.mlx_recipes.mlx_recipe`).
+        GGQuantError: an unknown mode or recipe, or options the chosen tool does not combine.
         GGQuantIOError: the output directory exists and is not empty.
 
     Example:
@@ -268,8 +283,6 @@ def convert_mlx(
     """
     t0 = time.perf_counter()
     src = Path(fs_path(model, "model directory"))
-    mode, b, g = _mlx.resolve(quant, bits, group_size)
-    _mlx.quantize(np.zeros((1, g), np.float32), mode, b, g)  # validates the mode, bits and group size
     if dtype not in (None, "auto") and dtype not in _DTYPE_NAMES:
         raise GGQuantError(f"dtype {dtype!r}: expected one of {sorted(_DTYPE_NAMES)}, 'auto' or None")
     hf = open_model(src, allow_requantize=allow_requantize)
@@ -278,12 +291,13 @@ def convert_mlx(
         text = config.get("text_config") or {}
         # a tied output matrix: mlx_lm's sanitize drops lm_head.weight but would keep its scales
         tied = config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))
-        if dtype == "auto":
-            dtype = config.get("torch_dtype") or text.get("dtype")
+        recipe = mlx_recipe(quant, bits, group_size, quant_predicate, config=config, names=ck.names())
+        if dtype == "auto":  # Ollama quantizes each tensor from its stored dtype
+            dtype = None if recipe.kind.startswith("ollama:") else config.get("torch_dtype") or text.get("dtype")
             dtype = dtype if dtype in _DTYPE_NAMES else None
         cast = None if dtype is None else _DTYPE_NAMES[dtype]
-        plan = _plan(ck, mode, b, g, {"lm_head.weight"} if tied else set(), cast)
-        quantization = {"group_size": g, "bits": b, "mode": mode}
+        plan = _plan(ck, recipe, {"lm_head.weight"} if tied else set(), cast)
+        quantization = recipe.quantization((t.name, t.quant) for t in plan)
         groups = _shards(plan, int(max_shard_size))
         n = len(groups)
         names = ["model.safetensors"] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
@@ -293,7 +307,7 @@ def convert_mlx(
         out_config["quantization"] = quantization
         out_config["quantization_config"] = dict(quantization)
         result = MLXConversionResult(plan, quantization, shards, sum(t.nbytes for t in plan), None, 0.0,
-                                     source_bytes, dict(sorted(out_config.items())))
+                                     source_bytes, dict(sorted(out_config.items())), recipe.kind)
         if dry_run:
             result.seconds = time.perf_counter() - t0
             return result

@@ -23,6 +23,7 @@ from ..gguf import read_gguf_split
 from ..imatrix import imatrix_for
 from ..mlx import MLXQuantized
 from ..mlx import dequantize as mlx_dequantize
+from ..mlx_recipes import layer_quant
 from ..plan import ModelInfo
 from ..quants import dequantize, quantize
 from ..safetensors import load_checkpoint
@@ -294,11 +295,10 @@ class TorchModel:
                 for hf, p in self.params.items():
                     if hf in names and hf.endswith(".weight") and hf[:-7] + ".scales" in names:
                         stem = hf[:-7]
-                        spec = qcfg.get(stem, qcfg) if isinstance(qcfg.get(stem), dict) else qcfg
                         biases = ckpt[stem + ".biases"] if stem + ".biases" in names else None
-                        q = MLXQuantized(np.asarray(ckpt[hf]), np.asarray(ckpt[stem + ".scales"]),
-                                         None if biases is None else np.asarray(biases),
-                                         str(spec.get("mode", "affine")), int(spec["bits"]), int(spec["group_size"]))
+                        w, scales = np.asarray(ckpt[hf]), np.asarray(ckpt[stem + ".scales"])
+                        mode, bits, gs = layer_quant(qcfg, stem, w.shape, scales.shape)
+                        q = MLXQuantized(w, scales, None if biases is None else np.asarray(biases), mode, bits, gs)
                         values = mlx_dequantize(q)
                     elif hf in names:
                         values = np.asarray(ckpt[hf], np.float32)
