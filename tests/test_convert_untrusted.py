@@ -196,15 +196,15 @@ def test_truncated_shard_is_an_error_not_sigbus(tiny, tmp_path):
         import ggquant
         stream = importlib.import_module("ggquant.convert.stream")
         src, out = sys.argv[1:3]
-        real = stream._readable
+        real = stream._source
         calls = []
-        def readable(*a, **k):
+        def source(*a, **k):
             calls.append(1)
             if len(calls) == 1:  # after the first tensor was read: another process truncates the file
                 shard = os.path.join(src, "model.safetensors")
                 os.truncate(shard, os.path.getsize(shard) // 2)
             return real(*a, **k)
-        stream._readable = readable
+        stream._source = source
         try:
             ggquant.convert(src, out, "Q8_0", quiet=True)
         except ggquant.GGQuantIOError as e:
