@@ -30,4 +30,9 @@ uint32_t nearest_candidate_avx2(const float * q, uint32_t stride, uint32_t count
     return first_index_of_min(_mm_cvtss_f32(m), d2);
 }
 
+void nearest_run_avx2(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
+                      const float * scales, int nscales, uint32_t * best) {
+    nearest_run_dispatch<v8f, v8i>(q, stride, count, dim, x, w, scales, nscales, best);
+}
+
 }  // namespace ggq

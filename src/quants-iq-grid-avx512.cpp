@@ -34,4 +34,9 @@ uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t cou
     return first_index_of_min(_mm_cvtss_f32(m), d2);
 }
 
+void nearest_run_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
+                      const float * scales, int nscales, uint32_t * best) {
+    nearest_run_dispatch<v16f, v16i>(q, stride, count, dim, x, w, scales, nscales, best);
+}
+
 }  // namespace ggq

@@ -1,10 +1,14 @@
-// Nearest-candidate search of the IQ grid quantizers, per instruction set. Each version computes
+// Nearest-candidate searches of the IQ grid quantizers, per instruction set. Each version computes
 // every candidate's weighted distance sum_i w[i] * (scale*q[i][j] - x[i])^2 exactly as ggml does
-// (summed over i in order, no fused multiply-add), one candidate per lane, and returns the index of
-// the first smallest distance below FLT_MAX (ggml's scan), or 0 where none is (ggml aborts there).
+// (summed over i in order, no fused multiply-add) and returns the index of the first smallest
+// distance below FLT_MAX (ggml's scan), or 0 where none is (ggml aborts there). nearest_candidate_*
+// puts one candidate per lane (one scale); nearest_run_* one scale per lane (a run of scales that
+// round a group to the same off-grid key, hence search the same list), scanning the candidates in
+// list order as ggml does, so that no horizontal reduction is needed.
 #pragma once
 
 #include <cfloat>
+#include <cstddef>
 #include <cstdint>
 
 namespace ggq {
@@ -22,7 +26,66 @@ static inline uint32_t first_index_of_min(float best, const float * d2) {
     return j;
 }
 
+// best[s]: the nearest_candidate_fn answer at scales[s], for s < nscales.
+using nearest_run_fn = void (*)(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
+                                const float * scales, int nscales, uint32_t * best);
+
+namespace {
+
+// nearest_run_fn with W scales per vector (GCC vector extensions: each lane runs ggml's scalar
+// operations for its scale; the strict < keeps the first smallest, as ggml's scan does).
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+template <class VF, class VI, int D>
+void nearest_run_lanes(const float * q, uint32_t stride, uint32_t count, const float * x, const float * w, const float * scales,
+                       int nscales, uint32_t * best) {
+    constexpr int W = (int)(sizeof(VF) / sizeof(float));
+    VF xv[D], wv[D];
+    for (int i = 0; i < D; ++i) {
+        xv[i] = VF{} + x[i];
+        wv[i] = VF{} + w[i];
+    }
+    for (int s0 = 0; s0 < nscales; s0 += W) {
+        VF vs;
+        for (int l = 0; l < W; ++l) vs[l] = scales[s0 + l < nscales ? s0 + l : nscales - 1];  // padding repeats the last
+        VF bestd = VF{} + FLT_MAX;
+        VI bi = VI{};
+        for (uint32_t j = 0; j < count; ++j) {
+            VF acc = VF{};
+            for (int i = 0; i < D; ++i) {
+                const VF diff = vs * q[(size_t)i * stride + j] - xv[i];
+                acc = acc + wv[i] * diff * diff;
+            }
+            const VI lt = acc < bestd;
+            bestd = lt ? acc : bestd;
+            bi = lt ? VI{} + (int32_t)j : bi;
+        }
+        for (int l = 0; l < W && s0 + l < nscales; ++l) best[s0 + l] = (uint32_t)bi[l];
+    }
+}
+
+template <class VF, class VI>
+void nearest_run_dispatch(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
+                          const float * scales, int nscales, uint32_t * best) {
+    if (dim == 8) {
+        nearest_run_lanes<VF, VI, 8>(q, stride, count, x, w, scales, nscales, best);
+    } else {
+        nearest_run_lanes<VF, VI, 4>(q, stride, count, x, w, scales, nscales, best);
+    }
+}
+
+}  // namespace
+
 #if defined(GGQUANT_X86_SIMD)
+void nearest_run_avx2(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
+                      const float * scales, int nscales, uint32_t * best);
+void nearest_run_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
+                        const float * scales, int nscales, uint32_t * best);
 uint32_t nearest_candidate_avx2(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
                                 float scale);
 uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
