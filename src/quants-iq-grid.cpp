@@ -277,24 +277,27 @@ struct grid_search {
     int width;
 };
 
-// Levels of group k (D values) at every candidate inverse scale ids[c] (scale 1/ids[c]) into
-// Lc[c][D*k..], og[c][k] whether the rounded point was on the grid. Consecutive candidates that
-// round to the same off-grid key (the levels move monotonically with the scale, so equal keys come
-// in runs) search that key's list together, one scale per lane, unless the run is so short and
-// the list so long that one search per scale, candidates across lanes, costs less. Both give
-// ggml's answer per scale.
+// Points of group k (D values) at every candidate inverse scale ids[c] (scale 1/ids[c]), as
+// 2l+1 per level l, coordinate-major: Qt[D*k + i][c]; og[c][k] whether the rounded point was on the
+// grid. ids has ncp >= ncand entries (padding lanes are computed and never read). Consecutive
+// candidates that round to the same off-grid key (the levels move monotonically with the scale, so
+// equal keys come in runs) search that key's list together, one scale per lane, unless the run is
+// so short and the list so long that one search per scale, candidates across lanes, costs less.
+// Both give ggml's answer per scale.
 template <int D>
 void project_group_all(const lattice & g, int kmaxq, const float * xval, const float * waux, const float * ids, const float * scales,
-                       int ncand, int8_t (*Lc)[32], bool (*og)[8], int k, const grid_search & search) {
-    uint32_t keys[32];
-    for (int c = 0; c < ncand; ++c) {
-        int8_t * L = Lc[c] + D * k;
-        for (int i = 0; i < D; ++i) {
-            const int l = nearest_int(0.5f * (ids[c] * xval[i] - 1));
-            L[i] = (int8_t)clamp_int(l, 0, kmaxq - 1);
+                       int ncand, int ncp, float (*Qt)[32], bool (*og)[8], int k, const grid_search & search) {
+    uint32_t keys[32] = {};
+    for (int i = 0; i < D; ++i) {
+        const float xi = xval[i];
+        float * qi = Qt[D * k + i];
+        for (int c = 0; c < ncp; ++c) {  // lane-parallel over candidates
+            const int l = clamp_int(nearest_int(0.5f * (ids[c] * xi - 1)), 0, kmaxq - 1);
+            qi[c] = (float)(2 * l + 1);
+            keys[c] |= (uint32_t)l << (g.bits * i);
         }
-        keys[c] = key_of<D>(L, g.bits);
     }
+    const int w = search.width;
     for (int c0 = 0; c0 < ncand;) {
         int c1 = c0 + 1;
         while (c1 < ncand && keys[c1] == keys[c0]) ++c1;
@@ -307,7 +310,6 @@ void project_group_all(const lattice & g, int kmaxq, const float * xval, const f
         const lattice::neighbours & nb = g.list(m);
         const float * q = g.q.data() + nb.qoff;
         const int r = c1 - c0;
-        const int w = search.width;
         const int cost_run = (r + w - 1) / w * (int)nb.count * (5 * D + 3);
         const int cost_one = r * ((int)(nb.stride + w - 1) / w * 5 * D + 40);
         uint32_t best[32];
@@ -318,8 +320,7 @@ void project_group_all(const lattice & g, int kmaxq, const float * xval, const f
         }
         for (int c = c0; c < c1; ++c) {
             const int8_t * pg = g.point(g.index[nb.start + best[c - c0]]);
-            int8_t * L = Lc[c] + D * k;
-            for (int i = 0; i < D; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
+            for (int i = 0; i < D; ++i) Qt[D * k + i][c] = pg[i];
             og[c][k] = false;
         }
         c0 = c1;
@@ -416,30 +417,27 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
     }
     // Every candidate scale first, then ggml's sequential choice among them: the sums run
     // lane-parallel over candidates (each still summed over i in ggml's order).
-    constexpr int k_max_cand = 31;
+    constexpr int k_max_cand = 32;
     const int ncand = 2 * o.nis + 1;
+    const int ncp = (ncand + 3) & ~3;  // padded to whole vectors of the baseline
     float ids[k_max_cand], scales[k_max_cand];
-    for (int c = 0; c < ncand; ++c) {
-        ids[c] = (2 * o.kmaxq - 1 + (c - o.nis) * o.step) / base;
+    for (int c = 0; c < ncp; ++c) {
+        ids[c] = (2 * o.kmaxq - 1 + (std::min(c, ncand - 1) - o.nis) * o.step) / base;
         scales[c] = 1 / ids[c];
     }
-    int8_t Lc[k_max_cand][32];
+    float Qt[32][k_max_cand];  // 2l+1 of value i at candidate c
     bool og[k_max_cand][8];
     for (int k = 0; k < ngroups; ++k) {
-        project_group_all<D>(g, o.kmaxq, xval + D * k, waux + D * k, ids, scales, ncand, Lc, og, k, search);
-    }
-    int8_t Lt[32][k_max_cand];  // Lc transposed
-    for (int c = 0; c < ncand; ++c) {
-        for (int i = 0; i < n; ++i) Lt[i][c] = Lc[c][i];
+        project_group_all<D>(g, o.kmaxq, xval + D * k, waux + D * k, ids, scales, ncand, ncp, Qt, og, k, search);
     }
     float sqx[k_max_cand] = {}, sq2[k_max_cand] = {};
     for (int i = 0; i < n; ++i) {
         const float w = weight[i];
         const float wx = w * xval[i];
-        for (int c = 0; c < ncand; ++c) {
-            const float q = 2 * Lt[i][c] + 1;
-            sqx[c] += wx * q;
-            sq2[c] += w * q * q;
+        const float * qi = Qt[i];
+        for (int c = 0; c < ncp; ++c) {
+            sqx[c] += wx * qi[c];
+            sq2[c] += w * qi[c] * qi[c];
         }
     }
     float best = 0;
@@ -453,7 +451,7 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
     }
     for (int k = 0; k < ngroups; ++k) on_grid[k] = o.init_on_grid;
     if (chosen >= 0) {
-        std::memcpy(L, Lc[chosen], (size_t)n);
+        for (int i = 0; i < n; ++i) L[i] = (int8_t)(((int)Qt[i][chosen] - 1) / 2);
         if (o.track_on_grid) std::copy(og[chosen], og[chosen] + ngroups, on_grid);
     }
     const bool any_off = std::find(on_grid, on_grid + ngroups, false) != on_grid + ngroups;
