@@ -52,6 +52,7 @@ struct lattice {
     int dim = 0;                   // coordinates per grid point: 8 (IQ2, IQ1) or 4 (IQ3)
     int bits = 0;                  // key bits per coordinate: 2 or 3
     std::vector<int8_t> points;    // 2l+1 per coordinate of each grid point (l: level index)
+    std::vector<float> pointsf;    // the same as floats
     std::vector<int32_t> map;      // key -> grid index, or -(1 + n) for the n-th neighbour list
     std::vector<neighbours> lists;
     std::vector<uint16_t> index;
@@ -60,6 +61,7 @@ struct lattice {
     uint32_t max_count = 0;
 
     const int8_t * point(int i) const { return points.data() + (size_t)dim * (size_t)i; }
+    const float * pointf(int i) const { return pointsf.data() + (size_t)dim * (size_t)i; }
     const neighbours & list(int32_t m) const { return lists[(size_t)(-(int64_t)m - 1)]; }
 };
 
@@ -87,6 +89,7 @@ lattice build_lattice(const Entry * grid, int ngrid, int dim, int bits, const ui
         }
         g.map[key] = i;
     }
+    g.pointsf.assign(g.points.begin(), g.points.end());
     const int max_d2 = 4 * dim * (nlevels - 1) * (nlevels - 1);
     std::vector<int> d2(ngrid);
     std::vector<int> count(max_d2 + 1);
@@ -274,7 +277,7 @@ bool project_group(const lattice & g, int kmaxq, const float * xval, const float
 struct grid_search {
     nearest_candidate_fn one;
     nearest_run_fn run;
-    int width;
+    int width_log2;
 };
 
 // Points of group k (D values) at every candidate inverse scale ids[c] (scale 1/ids[c]), as
@@ -297,7 +300,7 @@ void project_group_all(const lattice & g, int kmaxq, const float * xval, const f
             keys[c] |= (uint32_t)l << (g.bits * i);
         }
     }
-    const int w = search.width;
+    const int w = 1 << search.width_log2;
     for (int c0 = 0; c0 < ncand;) {
         int c1 = c0 + 1;
         while (c1 < ncand && keys[c1] == keys[c0]) ++c1;
@@ -310,8 +313,8 @@ void project_group_all(const lattice & g, int kmaxq, const float * xval, const f
         const lattice::neighbours & nb = g.list(m);
         const float * q = g.q.data() + nb.qoff;
         const int r = c1 - c0;
-        const int cost_run = (r + w - 1) / w * (int)nb.count * (5 * D + 3);
-        const int cost_one = r * ((int)(nb.stride + w - 1) / w * 5 * D + 40);
+        const int cost_run = ((r + w - 1) >> search.width_log2) * (int)nb.count * (5 * D + 3);
+        const int cost_one = r * (((int)nb.stride + w - 1) >> search.width_log2) * 5 * D + 40 * r;
         uint32_t best[32];
         if (cost_run <= cost_one) {
             search.run(q, nb.stride, nb.count, D, xval, waux, scales + c0, r, best);
@@ -319,7 +322,7 @@ void project_group_all(const lattice & g, int kmaxq, const float * xval, const f
             for (int c = c0; c < c1; ++c) best[c - c0] = search.one(q, nb.stride, nb.count, D, xval, waux, scales[c]);
         }
         for (int c = c0; c < c1; ++c) {
-            const int8_t * pg = g.point(g.index[nb.start + best[c - c0]]);
+            const float * pg = g.pointf(g.index[nb.start + best[c - c0]]);
             for (int i = 0; i < D; ++i) Qt[D * k + i][c] = pg[i];
             og[c][k] = false;
         }
@@ -1039,10 +1042,10 @@ size_t quantize_rows_of(const float * src, void * dst, int64_t nrows, int64_t n_
 }  // namespace
 
 namespace {
-constexpr grid_search k_search_generic = {nearest_candidate_generic, nearest_run_generic, 4};
+constexpr grid_search k_search_generic = {nearest_candidate_generic, nearest_run_generic, 2};
 #if defined(GGQUANT_X86_SIMD)
-constexpr grid_search k_search_avx2 = {nearest_candidate_avx2, nearest_run_avx2, 8};
-constexpr grid_search k_search_avx512 = {nearest_candidate_avx512, nearest_run_avx512, 16};
+constexpr grid_search k_search_avx2 = {nearest_candidate_avx2, nearest_run_avx2, 3};
+constexpr grid_search k_search_avx512 = {nearest_candidate_avx512, nearest_run_avx512, 4};
 #endif
 }  // namespace
 
