@@ -52,7 +52,6 @@ struct lattice {
     int dim = 0;                   // coordinates per grid point: 8 (IQ2, IQ1) or 4 (IQ3)
     int bits = 0;                  // key bits per coordinate: 2 or 3
     std::vector<int8_t> points;    // 2l+1 per coordinate of each grid point (l: level index)
-    std::vector<float> pointsf;    // the same as floats
     std::vector<int32_t> map;      // key -> grid index, or -(1 + n) for the n-th neighbour list
     std::vector<neighbours> lists;
     std::vector<uint16_t> index;
@@ -61,7 +60,6 @@ struct lattice {
     uint32_t max_count = 0;
 
     const int8_t * point(int i) const { return points.data() + (size_t)dim * (size_t)i; }
-    const float * pointf(int i) const { return pointsf.data() + (size_t)dim * (size_t)i; }
     const neighbours & list(int32_t m) const { return lists[(size_t)(-(int64_t)m - 1)]; }
 };
 
@@ -89,7 +87,6 @@ lattice build_lattice(const Entry * grid, int ngrid, int dim, int bits, const ui
         }
         g.map[key] = i;
     }
-    g.pointsf.assign(g.points.begin(), g.points.end());
     const int max_d2 = 4 * dim * (nlevels - 1) * (nlevels - 1);
     std::vector<int> d2(ngrid);
     std::vector<int> count(max_d2 + 1);
@@ -243,16 +240,14 @@ void nearest_run_generic(const float * q, uint32_t stride, uint32_t count, int d
     nearest_run_dispatch<v4f, v4i>(q, stride, count, dim, x, w, scales, nscales, best);
 }
 
-// The grid point of an off-grid key's list nearest to xval at `scale` (weights w); writes its
-// levels to L.
+// The grid point of an off-grid key's list nearest to xval at `scale` (weights w): its levels to L.
 template <int D>
-int best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L,
-                   nearest_candidate_fn nearest) {
+void best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L,
+                    nearest_candidate_fn nearest) {
     const lattice::neighbours & nb = g.list(m);
-    const int best = g.index[nb.start + nearest(g.q.data() + nb.qoff, nb.stride, nb.count, D, xval, w, scale)];
-    const int8_t * pg = g.point(best);
-    for (int i = 0; i < D; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
-    return best;
+    const float * q = g.q.data() + nb.qoff;
+    const uint32_t best = nearest(q, nb.stride, nb.count, D, xval, w, scale);
+    for (int i = 0; i < D; ++i) L[i] = (int8_t)(((int)q[i * nb.stride + best] - 1) / 2);
 }
 
 // Levels of one group of D values at inverse scale id, moved to the nearest grid point when the
@@ -321,9 +316,8 @@ void project_group_all(const lattice & g, int kmaxq, const float * xval, const f
         } else {
             for (int c = c0; c < c1; ++c) best[c - c0] = search.one(q, nb.stride, nb.count, D, xval, waux, scales[c]);
         }
-        for (int c = c0; c < c1; ++c) {
-            const float * pg = g.pointf(g.index[nb.start + best[c - c0]]);
-            for (int i = 0; i < D; ++i) Qt[D * k + i][c] = pg[i];
+        for (int c = c0; c < c1; ++c) {  // the winner's coordinates from the list just scanned
+            for (int i = 0; i < D; ++i) Qt[D * k + i][c] = q[i * nb.stride + best[c - c0]];
             og[c][k] = false;
         }
         c0 = c1;
