@@ -35,4 +35,12 @@ void nearest_run_avx2(const float * q, uint32_t stride, uint32_t count, int dim,
     nearest_run_dispatch<v8f, v8i>(q, stride, count, dim, x, w, scales, nscales, best);
 }
 
+void round_levels_avx2(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys) {
+    round_levels_lanes<v8f, v8i>(ids, ncp, x, dim, kmaxq, bits, qt, keys);
+}
+
+void level_sums_avx2(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2) {
+    level_sums_lanes<v8f>(qt, n, ncp, weight, xval, sqx, sq2);
+}
+
 }  // namespace ggq

@@ -10,6 +10,7 @@
 #include <cfloat>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace ggq {
 
@@ -25,6 +26,12 @@ static inline uint32_t first_index_of_min(float best, const float * d2) {
     while (d2[j] != best) ++j;
     return j;
 }
+
+// round_levels_lanes / level_sums_lanes below, per instruction set.
+using round_levels_fn = void (*)(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32],
+                                 uint32_t * keys);
+using level_sums_fn = void (*)(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx,
+                               float * sq2);
 
 // best[s]: the nearest_candidate_fn answer at scales[s], for s < nscales.
 using nearest_run_fn = void (*)(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
@@ -69,6 +76,50 @@ void nearest_run_lanes(const float * q, uint32_t stride, uint32_t count, const f
     }
 }
 
+// Levels of `dim` values x at ncp candidate inverse scales ids (ncp a multiple of the lanes):
+// l = clamp(nearest_int(0.5 * (ids[c]*x[i] - 1)), 0, kmaxq - 1), as ggml rounds; 2l+1 to qt[i][c],
+// and the key (level i at bit bits*i) to keys[c].
+template <class VF, class VI>
+void round_levels_lanes(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32],
+                        uint32_t * keys) {
+    constexpr int W = (int)(sizeof(VF) / sizeof(float));
+    for (int c = 0; c < ncp; c += W) {
+        VF id;
+        std::memcpy(&id, ids + c, sizeof id);
+        VI key = VI{};
+        for (int i = 0; i < dim; ++i) {
+            const VF t = 0.5f * (id * x[i] - 1.0f) + 12582912.f;  // nearest_int's 1.5 * 2^23
+            VI l = ((VI)t & 0x007fffff) - 0x00400000;
+            l = l > kmaxq - 1 ? VI{} + (kmaxq - 1) : l;
+            l = l < 0 ? VI{} : l;
+            const VF q = __builtin_convertvector(2 * l + 1, VF);
+            std::memcpy(qt[i] + c, &q, sizeof q);
+            key |= l << (bits * i);
+        }
+        std::memcpy(keys + c, &key, sizeof key);
+    }
+}
+
+// sum_i w[i]*x[i]*q[i][c] and sum_i w[i]*q[i][c]^2 over n values, each in ggml's order, for ncp
+// candidates (a multiple of the lanes).
+template <class VF>
+void level_sums_lanes(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2) {
+    constexpr int W = (int)(sizeof(VF) / sizeof(float));
+    for (int c = 0; c < ncp; c += W) {
+        VF a = VF{}, b = VF{};
+        for (int i = 0; i < n; ++i) {
+            const float w = weight[i];
+            const float wx = w * xval[i];
+            VF q;
+            std::memcpy(&q, qt[i] + c, sizeof q);
+            a = a + wx * q;
+            b = b + w * q * q;
+        }
+        std::memcpy(sqx + c, &a, sizeof a);
+        std::memcpy(sq2 + c, &b, sizeof b);
+    }
+}
+
 template <class VF, class VI>
 void nearest_run_dispatch(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
                           const float * scales, int nscales, uint32_t * best) {
@@ -86,6 +137,10 @@ void nearest_run_avx2(const float * q, uint32_t stride, uint32_t count, int dim,
                       const float * scales, int nscales, uint32_t * best);
 void nearest_run_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
                         const float * scales, int nscales, uint32_t * best);
+void round_levels_avx2(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys);
+void round_levels_avx512(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys);
+void level_sums_avx2(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2);
+void level_sums_avx512(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2);
 uint32_t nearest_candidate_avx2(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
                                 float scale);
 uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,

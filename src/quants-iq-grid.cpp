@@ -240,6 +240,15 @@ void nearest_run_generic(const float * q, uint32_t stride, uint32_t count, int d
     nearest_run_dispatch<v4f, v4i>(q, stride, count, dim, x, w, scales, nscales, best);
 }
 
+// The generic round_levels_fn / level_sums_fn.
+void round_levels_generic(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys) {
+    round_levels_lanes<v4f, v4i>(ids, ncp, x, dim, kmaxq, bits, qt, keys);
+}
+
+void level_sums_generic(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2) {
+    level_sums_lanes<v4f>(qt, n, ncp, weight, xval, sqx, sq2);
+}
+
 // The grid point of an off-grid key's list nearest to xval at `scale` (weights w): its levels to L.
 template <int D>
 void best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L,
@@ -267,12 +276,14 @@ bool project_group(const lattice & g, int kmaxq, const float * xval, const float
     return false;
 }
 
-// The two searches of one SIMD level: one scale with candidates across lanes, and a run of scales
-// across `width` lanes.
+// The vector parts of one SIMD level, 2^width_log2 lanes: the two searches (one scale with
+// candidates across lanes; a run of scales across lanes), and rounding and sums over candidate scales.
 struct grid_search {
     nearest_candidate_fn one;
     nearest_run_fn run;
     int width_log2;
+    round_levels_fn round;
+    level_sums_fn sums;
 };
 
 // Points of group k (D values) at every candidate inverse scale ids[c] (scale 1/ids[c]), as
@@ -285,16 +296,8 @@ struct grid_search {
 template <int D>
 void project_group_all(const lattice & g, int kmaxq, const float * xval, const float * waux, const float * ids, const float * scales,
                        int ncand, int ncp, float (*Qt)[32], bool (*og)[8], int k, const grid_search & search) {
-    uint32_t keys[32] = {};
-    for (int i = 0; i < D; ++i) {
-        const float xi = xval[i];
-        float * qi = Qt[D * k + i];
-        for (int c = 0; c < ncp; ++c) {  // lane-parallel over candidates
-            const int l = clamp_int(nearest_int(0.5f * (ids[c] * xi - 1)), 0, kmaxq - 1);
-            qi[c] = (float)(2 * l + 1);
-            keys[c] |= (uint32_t)l << (g.bits * i);
-        }
-    }
+    uint32_t keys[32];
+    search.round(ids, ncp, xval, D, kmaxq, g.bits, Qt + D * k, keys);
     const int w = 1 << search.width_log2;
     for (int c0 = 0; c0 < ncand;) {
         int c1 = c0 + 1;
@@ -416,7 +419,8 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
     // lane-parallel over candidates (each still summed over i in ggml's order).
     constexpr int k_max_cand = 32;
     const int ncand = 2 * o.nis + 1;
-    const int ncp = (ncand + 3) & ~3;  // padded to whole vectors of the baseline
+    const int lanes = 1 << search.width_log2;
+    const int ncp = (ncand + lanes - 1) & ~(lanes - 1);  // padded to whole vectors
     float ids[k_max_cand], scales[k_max_cand];
     for (int c = 0; c < ncp; ++c) {
         ids[c] = (2 * o.kmaxq - 1 + (std::min(c, ncand - 1) - o.nis) * o.step) / base;
@@ -427,16 +431,8 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
     for (int k = 0; k < ngroups; ++k) {
         project_group_all<D>(g, o.kmaxq, xval + D * k, waux + D * k, ids, scales, ncand, ncp, Qt, og, k, search);
     }
-    float sqx[k_max_cand] = {}, sq2[k_max_cand] = {};
-    for (int i = 0; i < n; ++i) {
-        const float w = weight[i];
-        const float wx = w * xval[i];
-        const float * qi = Qt[i];
-        for (int c = 0; c < ncp; ++c) {
-            sqx[c] += wx * qi[c];
-            sq2[c] += w * qi[c] * qi[c];
-        }
-    }
+    float sqx[k_max_cand], sq2[k_max_cand];
+    search.sums(Qt, n, ncp, weight, xval, sqx, sq2);
     float best = 0;
     int chosen = -1;
     for (int c = 0; c < ncand; ++c) {
@@ -1036,10 +1032,10 @@ size_t quantize_rows_of(const float * src, void * dst, int64_t nrows, int64_t n_
 }  // namespace
 
 namespace {
-constexpr grid_search k_search_generic = {nearest_candidate_generic, nearest_run_generic, 2};
+constexpr grid_search k_search_generic = {nearest_candidate_generic, nearest_run_generic, 2, round_levels_generic, level_sums_generic};
 #if defined(GGQUANT_X86_SIMD)
-constexpr grid_search k_search_avx2 = {nearest_candidate_avx2, nearest_run_avx2, 3};
-constexpr grid_search k_search_avx512 = {nearest_candidate_avx512, nearest_run_avx512, 4};
+constexpr grid_search k_search_avx2 = {nearest_candidate_avx2, nearest_run_avx2, 3, round_levels_avx2, level_sums_avx2};
+constexpr grid_search k_search_avx512 = {nearest_candidate_avx512, nearest_run_avx512, 4, round_levels_avx512, level_sums_avx512};
 #endif
 }  // namespace
 
