@@ -30,17 +30,6 @@ uint32_t nearest_candidate_avx2(const float * q, uint32_t stride, uint32_t count
     return first_index_of_min(_mm_cvtss_f32(m), d2);
 }
 
-void nearest_run_avx2(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
-                      const float * scales, int nscales, uint32_t * best) {
-    nearest_run_dispatch<v8f, v8i>(q, stride, count, dim, x, w, scales, nscales, best);
-}
-
-void round_levels_avx2(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys) {
-    round_levels_lanes<v8f, v8i>(ids, ncp, x, dim, kmaxq, bits, qt, keys);
-}
-
-void level_sums_avx2(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2) {
-    level_sums_lanes<v8f>(qt, n, ncp, weight, xval, sqx, sq2);
-}
+const grid_lanes grid_lanes_avx2 = {nearest_run_dispatch<v8f, v8i>, round_levels_lanes<v8f, v8i>, level_sums_lanes<v8f>, 3};
 
 }  // namespace ggq

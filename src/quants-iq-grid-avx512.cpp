@@ -34,17 +34,6 @@ uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t cou
     return first_index_of_min(_mm_cvtss_f32(m), d2);
 }
 
-void nearest_run_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
-                      const float * scales, int nscales, uint32_t * best) {
-    nearest_run_dispatch<v16f, v16i>(q, stride, count, dim, x, w, scales, nscales, best);
-}
-
-void round_levels_avx512(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys) {
-    round_levels_lanes<v16f, v16i>(ids, ncp, x, dim, kmaxq, bits, qt, keys);
-}
-
-void level_sums_avx512(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2) {
-    level_sums_lanes<v16f>(qt, n, ncp, weight, xval, sqx, sq2);
-}
+const grid_lanes grid_lanes_avx512 = {nearest_run_dispatch<v16f, v16i>, round_levels_lanes<v16f, v16i>, level_sums_lanes<v16f>, 4};
 
 }  // namespace ggq

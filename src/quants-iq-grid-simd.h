@@ -132,15 +132,18 @@ void nearest_run_dispatch(const float * q, uint32_t stride, uint32_t count, int 
 
 }  // namespace
 
+// The lane kernels of one instruction set: nearest_run_dispatch, round_levels_lanes and
+// level_sums_lanes instantiated in its translation unit, 2^width_log2 lanes.
+struct grid_lanes {
+    nearest_run_fn run;
+    round_levels_fn round;
+    level_sums_fn sums;
+    int width_log2;
+};
+
 #if defined(GGQUANT_X86_SIMD)
-void nearest_run_avx2(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
-                      const float * scales, int nscales, uint32_t * best);
-void nearest_run_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
-                        const float * scales, int nscales, uint32_t * best);
-void round_levels_avx2(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys);
-void round_levels_avx512(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys);
-void level_sums_avx2(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2);
-void level_sums_avx512(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2);
+extern const grid_lanes grid_lanes_avx2;
+extern const grid_lanes grid_lanes_avx512;
 uint32_t nearest_candidate_avx2(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
                                 float scale);
 uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,

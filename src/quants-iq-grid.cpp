@@ -234,20 +234,8 @@ uint32_t nearest_candidate_generic(const float * q, uint32_t stride, uint32_t co
     return arg;
 }
 
-// The generic nearest_run_fn: four scales per vector (SSE2 on x86, the baseline).
-void nearest_run_generic(const float * q, uint32_t stride, uint32_t count, int dim, const float * x, const float * w,
-                         const float * scales, int nscales, uint32_t * best) {
-    nearest_run_dispatch<v4f, v4i>(q, stride, count, dim, x, w, scales, nscales, best);
-}
-
-// The generic round_levels_fn / level_sums_fn.
-void round_levels_generic(const float * ids, int ncp, const float * x, int dim, int kmaxq, int bits, float (*qt)[32], uint32_t * keys) {
-    round_levels_lanes<v4f, v4i>(ids, ncp, x, dim, kmaxq, bits, qt, keys);
-}
-
-void level_sums_generic(const float (*qt)[32], int n, int ncp, const float * weight, const float * xval, float * sqx, float * sq2) {
-    level_sums_lanes<v4f>(qt, n, ncp, weight, xval, sqx, sq2);
-}
+// The generic lane kernels: four lanes per vector (SSE2 on x86, the baseline).
+constexpr grid_lanes k_lanes_generic = {nearest_run_dispatch<v4f, v4i>, round_levels_lanes<v4f, v4i>, level_sums_lanes<v4f>, 2};
 
 // The grid point of an off-grid key's list nearest to xval at `scale` (weights w): its levels to L.
 template <int D>
@@ -280,10 +268,7 @@ bool project_group(const lattice & g, int kmaxq, const float * xval, const float
 // candidates across lanes; a run of scales across lanes), and rounding and sums over candidate scales.
 struct grid_search {
     nearest_candidate_fn one;
-    nearest_run_fn run;
-    int width_log2;
-    round_levels_fn round;
-    level_sums_fn sums;
+    const grid_lanes * lanes;
 };
 
 // Points of group k (D values) at every candidate inverse scale ids[c] (scale 1/ids[c]), as
@@ -297,8 +282,8 @@ template <int D>
 void project_group_all(const lattice & g, int kmaxq, const float * xval, const float * waux, const float * ids, const float * scales,
                        int ncand, int ncp, float (*Qt)[32], bool (*og)[8], int k, const grid_search & search) {
     uint32_t keys[32];
-    search.round(ids, ncp, xval, D, kmaxq, g.bits, Qt + D * k, keys);
-    const int w = 1 << search.width_log2;
+    search.lanes->round(ids, ncp, xval, D, kmaxq, g.bits, Qt + D * k, keys);
+    const int w = 1 << search.lanes->width_log2;
     for (int c0 = 0; c0 < ncand;) {
         int c1 = c0 + 1;
         while (c1 < ncand && keys[c1] == keys[c0]) ++c1;
@@ -311,11 +296,11 @@ void project_group_all(const lattice & g, int kmaxq, const float * xval, const f
         const lattice::neighbours & nb = g.list(m);
         const float * q = g.q.data() + nb.qoff;
         const int r = c1 - c0;
-        const int cost_run = ((r + w - 1) >> search.width_log2) * (int)nb.count * (5 * D + 3);
-        const int cost_one = r * (((int)nb.stride + w - 1) >> search.width_log2) * 5 * D + 40 * r;
+        const int cost_run = ((r + w - 1) >> search.lanes->width_log2) * (int)nb.count * (5 * D + 3);
+        const int cost_one = r * (((int)nb.stride + w - 1) >> search.lanes->width_log2) * 5 * D + 40 * r;
         uint32_t best[32];
         if (cost_run <= cost_one) {
-            search.run(q, nb.stride, nb.count, D, xval, waux, scales + c0, r, best);
+            search.lanes->run(q, nb.stride, nb.count, D, xval, waux, scales + c0, r, best);
         } else {
             for (int c = c0; c < c1; ++c) best[c - c0] = search.one(q, nb.stride, nb.count, D, xval, waux, scales[c]);
         }
@@ -419,7 +404,7 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
     // lane-parallel over candidates (each still summed over i in ggml's order).
     constexpr int k_max_cand = 32;
     const int ncand = 2 * o.nis + 1;
-    const int lanes = 1 << search.width_log2;
+    const int lanes = 1 << search.lanes->width_log2;
     const int ncp = (ncand + lanes - 1) & ~(lanes - 1);  // padded to whole vectors
     float ids[k_max_cand], scales[k_max_cand];
     for (int c = 0; c < ncp; ++c) {
@@ -432,7 +417,7 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
         project_group_all<D>(g, o.kmaxq, xval + D * k, waux + D * k, ids, scales, ncand, ncp, Qt, og, k, search);
     }
     float sqx[k_max_cand], sq2[k_max_cand];
-    search.sums(Qt, n, ncp, weight, xval, sqx, sq2);
+    search.lanes->sums(Qt, n, ncp, weight, xval, sqx, sq2);
     float best = 0;
     int chosen = -1;
     for (int c = 0; c < ncand; ++c) {
@@ -1032,10 +1017,10 @@ size_t quantize_rows_of(const float * src, void * dst, int64_t nrows, int64_t n_
 }  // namespace
 
 namespace {
-constexpr grid_search k_search_generic = {nearest_candidate_generic, nearest_run_generic, 2, round_levels_generic, level_sums_generic};
+constexpr grid_search k_search_generic = {nearest_candidate_generic, &k_lanes_generic};
 #if defined(GGQUANT_X86_SIMD)
-constexpr grid_search k_search_avx2 = {nearest_candidate_avx2, nearest_run_avx2, 3, round_levels_avx2, level_sums_avx2};
-constexpr grid_search k_search_avx512 = {nearest_candidate_avx512, nearest_run_avx512, 4, round_levels_avx512, level_sums_avx512};
+constexpr grid_search k_search_avx2 = {nearest_candidate_avx2, &grid_lanes_avx2};
+constexpr grid_search k_search_avx512 = {nearest_candidate_avx512, &grid_lanes_avx512};
 #endif
 }  // namespace
 
