@@ -39,8 +39,8 @@ using nearest_run_fn = void (*)(const float * q, uint32_t stride, uint32_t count
 
 namespace {
 
-// nearest_run_fn with W scales per vector (GCC vector extensions: each lane runs ggml's scalar
-// operations for its scale; the strict < keeps the first smallest, as ggml's scan does).
+// Lanes of the generic (4, SSE2 on x86), AVX2 (8) and AVX-512 (16) kernels as GCC vectors: each
+// lane runs ggml's scalar operations, in order and unfused, for its candidate scale.
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 typedef float v8f __attribute__((vector_size(32)));
@@ -48,6 +48,7 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 
+// nearest_run_fn with W scales per vector; the strict < keeps the first smallest, as ggml's scan.
 template <class VF, class VI, int D>
 void nearest_run_lanes(const float * q, uint32_t stride, uint32_t count, const float * x, const float * w, const float * scales,
                        int nscales, uint32_t * best) {
