@@ -69,32 +69,44 @@ def ggml_runner(oracle, t: str, x: np.ndarray, w: np.ndarray | None, nthreads: i
     return run
 
 
-def quantize_vs_ggml_main(doc: str, types: list[str]) -> None:
-    """The command line of bench_kquants.py / bench_iq.py: ggquant vs ggml_quantize_chunk at 1 and 2
-    threads, with and without an imatrix. ggml runs through the test oracle (ctypes, which releases
-    the GIL); for 2 threads its rows are split into two halves run on two Python threads, while
-    ggquant uses its own thread pool. Every ratio printed is measured in this run (best of
-    --repeat, rounds interleaved); the bytes are checked equal once per row of the table."""
+def quantize_vs_ggml_main(
+    doc: str,
+    types: list[str],
+    shapes: tuple[tuple[int, int], ...] = ((4096, 4096), (14336, 4096)),
+    quick_shapes: tuple[tuple[int, int], ...] = ((1024, 4096),),
+    imatrix_modes: tuple[bool, ...] = (False, True),
+) -> None:
+    """The command line of bench_kquants.py / bench_iq.py / bench_iq_grid.py: ggquant vs
+    ggml_quantize_chunk at 1 and 2 threads, without and/or with an imatrix (imatrix_modes). ggml
+    runs through the test oracle (ctypes, which releases the GIL); for 2 threads its rows are split
+    into two halves run on two Python threads, while ggquant uses its own thread pool. Every ratio
+    printed is measured in this run (best of --repeat, rounds interleaved); the bytes are checked
+    equal once per row of the table, which also builds both sides' lazily made tables before timing."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="one 1024x4096 matrix instead of 4096x4096 and 14336x4096")
+    def fmt(sh: tuple[tuple[int, int], ...]) -> str:
+        return " and ".join(f"{r}x{c}" for r, c in sh)
+
+    ap.add_argument("--quick", action="store_true", help=f"{fmt(quick_shapes)} instead of {fmt(shapes)}")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--types", default=",".join(types))
     ap.add_argument("--simd", default=None, help="force a SIMD level for ggquant (generic, avx2, avx512)")
     args = ap.parse_args()
     oracle = ggml_oracle_or_exit()
 
-    shapes = [(1024, 4096)] if args.quick else [(4096, 4096), (14336, 4096)]
+    if args.quick:
+        shapes = quick_shapes
     cfg = ggquant.config()
     print(f"ggquant SIMD level: {args.simd or cfg.get('simd_active')}  (available {cfg.get('simd_available')})")
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
     head = f"{'ggml 1t':>8} {'ours 1t':>8} {'x':>5} | {'ggml 2t':>8} {'ours 2t':>8} {'x':>5}"
-    print(f"{'type':6} {'shape':>11} {'imatrix':7} | {head} | ours 2t/1t")
+    tw = max(6, *(len(t) for t in args.types.split(",")))
+    print(f"{'type':{tw}} {'shape':>11} {'imatrix':7} | {head} | ours 2t/1t")
     rng = np.random.default_rng(0)
     for rows, cols in shapes:
         x = rng.standard_normal((rows, cols), dtype=np.float32)
         w = (rng.standard_normal((64, cols)) ** 2).sum(axis=0).astype(np.float32)
         for t in args.types.split(","):
-            for im in (None, w):
+            for im in (w if m else None for m in imatrix_modes):
                 ref = np.asarray(oracle.quantize_chunk(int(ggquant.resolve_type(t)), x, im)).view(np.uint8)
                 if not np.array_equal(ref.reshape(rows, -1), ggquant.quantize(x, t, imatrix=im, simd=args.simd)):
                     sys.exit(f"{t}: bytes differ from ggml")
@@ -104,7 +116,7 @@ def quantize_vs_ggml_main(doc: str, types: list[str]) -> None:
                     fns["o", nt] = functools.partial(ggquant.quantize, x, t, imatrix=im, nthreads=nt, simd=args.simd)
                 res = best_times(fns, args.repeat)
                 print(
-                    f"{t:6} {rows:>5}x{cols:<5} {'yes' if im is not None else 'no':7} | "
+                    f"{t:{tw}} {rows:>5}x{cols:<5} {'yes' if im is not None else 'no':7} | "
                     f"{res['g', 1]:8.3f} {res['o', 1]:8.3f} {res['g', 1] / res['o', 1]:5.2f} | "
                     f"{res['g', 2]:8.3f} {res['o', 2]:8.3f} {res['g', 2] / res['o', 2]:5.2f} | "
                     f"{res['o', 1] / res['o', 2]:5.2f}",

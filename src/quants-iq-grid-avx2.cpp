@@ -30,4 +30,6 @@ uint32_t nearest_candidate_avx2(const float * q, uint32_t stride, uint32_t count
     return first_index_of_min(_mm_cvtss_f32(m), d2);
 }
 
+const grid_lanes grid_lanes_avx2 = {nearest_run_dispatch<v8f, v8i>, round_levels_lanes<v8f, v8i>, level_sums_lanes<v8f>, 3};
+
 }  // namespace ggq

@@ -34,4 +34,6 @@ uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t cou
     return first_index_of_min(_mm_cvtss_f32(m), d2);
 }
 
+const grid_lanes grid_lanes_avx512 = {nearest_run_dispatch<v16f, v16i>, round_levels_lanes<v16f, v16i>, level_sums_lanes<v16f>, 4};
+
 }  // namespace ggq

@@ -234,16 +234,17 @@ uint32_t nearest_candidate_generic(const float * q, uint32_t stride, uint32_t co
     return arg;
 }
 
-// The grid point of an off-grid key's list nearest to xval at `scale` (weights w); writes its
-// levels to L.
+// The generic lane kernels: four lanes per vector (SSE2 on x86, the baseline).
+constexpr grid_lanes k_lanes_generic = {nearest_run_dispatch<v4f, v4i>, round_levels_lanes<v4f, v4i>, level_sums_lanes<v4f>, 2};
+
+// The grid point of an off-grid key's list nearest to xval at `scale` (weights w): its levels to L.
 template <int D>
-int best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L,
-                   nearest_candidate_fn nearest) {
+void best_neighbour(const lattice & g, int32_t m, const float * xval, const float * w, float scale, int8_t * L,
+                    nearest_candidate_fn nearest) {
     const lattice::neighbours & nb = g.list(m);
-    const int best = g.index[nb.start + nearest(g.q.data() + nb.qoff, nb.stride, nb.count, D, xval, w, scale)];
-    const int8_t * pg = g.point(best);
-    for (int i = 0; i < D; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
-    return best;
+    const float * q = g.q.data() + nb.qoff;
+    const uint32_t best = nearest(q, nb.stride, nb.count, D, xval, w, scale);
+    for (int i = 0; i < D; ++i) L[i] = (int8_t)(((int)q[i * nb.stride + best] - 1) / 2);
 }
 
 // Levels of one group of D values at inverse scale id, moved to the nearest grid point when the
@@ -261,6 +262,54 @@ bool project_group(const lattice & g, int kmaxq, const float * xval, const float
     }
     best_neighbour<D>(g, m, xval, waux, scale, L, nearest);
     return false;
+}
+
+// The vector parts of one SIMD level, 2^width_log2 lanes: the two searches (one scale with
+// candidates across lanes; a run of scales across lanes), and rounding and sums over candidate scales.
+struct grid_search {
+    nearest_candidate_fn one;
+    const grid_lanes * lanes;
+};
+
+// Points of group k (D values) at every candidate inverse scale ids[c] (scale 1/ids[c]), as
+// 2l+1 per level l, coordinate-major: Qt[D*k + i][c]; og[c][k] whether the rounded point was on the
+// grid. ids has ncp >= ncand entries (padding lanes are computed and never read). Consecutive
+// candidates that round to the same off-grid key (the levels move monotonically with the scale, so
+// equal keys come in runs) search that key's list together, one scale per lane, unless the run is
+// so short and the list so long that one search per scale, candidates across lanes, costs less.
+// Both give ggml's answer per scale.
+template <int D>
+void project_group_all(const lattice & g, int kmaxq, const float * xval, const float * waux, const float * ids, const float * scales,
+                       int ncand, int ncp, float (*Qt)[32], bool (*og)[8], int k, const grid_search & search) {
+    uint32_t keys[32];
+    search.lanes->round(ids, ncp, xval, D, kmaxq, g.bits, Qt + D * k, keys);
+    const int w = 1 << search.lanes->width_log2;
+    for (int c0 = 0; c0 < ncand;) {
+        int c1 = c0 + 1;
+        while (c1 < ncand && keys[c1] == keys[c0]) ++c1;
+        const int32_t m = g.map[keys[c0]];
+        if (m >= 0) {
+            for (int c = c0; c < c1; ++c) og[c][k] = true;
+            c0 = c1;
+            continue;
+        }
+        const lattice::neighbours & nb = g.list(m);
+        const float * q = g.q.data() + nb.qoff;
+        const int r = c1 - c0;
+        const int cost_run = ((r + w - 1) >> search.lanes->width_log2) * (int)nb.count * (5 * D + 3);
+        const int cost_one = r * (((int)nb.stride + w - 1) >> search.lanes->width_log2) * 5 * D + 40 * r;
+        uint32_t best[32];
+        if (cost_run <= cost_one) {
+            search.lanes->run(q, nb.stride, nb.count, D, xval, waux, scales + c0, r, best);
+        } else {
+            for (int c = c0; c < c1; ++c) best[c - c0] = search.one(q, nb.stride, nb.count, D, xval, waux, scales[c]);
+        }
+        for (int c = c0; c < c1; ++c) {  // the winner's coordinates from the list just scanned
+            for (int i = 0; i < D; ++i) Qt[D * k + i][c] = q[i * nb.stride + best[c - c0]];
+            og[c][k] = false;
+        }
+        c0 = c1;
+    }
 }
 
 struct search_opts {
@@ -325,7 +374,7 @@ inline void level_sums(const float * weight, const float * xval, const int8_t * 
 // and the scale (>= 0). Returns false for an all-zero block (nothing to store).
 template <int D>
 bool search_block(const lattice & g, const search_opts & o, const float * xb, const float * weight, float & scale_out,
-                  int8_t * L, uint8_t * signs, nearest_candidate_fn nearest) {
+                  int8_t * L, uint8_t * signs, const grid_search & search) {
     float xval[32], waux[32];
     bool on_grid[8];
     const int n = o.n;
@@ -353,29 +402,22 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
     }
     // Every candidate scale first, then ggml's sequential choice among them: the sums run
     // lane-parallel over candidates (each still summed over i in ggml's order).
-    constexpr int k_max_cand = 31;
+    constexpr int k_max_cand = 32;
     const int ncand = 2 * o.nis + 1;
-    int8_t Lc[k_max_cand][32];
+    const int lanes = 1 << search.lanes->width_log2;
+    const int ncp = (ncand + lanes - 1) & ~(lanes - 1);  // padded to whole vectors
+    float ids[k_max_cand], scales[k_max_cand];
+    for (int c = 0; c < ncp; ++c) {
+        ids[c] = (2 * o.kmaxq - 1 + (std::min(c, ncand - 1) - o.nis) * o.step) / base;
+        scales[c] = 1 / ids[c];
+    }
+    float Qt[32][k_max_cand];  // 2l+1 of value i at candidate c
     bool og[k_max_cand][8];
-    int8_t Lt[32][k_max_cand];  // Lc transposed
-    for (int c = 0; c < ncand; ++c) {
-        const float id = (2 * o.kmaxq - 1 + (c - o.nis) * o.step) / base;
-        const float this_scale = 1 / id;
-        for (int k = 0; k < ngroups; ++k) {
-            og[c][k] = project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, this_scale, Lc[c] + D * k, nearest);
-        }
-        for (int i = 0; i < n; ++i) Lt[i][c] = Lc[c][i];
+    for (int k = 0; k < ngroups; ++k) {
+        project_group_all<D>(g, o.kmaxq, xval + D * k, waux + D * k, ids, scales, ncand, ncp, Qt, og, k, search);
     }
-    float sqx[k_max_cand] = {}, sq2[k_max_cand] = {};
-    for (int i = 0; i < n; ++i) {
-        const float w = weight[i];
-        const float wx = w * xval[i];
-        for (int c = 0; c < ncand; ++c) {
-            const float q = 2 * Lt[i][c] + 1;
-            sqx[c] += wx * q;
-            sq2[c] += w * q * q;
-        }
-    }
+    float sqx[k_max_cand], sq2[k_max_cand];
+    search.lanes->sums(Qt, n, ncp, weight, xval, sqx, sq2);
     float best = 0;
     int chosen = -1;
     for (int c = 0; c < ncand; ++c) {
@@ -387,7 +429,7 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
     }
     for (int k = 0; k < ngroups; ++k) on_grid[k] = o.init_on_grid;
     if (chosen >= 0) {
-        std::memcpy(L, Lc[chosen], (size_t)n);
+        for (int i = 0; i < n; ++i) L[i] = (int8_t)(((int)Qt[i][chosen] - 1) / 2);
         if (o.track_on_grid) std::copy(og[chosen], og[chosen] + ngroups, on_grid);
     }
     const bool any_off = std::find(on_grid, on_grid + ngroups, false) != on_grid + ngroups;
@@ -395,7 +437,7 @@ bool search_block(const lattice & g, const search_opts & o, const float * xb, co
         const float id = 1 / scale;
         for (int k = 0; k < ngroups; ++k) {
             if (!o.refine_all && on_grid[k]) continue;
-            project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, scale, L + D * k, nearest);
+            project_group<D>(g, o.kmaxq, xval + D * k, waux + D * k, id, scale, L + D * k, search.one);
         }
         float sumqx, sumq2;
         level_sums(weight, xval, L, n, sumqx, sumq2);
@@ -442,7 +484,7 @@ constexpr search_opts k_opts_iq2s = {16, 3, 9, 0.1f, 1e-8f, false, false, true, 
 constexpr search_opts k_opts_iq3xxs = {32, 8, 15, 0.2f, 1e-8f, true, false, true, true, false};
 constexpr search_opts k_opts_iq3s = {32, 8, 9, 0.2f, 0.0f, false, false, false, true, true};
 
-void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
+void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq2xxs();
     float scales[QK_K / 32], weight[32];
     int8_t L[32];
@@ -456,7 +498,7 @@ void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const
             const float * xb = x + 32 * ib;
             make_weights(xb, qw + 32 * ib, sigma2, weight, 32, false);
             float scale;
-            if (!search_block<8>(g, k_opts_iq2xxs, xb, weight, scale, L, signs, nearest)) {
+            if (!search_block<8>(g, k_opts_iq2xxs, xb, weight, scale, L, signs, search)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -479,7 +521,7 @@ void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const
     }
 }
 
-void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
+void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq2xs();
     float scales[QK_K / 16], weight[16];
     int8_t L[16];
@@ -494,7 +536,7 @@ void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const f
             const float * xb = x + 16 * ib;
             make_weights(xb, qw + 16 * ib, sigma2, weight, 16, false);
             float scale;
-            if (!search_block<8>(g, k_opts_iq2xs, xb, weight, scale, L, signs, nearest)) {
+            if (!search_block<8>(g, k_opts_iq2xs, xb, weight, scale, L, signs, search)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -517,7 +559,7 @@ void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const f
     }
 }
 
-void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
+void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq2s();
     float scales[QK_K / 16], weight[16];
     int8_t L[16];
@@ -530,7 +572,7 @@ void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const flo
             const float * xb = x + 16 * ib;
             make_weights(xb, qw ? qw + QK_K * ibl + 16 * ib : nullptr, sigma2, weight, 16, true);
             float scale;
-            if (!search_block<8>(g, k_opts_iq2s, xb, weight, scale, L, signs, nearest)) {
+            if (!search_block<8>(g, k_opts_iq2s, xb, weight, scale, L, signs, search)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -557,7 +599,7 @@ void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const flo
     }
 }
 
-void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
+void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq3xxs();
     float scales[QK_K / 32], weight[32];
     int8_t L[32];
@@ -572,7 +614,7 @@ void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const
             const float * xb = x + 32 * ib;
             make_weights(xb, qw ? qw + QK_K * ibl + 32 * ib : nullptr, sigma2, weight, 32, false);
             float scale;
-            if (!search_block<4>(g, k_opts_iq3xxs, xb, weight, scale, L, signs, nearest)) {
+            if (!search_block<4>(g, k_opts_iq3xxs, xb, weight, scale, L, signs, search)) {
                 scales[ib] = 0;
                 continue;
             }
@@ -594,7 +636,7 @@ void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const
     }
 }
 
-void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
+void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq3s();
     float scales[QK_K / 32], weight[32];
     int8_t L[32];
@@ -609,7 +651,7 @@ void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const flo
             const float * xb = x + 32 * ib;
             make_weights(xb, qw ? qw + QK_K * ibl + 32 * ib : nullptr, sigma2, weight, 32, false);
             float scale;
-            if (!search_block<4>(g, k_opts_iq3s, xb, weight, scale, L, signs, nearest)) {
+            if (!search_block<4>(g, k_opts_iq3s, xb, weight, scale, L, signs, search)) {
                 scales[ib] = 0;
                 continue;  // as in ggml, the qs and signs cursors stay put
             }
@@ -961,9 +1003,9 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
 }
 
 // Rows of n_per_row values, one row at a time (the imatrix applies to every row).
-template <typename Block, typename RowFn>
+template <typename Block, typename RowFn, typename Search>
 size_t quantize_rows_of(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix, RowFn row,
-                        nearest_candidate_fn nearest) {
+                        const Search & nearest) {
     const int64_t nb = n_per_row / QK_K;
     auto * y = static_cast<Block *>(dst);
     for (int64_t r = 0; r < nrows; ++r) {
@@ -974,27 +1016,36 @@ size_t quantize_rows_of(const float * src, void * dst, int64_t nrows, int64_t n_
 
 }  // namespace
 
-// One chunk quantizer per type and SIMD level; they differ only in the nearest-candidate search.
-#define GGQ_IQ_GRID_QUANTIZER(t, suffix, nearest)                                                                   \
+namespace {
+constexpr grid_search k_search_generic = {nearest_candidate_generic, &k_lanes_generic};
+#if defined(GGQUANT_X86_SIMD)
+constexpr grid_search k_search_avx2 = {nearest_candidate_avx2, &grid_lanes_avx2};
+constexpr grid_search k_search_avx512 = {nearest_candidate_avx512, &grid_lanes_avx512};
+#endif
+}  // namespace
+
+// One chunk quantizer per type and SIMD level; they differ only in the nearest-candidate searches
+// (IQ2 / IQ3 take both, `member` empty; IQ1 takes the one-scale search, `member` .one).
+#define GGQ_IQ_GRID_QUANTIZER(t, suffix, search)                                                                    \
     size_t quantize_##t##suffix(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) { \
-        return quantize_rows_of<block_##t>(src, dst, nrows, n_per_row, imatrix, quantize_row_##t, nearest);          \
+        return quantize_rows_of<block_##t>(src, dst, nrows, n_per_row, imatrix, quantize_row_##t, search);           \
     }
 #if defined(GGQUANT_X86_SIMD)
-#define GGQ_IQ_GRID_QUANTIZERS(t)                              \
-    GGQ_IQ_GRID_QUANTIZER(t, , nearest_candidate_generic)      \
-    GGQ_IQ_GRID_QUANTIZER(t, _avx2, nearest_candidate_avx2)    \
-    GGQ_IQ_GRID_QUANTIZER(t, _avx512, nearest_candidate_avx512)
+#define GGQ_IQ_GRID_QUANTIZERS(t, member)                          \
+    GGQ_IQ_GRID_QUANTIZER(t, , k_search_generic member)            \
+    GGQ_IQ_GRID_QUANTIZER(t, _avx2, k_search_avx2 member)          \
+    GGQ_IQ_GRID_QUANTIZER(t, _avx512, k_search_avx512 member)
 #else
-#define GGQ_IQ_GRID_QUANTIZERS(t) GGQ_IQ_GRID_QUANTIZER(t, , nearest_candidate_generic)
+#define GGQ_IQ_GRID_QUANTIZERS(t, member) GGQ_IQ_GRID_QUANTIZER(t, , k_search_generic member)
 #endif
 
-GGQ_IQ_GRID_QUANTIZERS(iq2_xxs)
-GGQ_IQ_GRID_QUANTIZERS(iq2_xs)
-GGQ_IQ_GRID_QUANTIZERS(iq2_s)
-GGQ_IQ_GRID_QUANTIZERS(iq3_xxs)
-GGQ_IQ_GRID_QUANTIZERS(iq3_s)
-GGQ_IQ_GRID_QUANTIZERS(iq1_s)
-GGQ_IQ_GRID_QUANTIZERS(iq1_m)
+GGQ_IQ_GRID_QUANTIZERS(iq2_xxs, )
+GGQ_IQ_GRID_QUANTIZERS(iq2_xs, )
+GGQ_IQ_GRID_QUANTIZERS(iq2_s, )
+GGQ_IQ_GRID_QUANTIZERS(iq3_xxs, )
+GGQ_IQ_GRID_QUANTIZERS(iq3_s, )
+GGQ_IQ_GRID_QUANTIZERS(iq1_s, .one)
+GGQ_IQ_GRID_QUANTIZERS(iq1_m, .one)
 
 #undef GGQ_IQ_GRID_QUANTIZERS
 #undef GGQ_IQ_GRID_QUANTIZER
