@@ -8,8 +8,8 @@
 //   lane forms sumqx and sumq2 with ggml's operations in ggml's order (the parts that depend on i1
 //   only or on i2 only are the same roundings computed once), and tests them against the best so
 //   far. A chunk where no lane passes changes nothing in ggml's scan either (the best moves only
-//   when a split passes), so it is skipped; otherwise ggml's scan runs over the chunk's stored sums
-//   from its first passing split.
+//   when a split passes), so it is skipped; otherwise ggml's scan runs over the chunk from its
+//   first passing split (scan_chunk).
 // - Neighbour search: ggml's distance of a candidate sums w_i*d*d (d = scale*xx[l] - x_i) over i in
 //   order. The term of coordinate i depends only on its level l, so the three possible terms are
 //   computed once (the same roundings) and each lane adds the ones of its candidate in order; the
@@ -40,6 +40,7 @@ struct lanes<8> {
     static F add(F a, F b) { return _mm256_add_ps(a, b); }
     static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
     static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F div(F a, F b) { return _mm256_div_ps(a, b); }
     static uint32_t gt(F a, F b) { return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
     // row[idx[j]] per lane j, idx: 8 bytes, each < 8
     static F lookup(const float * row, const uint8_t * idx) {
@@ -70,6 +71,7 @@ struct lanes<16> {
     static F add(F a, F b) { return _mm512_add_ps(a, b); }
     static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
     static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static F div(F a, F b) { return _mm512_div_ps(a, b); }
     static uint32_t gt(F a, F b) { return (uint32_t)_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
     // row[idx[j]] per lane j, idx: 16 bytes, each < 8 (masked forms: GCC 12 warns on the plain ones)
     static F lookup(const float * row, const uint8_t * idx) {
@@ -95,6 +97,37 @@ struct lanes<16> {
 template <int W>
 constexpr uint32_t first_lanes(int n) {
     return n >= W ? (W == 32 ? ~0u : (1u << W) - 1) : (1u << n) - 1;
+}
+
+// ggml's scan over the K shift choices of lanes [t, n) of one chunk, lane by lane, from the best so
+// far: a split passes when sumq2 > 0 && sumqx^2 > best*sumq2, then scale = sumqx/sumq2 and best =
+// scale*sumqx. The squares, quotients and new bests are the same roundings computed lane-parallel
+// first, so that the sequential part is a compare and a select per split (no division, no branch).
+template <int W, int K, class P = lanes<W>>
+void scan_chunk(const typename P::F * qx, const typename P::F * q2, int t, int n, int i1, int i2, float & best, float & scale,
+                iq1_split & split) {
+    alignas(64) float b[K][W], sq[K][W], r[K][W], s[K][W];
+    for (int k = 0; k < K; ++k) {
+        const typename P::F rk = P::div(qx[k], q2[k]);
+        P::store(b[k], q2[k]);
+        P::store(sq[k], P::mul(qx[k], qx[k]));
+        P::store(r[k], rk);
+        P::store(s[k], P::mul(rk, qx[k]));
+    }
+    int win = -1;
+    for (; t < n; ++t) {
+        for (int k = 0; k < K; ++k) {
+            const bool take = (b[k][t] > 0) & (sq[k][t] > best * b[k][t]);
+            best = take ? s[k][t] : best;
+            scale = take ? r[k][t] : scale;
+            win = take ? K * t + k : win;
+        }
+    }
+    if (win >= 0) {
+        split.i1 = i1;
+        split.i2 = i2 + win / K;
+        split.k = win % K;
+    }
 }
 
 }  // namespace
@@ -138,20 +171,7 @@ void iq1_simd<W>::best_split_s(const iq1s_sums & s, iq1_split & split) {
             const int n = std::min(W, m - t0);
             pass &= first_lanes<W>(n);
             if (!pass) continue;
-            alignas(64) float sx[2][W], s2[2][W];
-            for (int k = 0; k < 2; ++k) {
-                P::store(sx[k], qx[k]);
-                P::store(s2[k], q2[k]);
-            }
-            for (int t = __builtin_ctz(pass); t < n; ++t) {
-                for (int k = 0; k < 2; ++k) {
-                    if (iq1_take(sx[k][t], s2[k][t], best, scale)) {
-                        split.i1 = i1;
-                        split.i2 = i2 + t;
-                        split.k = k;
-                    }
-                }
-            }
+            scan_chunk<W, 2>(qx, q2, __builtin_ctz(pass), n, i1, i2, best, scale, split);
         }
     }
     split.scale = scale;
@@ -208,20 +228,7 @@ void iq1_simd<W>::best_split_m(const iq1m_sums & s, iq1_split & split) {
             const int n = std::min(W, m - t0);
             pass &= first_lanes<W>(n);
             if (!pass) continue;
-            alignas(64) float sx[4][W], s2[4][W];
-            for (int k = 0; k < 4; ++k) {
-                P::store(sx[k], qx[k]);
-                P::store(s2[k], q2[k]);
-            }
-            for (int t = __builtin_ctz(pass); t < n; ++t) {
-                for (int k = 0; k < 4; ++k) {
-                    if (iq1_take(sx[k][t], s2[k][t], best, scale)) {
-                        split.i1 = i1;
-                        split.i2 = i2 + t;
-                        split.k = k;
-                    }
-                }
-            }
+            scan_chunk<W, 4>(qx, q2, __builtin_ctz(pass), n, i1, i2, best, scale, split);
         }
     }
     split.scale = scale;
