@@ -22,6 +22,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cfloat>
 
 namespace ggq {
@@ -78,6 +79,14 @@ struct lanes<16> {
         const __m512i i = _mm512_maskz_cvtepu8_epi32((__mmask16)0xffff, _mm_loadu_si128((const __m128i *)idx));
         return _mm512_maskz_permutexvar_ps((__mmask16)0xffff, i, _mm512_maskz_loadu_ps((__mmask16)0x00ff, row));
     }
+    // the 16 bytes at p as lane indices
+    static __m512i index(const uint8_t * p) {
+        return _mm512_maskz_cvtepu8_epi32((__mmask16)0xffff, _mm_loadu_si128((const __m128i *)p));
+    }
+    // t[idx[j]] per lane j from a 32-entry table
+    static F lut32(const float * t, __m512i idx) {
+        return _mm512_permutex2var_ps(_mm512_loadu_ps(t), idx, _mm512_loadu_ps(t + 16));
+    }
     static F min_valid(F vmin, F acc, uint32_t nvalid) {
         const __mmask16 valid = nvalid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nvalid) - 1);
         return _mm512_mask_min_ps(vmin, valid, acc, vmin);  // a NaN acc keeps vmin
@@ -103,9 +112,9 @@ constexpr uint32_t first_lanes(int n) {
 // far: a split passes when sumq2 > 0 && sumqx^2 > best*sumq2, then scale = sumqx/sumq2 and best =
 // scale*sumqx. The squares, quotients and new bests are the same roundings computed lane-parallel
 // first, so that the sequential part is a compare and a select per split (no division, no branch).
+// Returns K*lane + k of the last split taken, or -1.
 template <int W, int K, class P = lanes<W>>
-void scan_chunk(const typename P::F * qx, const typename P::F * q2, int t, int n, int i1, int i2, float & best, float & scale,
-                iq1_split & split) {
+int scan_chunk(const typename P::F * qx, const typename P::F * q2, int t, int n, float & best, float & scale) {
     alignas(64) float b[K][W], sq[K][W], r[K][W], s[K][W];
     for (int k = 0; k < K; ++k) {
         const typename P::F rk = P::div(qx[k], q2[k]);
@@ -123,11 +132,7 @@ void scan_chunk(const typename P::F * qx, const typename P::F * q2, int t, int n
             win = take ? K * t + k : win;
         }
     }
-    if (win >= 0) {
-        split.i1 = i1;
-        split.i2 = i2 + win / K;
-        split.k = win % K;
-    }
+    return win;
 }
 
 }  // namespace
@@ -171,7 +176,8 @@ void iq1_simd<W>::best_split_s(const iq1s_sums & s, iq1_split & split) {
             const int n = std::min(W, m - t0);
             pass &= first_lanes<W>(n);
             if (!pass) continue;
-            scan_chunk<W, 2>(qx, q2, __builtin_ctz(pass), n, i1, i2, best, scale, split);
+            const int win = scan_chunk<W, 2>(qx, q2, __builtin_ctz(pass), n, best, scale);
+            if (win >= 0) split = {i1, i2 + win / 2, win % 2, 0.0f};
         }
     }
     split.scale = scale;
@@ -202,33 +208,80 @@ void iq1_simd<W>::best_split_m(const iq1m_sums & s, iq1_split & split) {
     }
     const F zero = P::set1(0.0f);
     float best = -FLT_MAX, scale = split.scale;
-    for (int i1 = 0; i1 <= N; ++i1) {
-        const int m = N + 1 - i1;
-        F x1[2], g_p[2], g_m[2];
+    // One chunk of splits, lane j: x1, g (per i1) and x2, hw (per i2) of each half; ggml's sums,
+    // its test against the best so far, and its scan where a split passes. Returns the winning
+    // lane*4 + pattern, or -1.
+    const auto chunk = [&](const F * x1, const F * x2, const F * g_p, const F * g_m, const F * h_p, const F * h_m, int n) {
+        F qx_p[2], qx_m[2], q2_p[2], q2_m[2];
         for (int h = 0; h < 2; ++h) {
-            x1[h] = P::set1(s.x[h][i1]);
-            g_p[h] = P::set1(tw_p[h] + s.w[h][i1] * cp1);
-            g_m[h] = P::set1(tw_m[h] + s.w[h][i1] * cm1);
+            const F sx = P::add(x1[h], x2[h]);
+            qx_p[h] = P::sub(P::set1(tx_p[h]), sx);
+            qx_m[h] = P::sub(P::set1(tx_m[h]), sx);
+            q2_p[h] = P::add(g_p[h], h_p[h]);
+            q2_m[h] = P::add(g_m[h], h_m[h]);
         }
-        for (int t0 = 0; t0 < m; t0 += W) {
-            const int i2 = i1 + t0;
-            F qx_p[2], qx_m[2], q2_p[2], q2_m[2];
-            for (int h = 0; h < 2; ++h) {
-                const F sx = P::add(x1[h], P::load(s.x[h] + i2));
-                qx_p[h] = P::sub(P::set1(tx_p[h]), sx);
-                qx_m[h] = P::sub(P::set1(tx_m[h]), sx);
-                q2_p[h] = P::add(g_p[h], P::load(hw_p[h] + i2));
-                q2_m[h] = P::add(g_m[h], P::load(hw_m[h] + i2));
+        const F qx[4] = {P::add(qx_p[0], qx_p[1]), P::add(qx_p[0], qx_m[1]), P::add(qx_m[0], qx_p[1]), P::add(qx_m[0], qx_m[1])};
+        const F q2[4] = {P::add(q2_p[0], q2_p[1]), P::add(q2_p[0], q2_m[1]), P::add(q2_m[0], q2_p[1]), P::add(q2_m[0], q2_m[1])};
+        const F vb = P::set1(best);
+        uint32_t pass = 0;
+        for (int k = 0; k < 4; ++k) pass |= P::gt(q2[k], zero) & P::gt(P::mul(qx[k], qx[k]), P::mul(vb, q2[k]));
+        pass &= first_lanes<W>(n);
+        return pass ? scan_chunk<W, 4>(qx, q2, __builtin_ctz(pass), n, best, scale) : -1;
+    };
+    if constexpr (W == 16) {
+        // the 153 splits (i1, i2 >= i1) in ggml's order, 16 per vector; the per-i1 and per-i2
+        // values are looked up from 32-entry tables (entries 0..16 used)
+        static constexpr auto pairs = [] {
+            std::array<std::array<uint8_t, 160>, 2> t{};
+            int p = 0;
+            for (int i1 = 0; i1 <= N; ++i1) {
+                for (int i2 = i1; i2 <= N; ++i2, ++p) {
+                    t[0][p] = (uint8_t)i1;
+                    t[1][p] = (uint8_t)i2;
+                }
             }
-            const F qx[4] = {P::add(qx_p[0], qx_p[1]), P::add(qx_p[0], qx_m[1]), P::add(qx_m[0], qx_p[1]), P::add(qx_m[0], qx_m[1])};
-            const F q2[4] = {P::add(q2_p[0], q2_p[1]), P::add(q2_p[0], q2_m[1]), P::add(q2_m[0], q2_p[1]), P::add(q2_m[0], q2_m[1])};
-            const F vb = P::set1(best);
-            uint32_t pass = 0;
-            for (int k = 0; k < 4; ++k) pass |= P::gt(q2[k], zero) & P::gt(P::mul(qx[k], qx[k]), P::mul(vb, q2[k]));
-            const int n = std::min(W, m - t0);
-            pass &= first_lanes<W>(n);
-            if (!pass) continue;
-            scan_chunk<W, 4>(qx, q2, __builtin_ctz(pass), n, i1, i2, best, scale, split);
+            for (; p < 160; ++p) t[0][p] = t[1][p] = N;
+            return t;
+        }();
+        constexpr int npairs = (N + 1) * (N + 2) / 2;
+        alignas(64) float g_p[2][32] = {}, g_m[2][32] = {};
+        for (int h = 0; h < 2; ++h) {
+            for (int i = 0; i <= N; ++i) {
+                g_p[h][i] = tw_p[h] + s.w[h][i] * cp1;
+                g_m[h][i] = tw_m[h] + s.w[h][i] * cm1;
+            }
+        }
+        for (int p0 = 0; p0 < npairs; p0 += W) {
+            const __m512i i1 = P::index(pairs[0].data() + p0), i2 = P::index(pairs[1].data() + p0);
+            F x1[2], x2[2], gp[2], gm[2], hp[2], hm[2];
+            for (int h = 0; h < 2; ++h) {
+                x1[h] = P::lut32(s.x[h], i1);
+                x2[h] = P::lut32(s.x[h], i2);
+                gp[h] = P::lut32(g_p[h], i1);
+                gm[h] = P::lut32(g_m[h], i1);
+                hp[h] = P::lut32(hw_p[h], i2);
+                hm[h] = P::lut32(hw_m[h], i2);
+            }
+            const int win = chunk(x1, x2, gp, gm, hp, hm, std::min(W, npairs - p0));
+            if (win >= 0) split = {pairs[0][p0 + win / 4], pairs[1][p0 + win / 4], win % 4, 0.0f};
+        }
+    } else {
+        for (int i1 = 0; i1 <= N; ++i1) {
+            const int m = N + 1 - i1;
+            F x1[2], gp[2], gm[2];
+            for (int h = 0; h < 2; ++h) {
+                x1[h] = P::set1(s.x[h][i1]);
+                gp[h] = P::set1(tw_p[h] + s.w[h][i1] * cp1);
+                gm[h] = P::set1(tw_m[h] + s.w[h][i1] * cm1);
+            }
+            for (int t0 = 0; t0 < m; t0 += W) {
+                const int i2 = i1 + t0;
+                const F x2[2] = {P::load(s.x[0] + i2), P::load(s.x[1] + i2)};
+                const F hp[2] = {P::load(hw_p[0] + i2), P::load(hw_p[1] + i2)};
+                const F hm[2] = {P::load(hw_m[0] + i2), P::load(hw_m[1] + i2)};
+                const int win = chunk(x1, x2, gp, gm, hp, hm, std::min(W, m - t0));
+                if (win >= 0) split = {i1, i2 + win / 4, win % 4, 0.0f};
+            }
         }
     }
     split.scale = scale;
