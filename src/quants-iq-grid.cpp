@@ -34,10 +34,6 @@ using ggq::nearest_int;
 inline float fmax_c(float a, float b) { return a > b ? a : b; }  // ggml's MAX(a, b) for floats
 inline int clamp_int(int v, int lo, int hi) { return std::max(lo, std::min(hi, v)); }
 
-// IQ1 level values: -1, 0, 1 shifted by +delta or -delta
-constexpr float k_x_p[3] = {-1 + iq1s_delta, iq1s_delta, 1 + iq1s_delta};
-constexpr float k_x_m[3] = {-1 - iq1s_delta, -iq1s_delta, 1 - iq1s_delta};
-
 // ===== lattice tables
 
 struct lattice {
@@ -48,7 +44,7 @@ struct lattice {
         uint32_t start;  // into index
         uint32_t count;
         uint32_t stride;  // count rounded up to 8
-        uint32_t qoff;    // into q (dim * stride floats; and as many in qp / qm for IQ1)
+        uint32_t qoff;    // into q (dim * stride floats)
     };
     int dim = 0;                   // coordinates per grid point: 8 (IQ2, IQ1) or 4 (IQ3)
     int bits = 0;                  // key bits per coordinate: 2 or 3
@@ -57,7 +53,6 @@ struct lattice {
     std::vector<neighbours> lists;
     std::vector<uint16_t> index;
     std::vector<float> q;          // 2l+1 of the candidates, transposed
-    std::vector<float> qp, qm;     // IQ1 only: the level values k_x_p[l] and k_x_m[l], transposed
     uint32_t max_count = 0;
 
     const int8_t * point(int i) const { return points.data() + (size_t)dim * (size_t)i; }
@@ -153,17 +148,7 @@ const lattice & lattice_iq2s() {
     return g;
 }
 const lattice & lattice_iq1() {
-    static const lattice g = [] {
-        lattice t = build_lattice(iq1s_grid, 2048, 8, 2, k_levels_iq1, 3, 3);
-        t.qp.resize(t.q.size());
-        t.qm.resize(t.q.size());
-        for (size_t i = 0; i < t.q.size(); ++i) {
-            const int l = ((int)t.q[i] - 1) / 2;  // padding (0) maps to level 0: never read
-            t.qp[i] = k_x_p[std::max(l, 0)];
-            t.qm[i] = k_x_m[std::max(l, 0)];
-        }
-        return t;
-    }();
+    static const lattice g = build_lattice(iq1s_grid, 2048, 8, 2, k_levels_iq1, 3, 3);
     return g;
 }
 const lattice & lattice_iq3xxs() {
