@@ -699,6 +699,22 @@ inline bool any_may_win(const float * qx, const float * q2, int stride, int m, i
     return pass != 0;
 }
 
+// ggml's scan over the m splits (i2 = i1 + t) of one i1, K shift choices each (lists `stride`
+// apart), skipped when no split can pass.
+template <int K>
+void scan_row(const float * qx, const float * q2, int stride, int m, int i1, float & best, float & scale, iq1_split & split) {
+    if (!any_may_win(qx, q2, stride, m, K, best)) return;
+    for (int t = 0; t < m; ++t) {
+        for (int k = 0; k < K; ++k) {
+            if (iq1_take(qx[k * stride + t], q2[k * stride + t], best, scale)) {
+                split.i1 = i1;
+                split.i2 = i1 + t;
+                split.k = k;
+            }
+        }
+    }
+}
+
 // per i1: the sums of every split (i1, i2) first (lane-parallel over i2, each in ggml's order),
 // then ggml's scan over i2 with the +delta split before the -delta one
 void best_split_s_generic(const iq1s_sums & sums, iq1_split & split) {
@@ -718,16 +734,7 @@ void best_split_s_generic(const iq1s_sums & sums, iq1_split & split) {
                 q2[s][t] = aw + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] + (sumw[N] - sumw[i2]) * xv[2] * xv[2];
             }
         }
-        if (!any_may_win(&qx[0][0], &q2[0][0], N + 1, m, 2, best)) continue;
-        for (int t = 0; t < m; ++t) {
-            for (int s = 0; s < 2; ++s) {
-                if (iq1_take(qx[s][t], q2[s][t], best, scale)) {
-                    split.i1 = i1;
-                    split.i2 = i1 + t;
-                    split.k = s;
-                }
-            }
-        }
+        scan_row<2>(&qx[0][0], &q2[0][0], N + 1, m, i1, best, scale, split);
     }
     split.scale = scale;
 }
@@ -768,16 +775,7 @@ void best_split_m_generic(const iq1m_sums & sums, iq1_split & split) {
             sumq2[2][t] = q2_m[0] + q2_p[1];
             sumq2[3][t] = q2_m[0] + q2_m[1];
         }
-        if (!any_may_win(&sumqx[0][0], &sumq2[0][0], N + 1, m, 4, best)) continue;
-        for (int t = 0; t < m; ++t) {
-            for (int k = 0; k < 4; ++k) {
-                if (iq1_take(sumqx[k][t], sumq2[k][t], best, scale)) {
-                    split.i1 = i1;
-                    split.i2 = i1 + t;
-                    split.k = k;
-                }
-            }
-        }
+        scan_row<4>(&sumqx[0][0], &sumq2[0][0], N + 1, m, i1, best, scale, split);
     }
     split.scale = scale;
 }
