@@ -9,6 +9,7 @@
 // derived here from the format's grids in iq-grids.cpp, once, on first use.
 #include "quants-iq-grid.h"
 #include "quants-iq-grid-simd.h"
+#include "quants-iq1.h"
 
 #include "ggq-common.h"
 #include "ggq-fp16.h"
@@ -33,10 +34,6 @@ using ggq::nearest_int;
 inline float fmax_c(float a, float b) { return a > b ? a : b; }  // ggml's MAX(a, b) for floats
 inline int clamp_int(int v, int lo, int hi) { return std::max(lo, std::min(hi, v)); }
 
-// IQ1 level values: -1, 0, 1 shifted by +delta or -delta
-constexpr float k_x_p[3] = {-1 + iq1s_delta, iq1s_delta, 1 + iq1s_delta};
-constexpr float k_x_m[3] = {-1 - iq1s_delta, -iq1s_delta, 1 - iq1s_delta};
-
 // ===== lattice tables
 
 struct lattice {
@@ -47,7 +44,7 @@ struct lattice {
         uint32_t start;  // into index
         uint32_t count;
         uint32_t stride;  // count rounded up to 8
-        uint32_t qoff;    // into q (dim * stride floats; and as many in qp / qm for IQ1)
+        uint32_t qoff;    // into q (dim * stride floats)
     };
     int dim = 0;                   // coordinates per grid point: 8 (IQ2, IQ1) or 4 (IQ3)
     int bits = 0;                  // key bits per coordinate: 2 or 3
@@ -56,7 +53,6 @@ struct lattice {
     std::vector<neighbours> lists;
     std::vector<uint16_t> index;
     std::vector<float> q;          // 2l+1 of the candidates, transposed
-    std::vector<float> qp, qm;     // IQ1 only: the level values k_x_p[l] and k_x_m[l], transposed
     uint32_t max_count = 0;
 
     const int8_t * point(int i) const { return points.data() + (size_t)dim * (size_t)i; }
@@ -152,17 +148,7 @@ const lattice & lattice_iq2s() {
     return g;
 }
 const lattice & lattice_iq1() {
-    static const lattice g = [] {
-        lattice t = build_lattice(iq1s_grid, 2048, 8, 2, k_levels_iq1, 3, 3);
-        t.qp.resize(t.q.size());
-        t.qm.resize(t.q.size());
-        for (size_t i = 0; i < t.q.size(); ++i) {
-            const int l = ((int)t.q[i] - 1) / 2;  // padding (0) maps to level 0: never read
-            t.qp[i] = k_x_p[std::max(l, 0)];
-            t.qm[i] = k_x_m[std::max(l, 0)];
-        }
-        return t;
-    }();
+    static const lattice g = build_lattice(iq1s_grid, 2048, 8, 2, k_levels_iq1, 3, 3);
     return g;
 }
 const lattice & lattice_iq3xxs() {
@@ -681,27 +667,65 @@ void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const flo
 // ===== IQ1_S / IQ1_M: exact split of sorted values into levels -1, 0, 1 (shifted by +-delta)
 
 // Block positions sorted by value, equal values in position order: the one stable order, which
-// glibc's qsort (a merge sort for arrays this small) also gives. Insertion sort: no allocation.
+// glibc's qsort (a merge sort for arrays this small) also gives. For 32 values each position goes
+// to its rank (the values below it, and the equal ones before it): no branch to mispredict, and
+// the inner loop vectorises. For 16 values (and for a block with a NaN, which has no rank) an
+// insertion sort costs less.
 template <int N>
 void sort_positions(const float * xb, int * idx) {
+    bool nan = false;
+    for (int j = 0; j < N; ++j) nan |= xb[j] != xb[j];
+    if (N < 32 || nan) {
+        for (int j = 0; j < N; ++j) {
+            int k = j;
+            for (; k > 0 && xb[j] < xb[idx[k - 1]]; --k) idx[k] = idx[k - 1];
+            idx[k] = j;
+        }
+        return;
+    }
     for (int j = 0; j < N; ++j) {
-        int k = j;
-        for (; k > 0 && xb[j] < xb[idx[k - 1]]; --k) idx[k] = idx[k - 1];
-        idx[k] = j;
+        const float v = xb[j];
+        int rank = 0;
+        for (int k = 0; k < N; ++k) rank += (int)(xb[k] < v) | ((int)(xb[k] == v) & (int)(k < j));
+        idx[rank] = j;
     }
 }
 
-// The neighbour of an off-grid key nearest to xb at `scale`, the levels valued xx (k_x_p or
-// k_x_m); writes its levels to L.
-int best_neighbour_iq1(const lattice & g, int32_t m, const float * xb, const float * weight, float scale, const float * xx, int8_t * L,
-                       nearest_candidate_fn nearest) {
-    const lattice::neighbours & nb = g.list(m);
-    const float * q = (xx == k_x_p ? g.qp : g.qm).data() + nb.qoff;
-    const int best = g.index[nb.start + nearest(q, nb.stride, nb.count, 8, xb, weight, scale)];
-    const int8_t * pg = g.point(best);
-    for (int i = 0; i < 8; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
-    return best;
+// The IQ1 grid's neighbour lists as levels 0..2 (iq1_candidates), per list of lattice_iq1().
+struct iq1_neighbour_table {
+    std::vector<uint8_t> levels;
+    std::vector<uint32_t> offset, stride;
+
+    iq1_candidates of(const lattice & g, int32_t m) const {
+        const size_t n = (size_t)(-(int64_t)m - 1);
+        return {levels.data() + offset[n], stride[n], g.lists[n].count};
+    }
+};
+
+const iq1_neighbour_table & iq1_neighbours() {
+    static const iq1_neighbour_table t = [] {
+        const lattice & g = lattice_iq1();
+        iq1_neighbour_table r;
+        for (const lattice::neighbours & nb : g.lists) {
+            if (nb.count > iq1_max_candidates) {
+                throw std::logic_error("[iq1_neighbours] a neighbour list longer than iq1_max_candidates");
+            }
+            const uint32_t stride = (nb.count + 15) / 16 * 16;
+            r.offset.push_back((uint32_t)r.levels.size());
+            r.stride.push_back(stride);
+            r.levels.resize(r.levels.size() + 8 * (size_t)stride, 0);
+            uint8_t * lv = r.levels.data() + r.offset.back();
+            for (uint32_t j = 0; j < nb.count; ++j) {
+                const int8_t * pg = g.point(g.index[nb.start + j]);
+                for (int i = 0; i < 8; ++i) lv[i * stride + j] = (uint8_t)((pg[i] - 1) / 2);
+            }
+        }
+        return r;
+    }();
+    return t;
 }
+
+// The portable kernels (the vector ones are iq1_simd<W>, quants-iq1-lanes.h).
 
 // Whether any of the splits of one i1 (m per pattern, patterns `stride` apart) passes ggml's test
 // sumq2 > 0 && sumqx^2 > best*sumq2 at the current best. When none does, the scan would change
@@ -717,6 +741,121 @@ inline bool any_may_win(const float * qx, const float * q2, int stride, int m, i
     return pass != 0;
 }
 
+// ggml's scan over the m splits (i2 = i1 + t) of one i1, K shift choices each (lists `stride`
+// apart), skipped when no split can pass.
+template <int K>
+void scan_row(const float * qx, const float * q2, int stride, int m, int i1, float & best, float & scale, iq1_split & split) {
+    if (!any_may_win(qx, q2, stride, m, K, best)) return;
+    for (int t = 0; t < m; ++t) {
+        for (int k = 0; k < K; ++k) {
+            if (iq1_take(qx[k * stride + t], q2[k * stride + t], best, scale)) {
+                split.i1 = i1;
+                split.i2 = i1 + t;
+                split.k = k;
+            }
+        }
+    }
+}
+
+// per i1: the sums of every split (i1, i2) first (lane-parallel over i2, each in ggml's order),
+// then ggml's scan over i2 with the +delta split before the -delta one
+void best_split_s_generic(const iq1s_sums & sums, iq1_split & split) {
+    constexpr int N = 32;
+    const float * sumx = sums.x;
+    const float * sumw = sums.w;
+    float best = -FLT_MAX, scale = split.scale;
+    for (int i1 = 0; i1 <= N; ++i1) {
+        const int m = N + 1 - i1;
+        float qx[2][N + 1], q2[2][N + 1];
+        for (int s = 0; s < 2; ++s) {
+            const float * xv = s == 0 ? iq1_x_p : iq1_x_m;
+            const float ax = (sumx[i1] - sumx[0]) * xv[0], aw = (sumw[i1] - sumw[0]) * xv[0] * xv[0];
+            for (int t = 0; t < m; ++t) {
+                const int i2 = i1 + t;
+                qx[s][t] = ax + (sumx[i2] - sumx[i1]) * xv[1] + (sumx[N] - sumx[i2]) * xv[2];
+                q2[s][t] = aw + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] + (sumw[N] - sumw[i2]) * xv[2] * xv[2];
+            }
+        }
+        scan_row<2>(&qx[0][0], &q2[0][0], N + 1, m, i1, best, scale, split);
+    }
+    split.scale = scale;
+}
+
+// As best_split_s_generic, for the four shift patterns of IQ1_M; for a split the sums collapse
+// to T*v[2] - px[i1] - px[i2] because v[0]-v[1] = v[1]-v[2] = -1 (ggml's form).
+void best_split_m_generic(const iq1m_sums & sums, iq1_split & split) {
+    constexpr int N = 16;
+    const float (*px)[32] = sums.x;
+    const float (*pw)[32] = sums.w;
+    const float p2 = iq1_x_p[2], m2 = iq1_x_m[2];
+    const float cp1 = iq1_x_p[0] * iq1_x_p[0] - iq1_x_p[1] * iq1_x_p[1];
+    const float cp2 = iq1_x_p[1] * iq1_x_p[1] - iq1_x_p[2] * iq1_x_p[2];
+    const float cm1 = iq1_x_m[0] * iq1_x_m[0] - iq1_x_m[1] * iq1_x_m[1];
+    const float cm2 = iq1_x_m[1] * iq1_x_m[1] - iq1_x_m[2] * iq1_x_m[2];
+    const float txs[2] = {px[0][N], px[1][N]};
+    const float tws[2] = {pw[0][N], pw[1][N]};
+    float best = -FLT_MAX, scale = split.scale;
+    for (int i1 = 0; i1 <= N; ++i1) {
+        const int m = N + 1 - i1;
+        float sumqx[4][N + 1], sumq2[4][N + 1];
+        for (int t = 0; t < m; ++t) {
+            const int i2 = i1 + t;
+            float qx_p[2], qx_m[2], q2_p[2], q2_m[2];
+            for (int h = 0; h < 2; ++h) {
+                const float sx = px[h][i1] + px[h][i2];
+                qx_p[h] = txs[h] * p2 - sx;
+                qx_m[h] = txs[h] * m2 - sx;
+                q2_p[h] = tws[h] * p2 * p2 + pw[h][i1] * cp1 + pw[h][i2] * cp2;
+                q2_m[h] = tws[h] * m2 * m2 + pw[h][i1] * cm1 + pw[h][i2] * cm2;
+            }
+            sumqx[0][t] = qx_p[0] + qx_p[1];
+            sumqx[1][t] = qx_p[0] + qx_m[1];
+            sumqx[2][t] = qx_m[0] + qx_p[1];
+            sumqx[3][t] = qx_m[0] + qx_m[1];
+            sumq2[0][t] = q2_p[0] + q2_p[1];
+            sumq2[1][t] = q2_p[0] + q2_m[1];
+            sumq2[2][t] = q2_m[0] + q2_p[1];
+            sumq2[3][t] = q2_m[0] + q2_m[1];
+        }
+        scan_row<4>(&sumqx[0][0], &sumq2[0][0], N + 1, m, i1, best, scale, split);
+    }
+    split.scale = scale;
+}
+
+uint32_t nearest_generic(const iq1_candidates & c, const iq1_terms & t) {
+    float best = FLT_MAX;
+    uint32_t arg = 0;
+    for (uint32_t j = 0; j < c.count; ++j) {
+        float d2 = 0;
+        for (int i = 0; i < 8; ++i) d2 += t.t[8 * i + c.levels[i * c.stride + j]];
+        if (d2 < best) {
+            best = d2;
+            arg = j;
+        }
+    }
+    return arg;
+}
+
+// The IQ1 kernels of one SIMD level.
+struct iq1_kernels {
+    void (*split_s)(const iq1s_sums &, iq1_split &);
+    void (*split_m)(const iq1m_sums &, iq1_split &);
+    uint32_t (*nearest)(const iq1_candidates &, const iq1_terms &);
+};
+
+// The row quantizers get their SIMD level as the IQ2/IQ3 nearest-candidate search of that level.
+const iq1_kernels & iq1_kernels_for(nearest_candidate_fn nearest) {
+    static constexpr iq1_kernels generic = {best_split_s_generic, best_split_m_generic, nearest_generic};
+#if defined(GGQUANT_X86_SIMD)
+    static constexpr iq1_kernels avx2 = {iq1_simd<8>::best_split_s, iq1_simd<8>::best_split_m, iq1_simd<8>::nearest};
+    static constexpr iq1_kernels avx512 = {iq1_simd<16>::best_split_s, iq1_simd<16>::best_split_m, iq1_simd<16>::nearest};
+    if (nearest == nearest_candidate_avx512) return avx512;
+    if (nearest == nearest_candidate_avx2) return avx2;
+#endif
+    (void)nearest;
+    return generic;
+}
+
 // Level of each value from the two split points of the sorted order.
 template <int N>
 void levels_from_split(const int * idx, int i1, int i2, int8_t * L) {
@@ -725,17 +864,27 @@ void levels_from_split(const int * idx, int i1, int i2, int8_t * L) {
     for (int j = i2; j < N; ++j) L[idx[j]] = 2;
 }
 
-// Grid indices of the 8-value groups of L, moving off-grid groups to their best neighbour
-// (level values per group from xx_of(k)). Returns whether all were on the grid.
+// Grid indices of the 8-value groups of L, moving off-grid groups to their nearest neighbour at
+// `scale` (level values per group from xx_of(k)). Returns whether all were on the grid.
 template <int N, typename XX>
 bool grid_groups(const lattice & g, const float * xb, const float * weight, float scale, XX xx_of, int8_t * L, uint16_t * index,
-                 nearest_candidate_fn nearest) {
+                 const iq1_kernels & kern) {
     bool all_on_grid = true;
+    iq1_terms terms{};
     for (int k = 0; k < N / 8; ++k) {
         int gi = g.map[key_of<8>(L + 8 * k, 2)];
         if (gi < 0) {
             all_on_grid = false;
-            gi = best_neighbour_iq1(g, gi, xb + 8 * k, weight + 8 * k, scale, xx_of(k), L + 8 * k, nearest);
+            const float * xx = xx_of(k);
+            for (int i = 0; i < 8; ++i) {
+                for (int l = 0; l < 3; ++l) {  // ggml's term w*diff*diff of level l
+                    const float diff = scale * xx[l] - xb[8 * k + i];
+                    terms.t[8 * i + l] = weight[8 * k + i] * diff * diff;
+                }
+            }
+            gi = g.index[g.list(gi).start + kern.nearest(iq1_neighbours().of(g, gi), terms)];
+            const int8_t * pg = g.point(gi);
+            for (int i = 0; i < 8; ++i) L[8 * k + i] = (int8_t)((pg[i] - 1) / 2);
         }
         index[k] = (uint16_t)gi;
     }
@@ -762,7 +911,9 @@ void refit_scale(const lattice & g, const float * xb, const float * weight, XX x
 void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     constexpr int N = 32;
     const lattice & g = lattice_iq1();
-    float scales[QK_K / N], weight[N], sumx[N + 1], sumw[N + 1];
+    const iq1_kernels & kern = iq1_kernels_for(nearest);
+    iq1s_sums sums{};  // the padding stays zero
+    float scales[QK_K / N], weight[N];
     int8_t L[N];
     int idx[N];
     uint16_t index[N / 8];
@@ -784,56 +935,32 @@ void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const flo
                 continue;
             }
             sort_positions<N>(xb, idx);
-            sumx[0] = sumw[0] = 0;
+            sums.x[0] = sums.w[0] = 0;
             for (int j = 0; j < N; ++j) {
                 const int i = idx[j];
-                sumx[j + 1] = sumx[j] + weight[i] * xb[i];
-                sumw[j + 1] = sumw[j] + weight[i];
+                sums.x[j + 1] = sums.x[j] + weight[i] * xb[i];
+                sums.w[j + 1] = sums.w[j] + weight[i];
             }
-            float best_score = -FLT_MAX, scale = max;
-            int besti1 = -1, besti2 = -1, best_shift = 0;
-            // per i1: the sums of every split (i1, i2) first (lane-parallel over i2, each in ggml's
-            // order), then ggml's scan over i2 with the +delta split before the -delta one
-            for (int i1 = 0; i1 <= N; ++i1) {
-                const int m = N + 1 - i1;
-                float qx[2][N + 1], q2[2][N + 1];
-                for (int s = 0; s < 2; ++s) {
-                    const float * xv = s == 0 ? k_x_p : k_x_m;
-                    const float ax = (sumx[i1] - sumx[0]) * xv[0], aw = (sumw[i1] - sumw[0]) * xv[0] * xv[0];
-                    for (int t = 0; t < m; ++t) {
-                        const int i2 = i1 + t;
-                        qx[s][t] = ax + (sumx[i2] - sumx[i1]) * xv[1] + (sumx[N] - sumx[i2]) * xv[2];
-                        q2[s][t] = aw + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] + (sumw[N] - sumw[i2]) * xv[2] * xv[2];
-                    }
-                }
-                if (!any_may_win(&qx[0][0], &q2[0][0], N + 1, m, 2, best_score)) continue;
-                for (int t = 0; t < m; ++t) {
-                    for (int s = 0; s < 2; ++s) {
-                        const float sumqx = qx[s][t], sumq2 = q2[s][t];
-                        if (sumq2 > 0 && sumqx * sumqx > best_score * sumq2) {
-                            scale = sumqx / sumq2;
-                            best_score = scale * sumqx;
-                            besti1 = i1;
-                            besti2 = i1 + t;
-                            best_shift = s == 0 ? 1 : -1;
-                        }
-                    }
-                }
-            }
-            if (besti1 < 0 || besti2 < 0 || best_shift == 0) {
+            iq1_split split;
+            split.scale = max;
+            kern.split_s(sums, split);
+            if (split.i1 < 0) {
                 scales[ib] = 0;
                 shifts[ib] = 1;
                 continue;
             }
+            const int besti1 = split.i1, besti2 = split.i2;
+            float scale = split.scale;
+            int best_shift = split.k == 0 ? 1 : -1;
             levels_from_split<N>(idx, besti1, besti2, L);
             if (scale < 0) {
                 for (int j = 0; j < N; ++j) L[j] = (int8_t)(2 - L[j]);
                 scale = -scale;
                 best_shift = -best_shift;
             }
-            const float * xx = best_shift == 1 ? k_x_p : k_x_m;
+            const float * xx = best_shift == 1 ? iq1_x_p : iq1_x_m;
             const auto xx_of = [xx](int) { return xx; };
-            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index, nearest)) {
+            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index, kern)) {
                 refit_scale<N>(g, xb, weight, xx_of, index, scale);
             }
             uint16_t h = 0;
@@ -863,6 +990,8 @@ void quantize_row_iq1_s(const float * x, block_iq1_s * y, int64_t nbl, const flo
 void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const float * qw, nearest_candidate_fn nearest) {
     constexpr int N = 16;
     const lattice & g = lattice_iq1();
+    const iq1_kernels & kern = iq1_kernels_for(nearest);
+    iq1m_sums sums{};  // the padding stays zero
     constexpr uint8_t masks[4] = {0x00, 0x80, 0x08, 0x88};
     float scales[QK_K / N], weight[N];
     int8_t L[N];
@@ -870,12 +999,7 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
     uint16_t index[N / 8];
     int8_t shifts[QK_K / N];
     // shift pattern k: bit 1 set = first 8 values use x_m, bit 0 set = second 8 use x_m
-    const auto xx_for = [](int k, int group) { return (group == 0 ? k < 2 : k % 2 == 0) ? k_x_p : k_x_m; };
-    const float p2 = k_x_p[2], m2 = k_x_m[2];
-    const float cp1 = k_x_p[0] * k_x_p[0] - k_x_p[1] * k_x_p[1];
-    const float cp2 = k_x_p[1] * k_x_p[1] - k_x_p[2] * k_x_p[2];
-    const float cm1 = k_x_m[0] * k_x_m[0] - k_x_m[1] * k_x_m[1];
-    const float cm2 = k_x_m[1] * k_x_m[1] - k_x_m[2] * k_x_m[2];
+    const auto xx_for = [](int k, int group) { return (group == 0 ? k < 2 : k % 2 == 0) ? iq1_x_p : iq1_x_m; };
     for (int64_t ibl = 0; ibl < nbl; ++ibl, x += QK_K) {
         std::memset(&y[ibl], 0, sizeof(block_iq1_m));
         const float * qwb = qw ? qw + QK_K * ibl : nullptr;
@@ -892,65 +1016,28 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
                 continue;
             }
             sort_positions<N>(xb, idx);
-            // prefix sums per half: each half may use x_p or x_m; for a split the sums collapse
-            // to T*v[2] - px[i1] - px[i2] because v[0]-v[1] = v[1]-v[2] = -1
-            float px[2][N + 1], pw[2][N + 1];
-            px[0][0] = px[1][0] = 0;
-            pw[0][0] = pw[1][0] = 0;
+            // prefix sums per half: each half may use x_p or x_m
+            sums.x[0][0] = sums.x[1][0] = 0;
+            sums.w[0][0] = sums.w[1][0] = 0;
             for (int j = 0; j < N; ++j) {
                 const int i = idx[j];
                 const int h = i < N / 2 ? 0 : 1;
-                px[h][j + 1] = px[h][j] + weight[i] * xb[i];
-                px[1 - h][j + 1] = px[1 - h][j];
-                pw[h][j + 1] = pw[h][j] + weight[i];
-                pw[1 - h][j + 1] = pw[1 - h][j];
+                sums.x[h][j + 1] = sums.x[h][j] + weight[i] * xb[i];
+                sums.x[1 - h][j + 1] = sums.x[1 - h][j];
+                sums.w[h][j + 1] = sums.w[h][j] + weight[i];
+                sums.w[1 - h][j + 1] = sums.w[1 - h][j];
             }
-            const float txs[2] = {px[0][N], px[1][N]};
-            const float tws[2] = {pw[0][N], pw[1][N]};
-            float best_score = -FLT_MAX, scale = max;
-            int besti1 = -1, besti2 = -1, best_k = -1;
-            // per i1: the sums of every split (i1, i2) and sign pattern first (lane-parallel over i2,
-            // each in ggml's order), then ggml's scan over i2 and the four patterns
-            for (int i1 = 0; i1 <= N; ++i1) {
-                const int m = N + 1 - i1;
-                float sumqx[4][N + 1], sumq2[4][N + 1];
-                for (int t = 0; t < m; ++t) {
-                    const int i2 = i1 + t;
-                    float qx_p[2], qx_m[2], q2_p[2], q2_m[2];
-                    for (int h = 0; h < 2; ++h) {
-                        const float sx = px[h][i1] + px[h][i2];
-                        qx_p[h] = txs[h] * p2 - sx;
-                        qx_m[h] = txs[h] * m2 - sx;
-                        q2_p[h] = tws[h] * p2 * p2 + pw[h][i1] * cp1 + pw[h][i2] * cp2;
-                        q2_m[h] = tws[h] * m2 * m2 + pw[h][i1] * cm1 + pw[h][i2] * cm2;
-                    }
-                    sumqx[0][t] = qx_p[0] + qx_p[1];
-                    sumqx[1][t] = qx_p[0] + qx_m[1];
-                    sumqx[2][t] = qx_m[0] + qx_p[1];
-                    sumqx[3][t] = qx_m[0] + qx_m[1];
-                    sumq2[0][t] = q2_p[0] + q2_p[1];
-                    sumq2[1][t] = q2_p[0] + q2_m[1];
-                    sumq2[2][t] = q2_m[0] + q2_p[1];
-                    sumq2[3][t] = q2_m[0] + q2_m[1];
-                }
-                if (!any_may_win(&sumqx[0][0], &sumq2[0][0], N + 1, m, 4, best_score)) continue;
-                for (int t = 0; t < m; ++t) {
-                    for (int k = 0; k < 4; ++k) {
-                        if (sumq2[k][t] > 0 && sumqx[k][t] * sumqx[k][t] > best_score * sumq2[k][t]) {
-                            scale = sumqx[k][t] / sumq2[k][t];
-                            best_score = scale * sumqx[k][t];
-                            besti1 = i1;
-                            besti2 = i1 + t;
-                            best_k = k;
-                        }
-                    }
-                }
-            }
-            if (besti1 < 0 || besti2 < 0 || best_k < 0) {
+            iq1_split split;
+            split.scale = max;
+            kern.split_m(sums, split);
+            if (split.i1 < 0) {
                 scales[ib] = 0;
                 shifts[ib] = 0;
                 continue;
             }
+            const int besti1 = split.i1, besti2 = split.i2;
+            float scale = split.scale;
+            int best_k = split.k;
             levels_from_split<N>(idx, besti1, besti2, L);
             if (scale < 0) {
                 for (int j = 0; j < N; ++j) L[j] = (int8_t)(2 - L[j]);
@@ -958,7 +1045,7 @@ void quantize_row_iq1_m(const float * x, block_iq1_m * y, int64_t nbl, const flo
                 best_k = 3 - best_k;
             }
             const auto xx_of = [&xx_for, best_k](int group) { return xx_for(best_k, group); };
-            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index, nearest)) {
+            if (!grid_groups<N>(g, xb, weight, scale, xx_of, L, index, kern)) {
                 refit_scale<N>(g, xb, weight, xx_of, index, scale);
             }
             y[ibl].qs[2 * ib + 0] = (uint8_t)(index[0] & 255);
