@@ -5,7 +5,7 @@ the default 4 layers), then runs each converter in its own process (peak RSS = t
 for 1 and all threads, next to the kernels alone on the same tensors and the I/O floor, and checks that
 both outputs hold the same tensors, byte for byte.
 
-Run: python benchmarks/bench_convert_mlx.py [--quant int4] [--layers 4] [--threads 1,N] [--workdir DIR] [--keep]
+Run: python benchmarks/bench_convert_mlx.py [--quant mlx:int4] [--layers 4] [--threads 1,N] [--workdir DIR] [--keep]
 Needs: mlx[cpu], mlx-lm.
 """
 
@@ -95,15 +95,13 @@ def kernels_only(model: str, quant: str, nthreads: int) -> float:
     from ggquant.hf.checkpoint import open_checkpoint
 
     r = ggquant.convert_mlx(model, None, quant, dry_run=True)
-    q = r.quantization
     ck = open_checkpoint(model)
     total = 0.0
     for t in r.tensors:
-        if t.quantized:
+        if t.quant is not None:
             a = np.array(ck.stored(t.name))
             t0 = time.perf_counter()
-            to_mlx._mlx.quantize_raw(a, to_mlx._KERNEL_CODES[t.dtype], q["mode"], q["bits"], q["group_size"],
-                                     nthreads, t.name)
+            to_mlx._mlx.quantize_raw(a, to_mlx._KERNEL_CODES[t.dtype], *t.quant, nthreads, t.name)
             total += time.perf_counter() - t0
     ck.close()
     return total
@@ -111,7 +109,8 @@ def kernels_only(model: str, quant: str, nthreads: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quant", default="int4", help="int4, int8, mxfp8, mlx:nvfp4, mlx:mxfp4")
+    ap.add_argument("--quant", default="mlx:int4", help="mlx:int4, mlx:int8, mlx:mxfp8, mlx:nvfp4, mlx:mxfp4: one type on "
+                    "every matrix, as mlx_lm.convert writes (Ollama's int4 rule has no mlx_lm counterpart to compare)")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--threads", default=f"1,{os.cpu_count() or 1}", help="thread counts (default: 1 and all)")
     ap.add_argument("--workdir")
@@ -119,7 +118,7 @@ def main() -> None:
     args = ap.parse_args()
     import ggquant.mlx as gm
 
-    mode, bits, gs = gm.resolve(args.quant)
+    mode, bits, gs = gm.resolve(args.quant.removeprefix("mlx:"))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_convert_mlx-"))
     try:
         src = work / "model"
