@@ -233,6 +233,16 @@ def check_not_an_input(output: Any, inputs: Iterable[Any], what: str = "output")
             raise GGQuantIOError(f"{what} folder {out!r} holds the input {s!r}; choose another output folder")
 
 
+def unlink_committed(paths: Iterable[str]) -> None:
+    """Remove the files of a multi-file output that were already committed when a later one failed
+    (a split set is all or nothing); files that are gone already are ignored."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def _pid_alive(pid: int) -> bool:
     if pid <= 0:
         return True  # not ours to judge
@@ -333,4 +343,5 @@ __all__ = [
     "read_text_file",
     "remove_stale_temporaries",
     "sigterm_as_interrupt",
+    "unlink_committed",
 ]

@@ -40,7 +40,7 @@ import numpy as np
 from . import _core
 from ._checks import int_arg, shape_arg
 from .errors import GGQuantError, GGUFError, ShapeError
-from .fileio import PathArg, fs_path, remove_stale_temporaries
+from .fileio import PathArg, fs_path, remove_stale_temporaries, unlink_committed
 from .gguf_values import FROM_NUMPY as _FROM_NP
 from .gguf_values import NUMPY_DTYPES as _NP
 from .gguf_values import GGUFValueType
@@ -538,11 +538,7 @@ class GGUFWriter:
                 core.commit()
                 committed.append(path)
         except GGQuantError:
-            for p in committed:  # a split set is all or nothing
-                try:
-                    os.unlink(p)
-                except OSError:
-                    pass
+            unlink_committed(committed)
             self.abort()
             raise
         self._done = True

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
-from ..fileio import fs_path, read_text_file, remove_stale_temporaries
+from ..fileio import fs_path, read_text_file, remove_stale_temporaries, unlink_committed
 from ..gguf import GGUFWriter
 from ..hf.archs import kept_quant_method
 from ..hub import is_hub_id, resolve_model
@@ -239,11 +239,7 @@ class ShardedSink:
                 w.close()
                 committed.append(w.path)
         except BaseException:
-            for path in committed:  # a split set is all or nothing
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            unlink_committed(committed)
             self.abort()
             raise
 
