@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 
 import gguf
 import numpy as np
@@ -179,6 +182,80 @@ def test_failed_write_leaves_no_file(tmp_path):
             w.add_tensor_info("a", (2, 32), "f32")
             w.add_tensor_info("b", (2, 32), "f32")
             w.write_tensor("a", np.zeros((2, 32), np.float32))
+    assert os.listdir(tmp_path) == []
+
+
+def _declared(path, x, n, **split):
+    """A writer with metadata and ``n`` Q8_0 tensors shaped like ``x`` (and one F32 of 3 rows) declared."""
+    w = GGUFWriter(path, **split)
+    w.add_kv("general.architecture", "llama")
+    for i in range(n):
+        w.add_tensor_info(f"t{i}", x.shape, "q8_0")
+    w.add_tensor_info("norm", (3, 32), "f32")
+    return w
+
+
+@pytest.mark.parametrize("split", [{}, {"split_max_tensors": 2}])
+def test_tensor_buffers_fill_the_file_in_place(tmp_path, rng, split):
+    x = rng.standard_normal((300, 64), dtype=np.float32)  # 300 * 68 bytes: tensors and pages misaligned
+    norm = rng.standard_normal((3, 32), dtype=np.float32)
+    with _declared(tmp_path / "copy.gguf", x, 5, **split) as w:
+        for i in range(5):
+            w.write_tensor(f"t{i}", ggquant.quantize(x * i, "q8_0"))
+        w.write_tensor("norm", norm)
+    os.mkdir(tmp_path / "inplace")
+    with _declared(tmp_path / "inplace" / "copy.gguf", x, 5, **split) as w:
+        bufs = {f"t{i}": w.tensor_buffer(f"t{i}") for i in reversed(range(5))}  # filled in any order
+        assert all(b is not None and b.flags.writeable and b.size == 300 * 68 for b in bufs.values())
+        for i in reversed(range(5)):
+            bufs[f"t{i}"][:] = ggquant.quantize(x * i, "q8_0").reshape(-1)
+        w.write_tensor("t0", bufs["t0"])
+        w.write_tensor("t1", ggquant.quantize(x, "q8_0"))  # a buffer of the caller's is copied into place
+        for i in (2, 3, 4):
+            w.write_tensor(f"t{i}", bufs[f"t{i}"])
+        w.write_tensor("norm", norm)
+    names = sorted(n for n in os.listdir(tmp_path) if n.endswith(".gguf"))
+    assert sorted(os.listdir(tmp_path / "inplace")) == names
+    for n in names:
+        assert (tmp_path / "inplace" / n).read_bytes() == (tmp_path / n).read_bytes()
+    # a view kept past close reads the committed file and does not crash
+    assert bufs["t4"].tobytes() == ggquant.quantize(x * 4, "q8_0").tobytes()
+
+
+def test_tensor_buffer_abort_and_errors(tmp_path, rng):
+    x = rng.standard_normal((64, 64), dtype=np.float32)
+    w = _declared(tmp_path / "a.gguf", x, 2)
+    with pytest.raises(ggquant.GGUFError, match="'nope' was not declared"):
+        w.tensor_buffer("nope")
+    b = w.tensor_buffer("t1")
+    b[:] = 7
+    w.write_tensor("t0", ggquant.quantize(x, "q8_0"))
+    w.abort()
+    assert os.listdir(tmp_path) == []
+    assert int(b[0]) == 7  # the mapping lives as long as the view, the file is gone
+    with pytest.raises(ggquant.GGQuantIOError, match="closed"):
+        w.tensor_buffer("t0")
+
+
+_FULL_DISK = """
+import os, resource, sys
+import numpy as np
+import ggquant
+from ggquant.gguf import GGUFWriter
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))  # Python ignores SIGXFSZ: writes get EFBIG
+w = GGUFWriter(os.path.join(sys.argv[1], "big.gguf"))
+w.add_tensor_info("w", (1024, 1024), "f32")
+try:
+    w.tensor_buffer("w")
+except ggquant.GGQuantIOError as e:
+    print("refused:", e)
+"""
+
+
+def test_tensor_buffer_without_room_fails_cleanly(tmp_path):
+    p = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"refused: .*cannot preallocate 4194\d{3} bytes for '.*big\.gguf'", p.stdout), p.stdout
     assert os.listdir(tmp_path) == []
 
 

@@ -129,6 +129,9 @@ class _Collect:
     def write_tensor(self, name: str, data: np.ndarray) -> None:
         self.data[name] = np.ascontiguousarray(data).tobytes()
 
+    def tensor_buffer(self, name: str) -> None:
+        return None
+
     def close(self) -> None:
         self.closed = True
 

@@ -5,6 +5,7 @@
 #include "ggq-error.h"
 #include "io/gguf.h"
 
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -112,6 +113,19 @@ void init_gguf(py::module_ & m) {
             py::gil_scoped_release nogil;
             w.write_tensor_data(p, n);
         })
+        // tensor i's place in the preallocated, mapped output (a writable uint8 array that keeps the
+        // mapping alive), or None where the file system cannot preallocate
+        .def("tensor_buffer", [](ggq::gguf_writer & w, size_t i) -> py::object {
+            uint8_t * p;
+            {
+                py::gil_scoped_release nogil;  // the first call preallocates the whole file
+                p = w.tensor_data(i);
+            }
+            if (p == nullptr) return py::none();
+            auto * owner = new std::shared_ptr<ggq::output_map>(w.map_data());
+            py::capsule base(owner, [](void * o) { delete static_cast<std::shared_ptr<ggq::output_map> *>(o); });
+            return py::array_t<uint8_t>({(py::ssize_t)w.info(i).nbytes}, {(py::ssize_t)1}, p, base);
+        }, py::arg("index"))
         .def("commit", [](ggq::gguf_writer & w) {
             py::gil_scoped_release nogil;
             w.commit();

@@ -3,7 +3,8 @@
 The reader memory-maps the file and validates every count, length and offset (as ggml's C reader
 does, and a little stricter); a malformed file raises :class:`ggquant.GGUFError` naming the cause.
 The writer streams one tensor at a time into a temporary file and renames it into place at the end,
-so an error or interrupt never leaves a partial file. Its layout is byte for byte that of ggml's
+so an error or interrupt never leaves a partial file; :meth:`GGUFWriter.tensor_buffer` lets tensors
+be produced in place in the preallocated, memory-mapped file instead of copied into it. Its layout is byte for byte that of ggml's
 and gguf-py's writers.
 
 Example:
@@ -346,8 +347,9 @@ class GGUFWriter:
         self.split_max_size = split_max_size
         self._kvs: OrderedDict[str, tuple[GGUFValueType, GGUFValueType | None, int, bytes, list[bytes]]] = OrderedDict()
         self._tensors: list[_PendingTensor] = []
-        self._names: set[str] = set()
+        self._index: dict[str, int] = {}  # name -> declaration index
         self._shards: list[tuple[Any, list[int]]] | None = None  # (core writer, tensor indices)
+        self._slot: list[tuple[Any, int]] = []  # per tensor: (its shard's core writer, its index there)
         self._next = 0
         self._done = False
 
@@ -389,7 +391,7 @@ class GGUFWriter:
             raise GGUFError(f"tensor {name!r} added after the header was written")
         if not isinstance(name, str):
             raise GGUFError(f"tensor names must be str, got {name.__class__.__name__}")
-        if name in self._names:
+        if name in self._index:
             raise GGUFError(f"duplicate tensor name {name!r}")
         if not name or len(_encode(name)) >= 64:
             raise GGUFError(f"tensor name {name!r} must be 1 to 63 bytes (ggml's limit)")
@@ -408,8 +410,8 @@ class GGUFWriter:
                 f"tensor {name!r}: row length {ne[0]} is not a multiple of the {info.name} block size {info.block_size}"
             )
         nbytes = (ne[0] // info.block_size if ne else 1) * info.type_size * math.prod(ne[1:])
+        self._index[name] = len(self._tensors)
         self._tensors.append(_PendingTensor(name, ne, t, nbytes))
-        self._names.add(name)
 
     def _plan_shards(self) -> list[list[int]]:
         groups: list[list[int]] = [[]]
@@ -490,9 +492,10 @@ class GGUFWriter:
                     core.add_kv("split.count", int(GGUFValueType.UINT16), -1, 1, np.uint16(len(paths)).tobytes(), [])
                     core.add_kv("split.tensors.count", int(GGUFValueType.INT32), -1, 1,
                                 np.int32(len(self._tensors)).tobytes(), [])
-                for j in idx:
+                for k, j in enumerate(idx):
                     t = self._tensors[j]
                     core.add_tensor_info(t.name, t.ne, int(t.type))
+                    self._slot.append((core, k))
                 core.write_header()
         except GGQuantError:
             self.abort()
@@ -502,7 +505,8 @@ class GGUFWriter:
         """Write the next tensor's data (tensors must come in the order they were declared).
 
         ``data``: the exact bytes, as a uint8 array from :func:`ggquant.quantize`, or a typed array
-        (e.g. float32 for F32, float16 for F16) whose raw bytes are the tensor's data.
+        (e.g. float32 for F32, float16 for F16) whose raw bytes are the tensor's data, or the
+        tensor's own :meth:`tensor_buffer` once filled (then nothing is copied).
         """
         self.write_header()
         if self._next >= len(self._tensors):
@@ -515,13 +519,54 @@ class GGUFWriter:
             arr = arr.astype(arr.dtype.newbyteorder("<"))
         if arr.nbytes != t.nbytes:
             raise GGUFError(f"tensor {name!r} ({t.type.name}) needs {t.nbytes} bytes of data, got {arr.nbytes}")
-        core = next(c for c, idx in self._shards if self._next in idx)  # type: ignore[union-attr]
+        core = self._slot[self._next][0]
         try:
             core.write_tensor_data(arr.reshape(-1).view(np.uint8))
         except GGQuantError:
             self.abort()
             raise
         self._next += 1
+
+    def tensor_buffer(self, name: str) -> np.ndarray | None:
+        """Where tensor ``name``'s bytes go in the output file: a writable ``uint8`` array of its
+        size, to be filled in place (e.g. as the ``out`` of a kernel) and then handed to
+        :meth:`write_tensor`, which then copies nothing. The first call writes the header and
+        preallocates the whole file; tensors may be filled in any order, but are still written in
+        declaration order. Returns None where the file system cannot preallocate (then write from
+        your own buffer). Fill each tensor's array only before its :meth:`write_tensor`; after that its
+        pages belong to the file.
+
+        Raises:
+            GGUFError: ``name`` was not declared.
+            GGQuantIOError: the disk has no room for the file (nothing is left behind).
+
+        Example:
+            >>> import numpy as np, os, tempfile, ggquant
+            >>> from ggquant.gguf import GGUFReader, GGUFWriter
+            >>> path = os.path.join(tempfile.mkdtemp(), "inplace.gguf")
+            >>> x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32)
+            >>> with GGUFWriter(path) as w:
+            ...     w.add_tensor_info("w", shape=(2, 32), type="q8_0")
+            ...     buf = w.tensor_buffer("w")
+            ...     out = ggquant.quantize(x, "q8_0") if buf is None else buf
+            ...     if buf is not None:
+            ...         out[:] = ggquant.quantize(x, "q8_0").reshape(-1)  # a kernel would write it here
+            ...     w.write_tensor("w", out)
+            >>> with GGUFReader(path) as r:
+            ...     bool((r.tensor("w").data == ggquant.quantize(x, "q8_0")).all())
+            True
+        """
+        self.write_header()
+        index = self._index.get(name) if isinstance(name, str) else None
+        if index is None:
+            raise GGUFError(f"tensor {name!r} was not declared")
+        core, k = self._slot[index]
+        try:
+            buf: np.ndarray | None = core.tensor_buffer(k)
+        except GGQuantError:
+            self.abort()
+            raise
+        return buf
 
     def close(self) -> None:
         """Finish: check every declared tensor was written, then rename the file(s) into place."""

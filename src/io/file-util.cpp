@@ -98,11 +98,13 @@ mapped_file::~mapped_file() {
     }
 }
 
+output_map::~output_map() { ::munmap(data_, size_); }
+
 atomic_file_writer::atomic_file_writer(const std::string & path) : path_(path) {
     check_path(path, "write");
     static std::atomic<unsigned> counter{0};
     tmp_path_ = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd_ = ::open(tmp_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);  // RDWR: map() maps it shared
     if (fd_ < 0) {
         fail_os("write", "cannot create a temporary file for", path, errno);
     }
@@ -128,11 +130,25 @@ void atomic_file_writer::flush() {
     buf_.clear();
 }
 
-void atomic_file_writer::write(const void * data, size_t n) {
+void atomic_file_writer::check_room(size_t n) const {
     if (fd_ < 0) {
         fail(error_kind::io, "write", quote_untrusted(path_, 4096) + " is already closed");
     }
+    if (map_ && n > map_->size() - offset_) {
+        fail(error_kind::io, "write", quote_untrusted(path_, 4096) + ": " + std::to_string(n) + " more bytes at offset " +
+                                          std::to_string(offset_) + " pass the preallocated size " + std::to_string(map_->size()));
+    }
+}
+
+void atomic_file_writer::write(const void * data, size_t n) {
+    check_room(n);
     const char * p = static_cast<const char *>(data);
+    if (map_) {
+        uint8_t * dst = map_->data() + offset_;
+        if (n > 0 && static_cast<const void *>(dst) != data) std::memcpy(dst, p, n);
+        offset_ += n;
+        return;
+    }
     if (buf_.size() + n > k_write_buffer) {
         flush();
         if (n >= k_write_buffer) {  // large payloads go straight to the file, uncopied
@@ -154,10 +170,56 @@ void atomic_file_writer::write_zeros(size_t n) {
     }
 }
 
-void atomic_file_writer::commit() {
-    if (fd_ < 0) {
-        fail(error_kind::io, "write", quote_untrusted(path_, 4096) + " is already closed");
+const std::shared_ptr<output_map> & atomic_file_writer::map(uint64_t size) {
+    check_room(0);
+    if (map_) return map_;
+    if (size <= offset_) return map_;  // nothing left to produce in place (offset_ counts the buffered bytes)
+    flush();
+#if defined(__linux__)
+    // Preallocated blocks are what make writing through the mapping safe: a store into a page the
+    // file system cannot back (disk full) would kill the process with SIGBUS instead of failing.
+    if (::fallocate(fd_, 0, 0, (off_t)size) != 0) {
+        const int err = errno;
+        if (err == EOPNOTSUPP || err == ENOSYS) return map_;
+        fail_os("write", "cannot preallocate " + std::to_string(size) + " bytes for", path_, err);
     }
+    void * p = ::mmap(nullptr, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) {  // e.g. a file system without shared writable mappings: back to write()
+        if (::ftruncate(fd_, (off_t)offset_) != 0) fail_os("write", "cannot truncate", path_, errno);
+        return map_;
+    }
+    map_ = std::make_shared<output_map>(static_cast<uint8_t *>(p), (size_t)size);
+    released_ = 0;
+#else
+    (void)size;
+#endif
+    return map_;
+}
+
+void atomic_file_writer::skip(size_t n) {
+    check_room(n);
+    if (!map_) fail(error_kind::io, "write", quote_untrusted(path_, 4096) + " is not mapped");
+    offset_ += n;
+}
+
+void atomic_file_writer::release(uint64_t end) {
+    if (!map_) return;
+    static const uint64_t page = (uint64_t)::sysconf(_SC_PAGESIZE);
+    const uint64_t hi = std::min<uint64_t>(end, map_->size()) / page * page;
+    if (hi > released_) {
+        // dirty pages of a shared mapping stay in the page cache: this only unmaps them (keeps RSS flat)
+        ::madvise(map_->data() + released_, (size_t)(hi - released_), MADV_DONTNEED);
+        released_ = hi;
+    }
+}
+
+void atomic_file_writer::commit() {
+    check_room(0);
+    if (map_ && offset_ != map_->size()) {
+        fail(error_kind::io, "write", quote_untrusted(path_, 4096) + ": only " + std::to_string(offset_) + " of the " +
+                                          std::to_string(map_->size()) + " preallocated bytes were written");
+    }
+    map_.reset();  // unmapped here unless a caller still holds a view
     flush();
     if (::close(fd_) != 0) {
         fd_ = -1;
@@ -173,6 +235,7 @@ void atomic_file_writer::commit() {
 }
 
 void atomic_file_writer::abort() {
+    map_.reset();
     if (fd_ >= 0) {
         ::close(fd_);
         fd_ = -1;

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,23 @@ private:
     size_t size_ = 0;
 };
 
+// A writable shared mapping of an output file; unmapped when the last owner lets go (a caller may
+// still hold views of it after the file is committed).
+class output_map {
+public:
+    output_map(uint8_t * data, size_t size) : data_(data), size_(size) {}
+    ~output_map();
+    output_map(const output_map &) = delete;
+    output_map & operator=(const output_map &) = delete;
+
+    uint8_t * data() const { return data_; }
+    size_t size() const { return size_; }
+
+private:
+    uint8_t * data_;
+    size_t size_;
+};
+
 class atomic_file_writer {
 public:
     // Creates a temporary file beside `path`. Nothing exists under `path` until commit().
@@ -47,22 +65,35 @@ public:
     atomic_file_writer(const atomic_file_writer &) = delete;
     atomic_file_writer & operator=(const atomic_file_writer &) = delete;
 
-    void write(const void * data, size_t n);  // buffered; throws error_kind::io
+    void write(const void * data, size_t n);  // buffered, or copied into the mapping; throws error_kind::io
     void write_zeros(size_t n);
     uint64_t offset() const { return offset_; }  // bytes written so far
     void commit();                               // flush, close, rename onto `path`
     void abort();                                // delete the temporary file now
     const std::string & path() const { return path_; }
 
+    // Preallocates the file to `size` bytes (what is written so far included) and maps it writable,
+    // so that the rest can be produced in place: no copy through a buffer, page faults spread over
+    // whichever threads write. Null where the file system cannot preallocate (the writer then goes
+    // on with write()); error_kind::io when the disk has no room. Mapped, the writer never writes
+    // past `size`, and bytes placed through the mapping count once `skip` (or `write`) passes them.
+    const std::shared_ptr<output_map> & map(uint64_t size);
+    const std::shared_ptr<output_map> & mapping() const { return map_; }
+    void skip(size_t n);              // the next n bytes are already in the mapping
+    void release(uint64_t end);       // done with the mapped pages before `end`: drop them from this process
+
 private:
     void flush();
     void write_all(const char * p, size_t n);
+    void check_room(size_t n) const;
 
     std::string path_;
     std::string tmp_path_;
     int fd_ = -1;
     uint64_t offset_ = 0;
     std::string buf_;
+    std::shared_ptr<output_map> map_;
+    uint64_t released_ = 0;  // mapped pages below this were dropped
 };
 
 }  // namespace ggq

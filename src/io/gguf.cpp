@@ -361,7 +361,20 @@ void gguf_writer::write_header() {
     }
     h.append((size_t)(pad_to(h.size(), alignment_) - h.size()), '\0');
     out_.write(h.data(), h.size());
+    data_start_ = out_.offset();
     header_written_ = true;
+}
+
+const std::shared_ptr<output_map> & gguf_writer::map_data() {
+    write_header();
+    if (!out_.mapping() && data_size_ > 0) out_.map(data_start_ + data_size_);
+    return out_.mapping();
+}
+
+uint8_t * gguf_writer::tensor_data(size_t i) {
+    if (i >= infos_.size()) bad_write("tensor index " + std::to_string(i) + " is past the " + std::to_string(infos_.size()) + " tensors declared");
+    const auto & m = map_data();
+    return m ? m->data() + data_start_ + infos_[i].offset : nullptr;
 }
 
 void gguf_writer::write_tensor_data(const void * data, size_t nbytes) {
@@ -371,8 +384,9 @@ void gguf_writer::write_tensor_data(const void * data, size_t nbytes) {
     if (nbytes != t.nbytes) {
         bad_write("tensor " + quote_untrusted(t.name) + " needs " + std::to_string(t.nbytes) + " bytes of data, got " + std::to_string(nbytes));
     }
-    out_.write(data, nbytes);
+    out_.write(data, nbytes);  // copies nothing where `data` is the tensor's place in the mapping
     out_.write_zeros((size_t)(pad_to(nbytes, alignment_) - nbytes));
+    out_.release(out_.offset());
     ++next_tensor_;
 }
 

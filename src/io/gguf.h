@@ -94,6 +94,13 @@ public:
     void commit();
     void abort();
 
+    // The file preallocated and mapped (header written first), so that tensors can be produced in
+    // place: tensor_data(i) is where tensor i's bytes go, and write_tensor_data given that address
+    // copies nothing (it drops the finished pages from this process). Null where the file system
+    // cannot preallocate; the writer then writes as before.
+    const std::shared_ptr<output_map> & map_data();
+    uint8_t * tensor_data(size_t i);
+
     size_t n_tensors() const { return infos_.size(); }
     size_t n_written() const { return next_tensor_; }
     const gguf_tensor_info & info(size_t i) const { return infos_[i]; }
@@ -108,6 +115,7 @@ private:
     std::vector<gguf_tensor_info> infos_;
     uint64_t data_size_ = 0;
     bool header_written_ = false;
+    uint64_t data_start_ = 0;  // file offset of the data section, once the header is written
     size_t next_tensor_ = 0;
 };
 

@@ -211,6 +211,10 @@ class TensorSink(Protocol):
 
     def write_tensor(self, name: str, data: np.ndarray) -> None: ...
 
+    def tensor_buffer(self, name: str) -> np.ndarray | None:
+        """The tensor's place in the output, to be filled and then passed to ``write_tensor``; None
+        where the sink has none (the pass then fills a buffer of its own)."""
+
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
@@ -231,6 +235,9 @@ class ShardedSink:
 
     def write_tensor(self, name: str, data: np.ndarray) -> None:
         self.writers[self.shard_of[name]].write_tensor(name, data)
+
+    def tensor_buffer(self, name: str) -> np.ndarray | None:
+        return self.writers[self.shard_of[name]].tensor_buffer(name)
 
     def close(self) -> None:
         committed: list[str] = []

@@ -1,7 +1,8 @@
 """The converter's tensor loop, overlapped: source rows go from the memory map straight into the
 kernels (:func:`ggquant.batch.quantize_batch`: bf16/f16/FP8 read in place, no float32 copy), their
-blocks straight into each output's tensor buffer, and a writer thread writes finished tensors while
-the next ones are quantized. Small tensors are quantized together in one parallel call; big ones in
+blocks straight into each output file (a GGUF output is preallocated and mapped: the kernel threads
+write its pages, nothing is copied), and a writer thread writes finished tensors of other outputs
+while the next ones are quantized. Small tensors are quantized together in one parallel call; big ones in
 row chunks whose pages are released as they are done. One read of each tensor serves every output.
 
 The bytes are those of quantizing each tensor alone (:func:`ggquant.quantize`), whatever the threads.
@@ -214,7 +215,9 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
         for i, ot in enumerate(tensors):
             planned = [job.tensors[i] for job in jobs]
             prog.start(planned[0].name, "/".join(dict.fromkeys(p.type.name for p in planned)))
-            t = _Tensor(i, [pool.take(p.nbytes) for p in planned])
+            # each output's own place for the tensor where it has one (a mapped file: no copy, no buffer)
+            places = [job.sink.tensor_buffer(p.name) for job, p in zip(jobs, planned)]
+            t = _Tensor(i, [pool.take(p.nbytes) if b is None else b for p, b in zip(planned, places)])
             inflight.append(t)
             pos = [0] * len(jobs)
             ne0 = ot.shape[-1]
