@@ -9,8 +9,10 @@ vocabulary padded to 32000), then times, each in its own process (peak RSS = ru_
 
 For each thread count (default 1 and all) it also times the kernels alone on the same tensors (read into
 memory first, untimed, then quantized with the plan's types into a reused output buffer) and prints
-convert / kernels; and the I/O floor: reading every byte of the mapped input plus writing a file as large
-as the output (and, for comparison, filling a preallocated memory-mapped file instead of write()).
+convert / kernels; and the I/O floor: reading every byte of the mapped input plus filling a preallocated
+memory-mapped file as large as the output (what the GGUF writer does; write() shown for comparison), and
+convert / (kernels + floor). Each timed route starts after os.sync(), so that writing back the previous
+run's output to disk does not fall inside it.
 
 Run: python benchmarks/bench_convert.py [--preset Q4_K_M] [--layers 8] [--threads 1,2] [--repeat N]
      [--llama-cpp-dir DIR] [--profile] [--workdir DIR] [--keep]   (an existing DIR/model is reused)
@@ -163,9 +165,9 @@ def io_floor(model: str, out_bytes: int, workdir: str) -> str:
     """Seconds to (1) read every byte of the mapped input (``model``: a file, or a directory's
     ``*.safetensors``; a reduction over each memory-mapped file,
     pages dropped first as the converter drops them), (2) write ``out_bytes`` to a new file with write()
-    from a reused buffer, temp name + rename, as ggquant's GGUF writer does, and (3) the same bytes
-    copied into a preallocated memory-mapped file (the pwrite/mmap alternative): the I/O floor of a
-    conversion with a warm page cache."""
+    from a reused buffer, temp name + rename (the writer's path where a file system cannot preallocate),
+    and (3) the same bytes copied into a preallocated memory-mapped file (what the GGUF writer does):
+    read + (3) is the I/O floor of a conversion with a warm page cache."""
     import mmap
 
     read = 0.0
@@ -317,10 +319,13 @@ def main() -> None:
         def fresh(*paths: Path) -> None:  # replacing a file would time the unlinking of the old one
             for p in paths:
                 p.unlink(missing_ok=True)
+            # the last run's output is written back to disk now, not while the next route is timed
+            os.sync()
 
         kcode = f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_convert as b; print(b.kernels_only({str(model)!r}, {args.preset!r}, {{n}}))"
         for rnd in range(args.repeat):
             for n in threads:  # the routes interleaved, so that load changes hit them alike
+                os.sync()
                 dt, rss, so = timed(child_rss(kcode.format(n=n)))
                 keep(("kernels", n), float(so.split()[-2]), rss)
                 keep(("kernels cpu", n), float(so.split()[-1]), rss)
@@ -354,17 +359,17 @@ def main() -> None:
         print("convert = the ggquant.convert() call; process = the whole `python -c` (interpreter start, imports); "
               "CPU = process CPU seconds (all threads), less sensitive to other load than wall time")
         rd, wr, mw = best[("read", 0)][0], best[("write", 0)][0], best[("mapped write", 0)][0]
-        floor = rd + wr
+        floor = rd + mw  # the converter fills a preallocated mapping of its output, as the floor's second part does
         print(f"I/O floor (one thread, warm cache): read the mapped input {rd:.2f} s ({size / rd / 1e9:.1f} GB/s) + "
-              f"write the output {wr:.2f} s = {floor:.2f} s; the output copied into a preallocated mmap instead: "
-              f"{mw:.2f} s")
-        print("| threads | kernels only | convert | convert / kernels | convert / I/O floor | CPU: kernels, convert, ratio "
+              f"fill the output's preallocated mmap {mw:.2f} s = {floor:.2f} s (with write() instead: {wr:.2f} s)")
+        print("k + f = kernels only + I/O floor: what reading, quantizing and writing cost one after another")
+        print("| threads | kernels only | convert | convert / kernels | convert / (k + f) | CPU: kernels, convert, ratio "
               "| convert GB/s | process | convert RSS | llama.cpp F16 + quantize | llama.cpp total / process | llama.cpp RSS |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n in threads:
             k, (c, rc), pw = best[("kernels", n)][0], best[("convert", n)], best[("process", n)][0]
             kc, cc = best[("kernels cpu", n)][0], best[("convert cpu", n)][0]
-            row = (f"| {n} | {k:.2f} | {c:.2f} | {c / k:.2f}x | {c / floor:.2f}x | {kc:.2f}, {cc:.2f}, {cc / kc:.2f}x "
+            row = (f"| {n} | {k:.2f} | {c:.2f} | {c / k:.2f}x | {c / (k + floor):.2f}x | {kc:.2f}, {cc:.2f}, {cc / kc:.2f}x "
                    f"| {size / c / 1e9:.2f} "
                    f"| {pw:.2f} | {rc:.0f} |")
             if src is not None:

@@ -318,6 +318,28 @@ def test_streaming_writer_order_and_pending(tmp_path):
     assert p.read_bytes() == st_np.save(t)
 
 
+def test_tensor_buffers_fill_the_file_in_place(tmp_path, rng):
+    # sizes that leave tensors across page boundaries; one mixed with a plain write
+    t = {"w": random_array(rng, np.uint32, (700, 9)), "s": random_array(rng, np.float16, (1500, 3)),
+         "n": random_array(rng, np.float32, (5,)), "e": np.zeros((0, 4), np.float32)}
+    p = tmp_path / "s.safetensors"
+    with ggquant.SafetensorsWriter(p, {k: (v.dtype, v.shape) for k, v in t.items()}) as w:
+        with pytest.raises(ggquant.SafetensorsError, match="'x' was not declared"):
+            w.tensor_buffer("x")
+        views = {}
+        for k in ("n", "e", "s", "w"):
+            buf = w.tensor_buffer(k)
+            assert buf is not None and buf.dtype == np.uint8 and buf.nbytes == t[k].nbytes
+            views[k] = buf.view(t[k].dtype).reshape(t[k].shape)
+            views[k][...] = t[k]
+        for k in ("n", "s", "e"):  # early ones wait for their turn, their pages already released
+            w.write(k, views[k])
+        w.write("w", t["w"])  # a caller's array is copied into place
+        assert not p.exists()
+    assert p.read_bytes() == st_np.save(t)
+    assert views["s"].tobytes() == t["s"].tobytes()  # a view past the writer reads the file, no crash
+
+
 def test_streaming_writer_checks_declarations(tmp_path):
     p = tmp_path / "s.safetensors"
     w = ggquant.SafetensorsWriter(p, {"a": ("F32", (2,)), "b": ("BF16", (1,))})

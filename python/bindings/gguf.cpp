@@ -5,7 +5,6 @@
 #include "ggq-error.h"
 #include "io/gguf.h"
 
-#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -115,16 +114,14 @@ void init_gguf(py::module_ & m) {
         })
         // tensor i's place in the preallocated, mapped output (a writable uint8 array that keeps the
         // mapping alive), or None where the file system cannot preallocate
+        // tensor i's place in the preallocated, mapped output, or None where the file system cannot preallocate
         .def("tensor_buffer", [](ggq::gguf_writer & w, size_t i) -> py::object {
             uint8_t * p;
             {
                 py::gil_scoped_release nogil;  // the first call preallocates the whole file
                 p = w.tensor_data(i);
             }
-            if (p == nullptr) return py::none();
-            auto * owner = new std::shared_ptr<ggq::output_map>(w.map_data());
-            py::capsule base(owner, [](void * o) { delete static_cast<std::shared_ptr<ggq::output_map> *>(o); });
-            return py::array_t<uint8_t>({(py::ssize_t)w.info(i).nbytes}, {(py::ssize_t)1}, p, base);
+            return mapped_bytes(w.map_data(), p, (size_t)w.info(i).nbytes);
         }, py::arg("index"))
         .def("commit", [](ggq::gguf_writer & w) {
             py::gil_scoped_release nogil;

@@ -216,14 +216,23 @@ def _source(x: Any) -> tuple[np.ndarray, str]:
     raise GGQuantError(f"expected float32, float16, bfloat16 (ml_dtypes) or float64 input, got {dt}")
 
 
-def _out_arrays(lead: tuple[int, ...], n: int, mode: str, bits: int, gs: int, dtype: np.dtype) -> MLXQuantized:
+def _out_arrays(lead: tuple[int, ...], n: int, mode: str, bits: int, gs: int, dtype: np.dtype,
+                places: Sequence[np.ndarray] | None = None) -> MLXQuantized:
+    """The output arrays, new or viewed over ``places`` (the raw bytes of weight, scales[, biases])."""
     if n <= 0 or n % gs != 0:
         raise ShapeError(f"the last dimension {n} is not a positive multiple of the group size {gs}")
-    w = np.empty((*lead, n * bits // 32), np.uint32)
     sdt = dtype if mode == "affine" else np.dtype(np.uint8)
-    s = np.empty((*lead, n // gs), sdt)
-    b = np.empty((*lead, n // gs), sdt) if mode == "affine" else None
-    return MLXQuantized(w, s, b, mode, bits, gs)
+    specs = [((*lead, n * bits // 32), np.dtype(np.uint32)), ((*lead, n // gs), sdt)]
+    if mode == "affine":
+        specs.append(((*lead, n // gs), sdt))
+    if places is None:
+        arrays = [np.empty(shape, dt) for shape, dt in specs]
+    else:
+        if len(places) != len(specs) or any(p.nbytes != math.prod(sh) * dt.itemsize for p, (sh, dt) in zip(places, specs)):
+            raise ShapeError(f"output places of {[p.nbytes for p in places]} bytes do not fit {mode} {bits}-bit outputs "
+                             f"of shapes {[sh for sh, _ in specs]}")
+        arrays = [p.view(dt).reshape(sh) for p, (sh, dt) in zip(places, specs)]
+    return MLXQuantized(arrays[0], arrays[1], arrays[2] if mode == "affine" else None, mode, bits, gs)
 
 
 def _run(
@@ -344,10 +353,13 @@ def quantize(
 
 
 def quantize_raw(
-    src: np.ndarray, code: str, mode: str, bits: int, gs: int, nthreads: int | None, name: str | None
+    src: np.ndarray, code: str, mode: str, bits: int, gs: int, nthreads: int | None, name: str | None,
+    places: Sequence[np.ndarray] | None = None,
 ) -> MLXQuantized:
     """:func:`quantize` for an array whose dtype code (``"f32"``, ``"f16"``, ``"bf16"``) is known: bfloat16
     may come as raw uint16 bits (the scales and biases then are uint16 bits too), as the converters read it.
+    ``places``: where the outputs go (the raw uint8 bytes of weight, scales and, for affine, biases, e.g.
+    their places in an output file); new arrays when None.
 
     Example:
         >>> import numpy as np
@@ -356,7 +368,7 @@ def quantize_raw(
     """
     src = np.ascontiguousarray(src)
     try:
-        q = _out_arrays(src.shape[:-1], src.shape[-1], mode, bits, gs, src.dtype)
+        q = _out_arrays(src.shape[:-1], src.shape[-1], mode, bits, gs, src.dtype, places)
         _run(src, code, q, None, nthreads, False)
     except GGQuantError as e:
         raise (type(e)(f"tensor {name!r}: {e}") if name else e) from None

@@ -392,6 +392,8 @@ class SafetensorsWriter:
         self._w: Any = _core._SafetensorsWriter(os.fsencode(self._path), specs, md)
         self._order: list[str] = self._w.order()
         self._pending: dict[str, np.ndarray] = {}
+        self._index = {name: i for i, name in enumerate(self._dtypes)}  # name -> declaration index
+        self._places: dict[str, int] = {}  # name -> address of the tensor_buffer handed out
         self._done = False
 
     @property
@@ -428,11 +430,46 @@ class SafetensorsWriter:
             if name in self._pending or self._order.index(name) < self._w.n_written:
                 raise SafetensorsError(f"[safetensors_write] tensor {name!r} was already written")
             self._pending[name] = array
+            if self._places.get(name) == array.__array_interface__["data"][0]:  # in place: its pages can go now
+                self._w.release_tensor(self._index[name])
             return
         self._w.write_tensor(name, _bytes_view(array))
         while self._w.n_written < len(self._order) and self._order[self._w.n_written] in self._pending:
             nxt = self._order[self._w.n_written]
             self._w.write_tensor(nxt, _bytes_view(self._pending.pop(nxt)))
+
+    def tensor_buffer(self, name: str) -> np.ndarray | None:
+        """Tensor ``name``'s place in the output file: a writable ``uint8`` array of its byte size (view
+        it as the declared dtype and shape), to be filled in place and then passed to :meth:`write`
+        (as that view), which then copies nothing, in any order. The first call preallocates and maps
+        the whole file. None where the file system cannot preallocate (then write your own array).
+        Fill a tensor's array only before its :meth:`write`.
+
+        Raises:
+            SafetensorsError: ``name`` was not declared.
+            GGQuantIOError: the disk has no room for the file.
+
+        Example:
+            >>> import numpy as np, ggquant, tempfile, os
+            >>> p = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+            >>> with ggquant.SafetensorsWriter(p, {"x": ("F32", (2, 3))}) as w:
+            ...     buf = w.tensor_buffer("x")
+            ...     x = np.empty((2, 3), np.float32) if buf is None else buf.view(np.float32).reshape(2, 3)
+            ...     x[:] = 1.5  # a kernel would write it here
+            ...     w.write("x", x)
+            >>> float(ggquant.safe_open(p)["x"].sum())
+            9.0
+        """
+        if name not in self._dtypes:
+            raise SafetensorsError(f"[safetensors_write] tensor {name!r} was not declared")
+        try:
+            buf: np.ndarray | None = self._w.tensor_buffer(self._index[name])
+        except GGQuantError:
+            self.abort()
+            raise
+        if buf is not None:
+            self._places[name] = buf.__array_interface__["data"][0]
+        return buf
 
     def commit(self) -> None:
         """Finishes the file and renames it into place (fails if a tensor is missing)."""

@@ -202,14 +202,19 @@ void atomic_file_writer::skip(size_t n) {
     offset_ += n;
 }
 
-void atomic_file_writer::release(uint64_t end) {
+void atomic_file_writer::release(uint64_t lo, uint64_t hi) {
     if (!map_) return;
     static const uint64_t page = (uint64_t)::sysconf(_SC_PAGESIZE);
-    const uint64_t hi = std::min<uint64_t>(end, map_->size()) / page * page;
-    if (hi > released_) {
-        // dirty pages of a shared mapping stay in the page cache: this only unmaps them (keeps RSS flat)
-        ::madvise(map_->data() + released_, (size_t)(hi - released_), MADV_DONTNEED);
-        released_ = hi;
+    lo = (lo + page - 1) / page * page;
+    hi = std::min<uint64_t>(hi, map_->size()) / page * page;
+    if (lo <= released_) {  // what follows the pages already dropped (a writer going in order): one call each
+        lo = released_;
+        released_ = std::max(released_, hi);
+    }
+    if (hi > lo) {
+        // dirty pages of a shared mapping stay in the page cache: this only unmaps them (keeps RSS flat);
+        // a later store into one of them maps it again
+        ::madvise(map_->data() + lo, (size_t)(hi - lo), MADV_DONTNEED);
     }
 }
 

@@ -79,8 +79,8 @@ public:
     // past `size`, and bytes placed through the mapping count once `skip` (or `write`) passes them.
     const std::shared_ptr<output_map> & map(uint64_t size);
     const std::shared_ptr<output_map> & mapping() const { return map_; }
-    void skip(size_t n);              // the next n bytes are already in the mapping
-    void release(uint64_t end);       // done with the mapped pages before `end`: drop them from this process
+    void skip(size_t n);                    // the next n bytes are already in the mapping
+    void release(uint64_t lo, uint64_t hi);  // done with bytes [lo, hi): drop the whole pages among them from this process
 
 private:
     void flush();
@@ -93,7 +93,7 @@ private:
     uint64_t offset_ = 0;
     std::string buf_;
     std::shared_ptr<output_map> map_;
-    uint64_t released_ = 0;  // mapped pages below this were dropped
+    uint64_t released_ = 0;  // the mapped pages below this were dropped
 };
 
 }  // namespace ggq

@@ -386,7 +386,7 @@ void gguf_writer::write_tensor_data(const void * data, size_t nbytes) {
     }
     out_.write(data, nbytes);  // copies nothing where `data` is the tensor's place in the mapping
     out_.write_zeros((size_t)(pad_to(nbytes, alignment_) - nbytes));
-    out_.release(out_.offset());
+    out_.release(0, out_.offset());
     ++next_tensor_;
 }
 

@@ -380,12 +380,15 @@ safetensors_writer::safetensors_writer(const std::string & path, std::vector<st_
                                        const std::vector<std::pair<std::string, std::string>> * metadata)
     : specs_(std::move(specs)), out_([&]() -> const std::string & {
           // build (and so validate) the header before any file is created
-          std::vector<uint64_t> offsets;
-          header_ = st_build_header(specs_, metadata, &order_, &offsets);
+          header_ = st_build_header(specs_, metadata, &order_, &offsets_);
           return path;
       }()) {
     nbytes_.resize(specs_.size());
-    for (size_t i = 0; i < specs_.size(); ++i) nbytes_[i] = st_tensor_nbytes(specs_[i].dtype, specs_[i].shape, specs_[i].name, k_write);
+    for (size_t i = 0; i < specs_.size(); ++i) {
+        nbytes_[i] = st_tensor_nbytes(specs_[i].dtype, specs_[i].shape, specs_[i].name, k_write);
+        data_size_ = std::max(data_size_, offsets_[i] + nbytes_[i]);
+    }
+    data_start_ = 8 + header_.size();
     uint8_t len[8];
     uint64_t n = header_.size();
     for (int i = 0; i < 8; ++i) {
@@ -410,8 +413,29 @@ void safetensors_writer::write_tensor(std::string_view name, const void * data, 
         fail(error_kind::safetensors, k_write, "tensor " + quoted(name) + " has " + std::to_string(nbytes) + " bytes, expected " +
                                              std::to_string(nbytes_[i]));
     }
-    out_.write(data, nbytes);
+    out_.write(data, nbytes);  // copies nothing where `data` is the tensor's place in the mapping
+    out_.release(data_start_ + offsets_[i], out_.offset());
     ++next_;
+}
+
+const std::shared_ptr<output_map> & safetensors_writer::map_data() {
+    if (!out_.mapping() && data_size_ > 0) out_.map(data_start_ + data_size_);
+    return out_.mapping();
+}
+
+uint8_t * safetensors_writer::tensor_data(size_t spec_index) {
+    if (spec_index >= specs_.size()) {
+        fail(error_kind::safetensors, k_write, "tensor index " + std::to_string(spec_index) + " is past the " +
+                                             std::to_string(specs_.size()) + " tensors declared");
+    }
+    const auto & m = map_data();
+    return m ? m->data() + data_start_ + offsets_[spec_index] : nullptr;
+}
+
+void safetensors_writer::release_tensor(size_t spec_index) {
+    if (spec_index >= specs_.size()) return;
+    const uint64_t lo = data_start_ + offsets_[spec_index];
+    out_.release(lo, lo + nbytes_[spec_index]);
 }
 
 void safetensors_writer::commit() {

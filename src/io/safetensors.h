@@ -108,9 +108,20 @@ public:
     void commit();  // fails unless every tensor was written
     void abort() { out_.abort(); }
 
+    // As gguf_writer's: the file preallocated and mapped, tensor_data(i) the place of specs()[i]'s
+    // bytes (null where the file system cannot preallocate); write_tensor given that address copies
+    // nothing. release_tensor(i): that tensor's bytes are in place, its pages may leave this process
+    // before its turn in order() comes.
+    const std::shared_ptr<output_map> & map_data();
+    uint8_t * tensor_data(size_t spec_index);
+    void release_tensor(size_t spec_index);
+
 private:
     std::vector<st_tensor_spec> specs_;
     std::vector<size_t> order_;
+    std::vector<uint64_t> offsets_;  // of each spec's data, from the start of the data
+    uint64_t data_start_ = 0;
+    uint64_t data_size_ = 0;
     std::vector<uint64_t> nbytes_;
     size_t next_ = 0;
     std::string header_;

@@ -15,7 +15,8 @@ Which tensors are quantized, and how, is :mod:`ggquant.mlx_recipes`' choice: Oll
 not quantized is copied in its dtype, and ``mlx_lm`` recognises per layer from the presence of
 ``.scales`` which layers are quantized. A checkpoint with tied embeddings loses its (redundant)
 ``lm_head.weight``, as in ``mlx_lm.convert``. Tensors are read memory-mapped and quantized one at a
-time while a writer thread writes the previous one; the output directory appears only when complete.
+time while a writer thread writes the previous one (quantized tensors straight into their places in the
+preallocated, memory-mapped file); the output directory appears only when complete.
 """
 
 from __future__ import annotations
@@ -178,13 +179,17 @@ def _write_arrays(w: SafetensorsWriter, arrays: list[tuple[str, np.ndarray]]) ->
         w.write(name, a)
 
 
-def _arrays(ck: Checkpoint, t: MLXTensorPlan, nthreads: int | None) -> list[tuple[str, np.ndarray]]:
-    """What is written for one source tensor: ``(name, array)`` of each of its outputs."""
+def _arrays(ck: Checkpoint, t: MLXTensorPlan, nthreads: int | None, w: SafetensorsWriter) -> list[tuple[str, np.ndarray]]:
+    """What is written for one source tensor: ``(name, array)`` of each of its outputs (a quantized
+    tensor's outputs are quantized into their places in the file where it has them)."""
     stored = ck.stored(t.name)
     src_dtype = ck.dtype(t.name)
     arr = stored if src_dtype == t.dtype else cast_float(stored, src_dtype, t.dtype)
     if t.quant is not None:
-        qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], *t.quant, nthreads, t.name)
+        found = [w.tensor_buffer(oname) for oname, _, _ in t.outputs]
+        places = [p for p in found if p is not None]
+        qt = _mlx.quantize_raw(arr, _KERNEL_CODES[t.dtype], *t.quant, nthreads, t.name,
+                               places if len(places) == len(found) else None)
         release_pages(stored)  # read: resident memory stays bounded by the tensors in flight
         return [(oname, a) for (oname, _, _), a in zip(t.outputs, qt.arrays)]
     return [(t.name, np.ascontiguousarray(arr))]
@@ -201,7 +206,7 @@ def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan
                 try:
                     for t in grp:
                         progress.start(t.name, t.label)
-                        arrays = _arrays(ck, t, nthreads)
+                        arrays = _arrays(ck, t, nthreads, w)
                         if pending is not None:
                             pending[0].result()
                             progress.update(pending[1])
