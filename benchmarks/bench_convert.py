@@ -207,6 +207,12 @@ def io_floor(model: str, out_bytes: int, workdir: str) -> str:
     return f"{read} {write} {mapped}"
 
 
+def floor_seconds(model: str, out_bytes: int, workdir: str) -> float:
+    """The I/O floor of :func:`io_floor`: read the input + fill the output's preallocated mapping."""
+    read, _, mapped = (float(x) for x in io_floor(model, out_bytes, workdir).split())
+    return read + mapped
+
+
 def llama_cpp_f16(src: Path, model: Path, f16: Path) -> list[str]:
     conv = (f"import sys, runpy; sys.path[:0] = [{str(src)!r}, {str(src / 'gguf-py')!r}]\n"
             "import conversion.base as b\no = b.TextModel.get_vocab_base_pre\n"

@@ -139,9 +139,9 @@ def main() -> None:
             rows.append((n, t_k, t_g, r_g))
         out_bytes = sum(p.stat().st_size for p in (work / "ours").glob("*.safetensors"))
         sys.path.insert(0, str(HERE))
-        from bench_convert import io_floor
+        from bench_convert import floor_seconds
 
-        floor = sum(float(x) for x in io_floor(str(src), out_bytes, str(work)).split()[:2])
+        floor = floor_seconds(str(src), out_bytes, str(work))
         t_m, r_m = run(f"import mlx_lm; t0 = time.perf_counter(); mlx_lm.convert({str(src)!r}, {str(work / 'ref')!r}, quantize=True, "
                        f"q_group_size={gs}, q_bits={bits}, q_mode={mode!r})")  # fmt: skip
         import mlx.core as mx
@@ -155,7 +155,7 @@ def main() -> None:
         a, b = arrays(work / "ours"), arrays(work / "ref")
         same = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
         print("wall seconds of the converter call in its own process (imports excluded); kernels = "
-              "the quantized tensors from memory; floor = read the mapped input + write the output, one thread")
+              "the quantized tensors from memory; floor = read the mapped input + fill the output's preallocated mmap, one thread")
         print(f"I/O floor: {floor:.2f} s; mlx_lm.convert: {t_m:.1f} s, peak RSS {r_m / 2**20:.0f} MiB")
         print("| threads | kernels | convert_mlx | convert / kernels | convert / floor | GB/s in | peak RSS MiB "
               "| mlx_lm / convert_mlx |")

@@ -5,7 +5,7 @@ model, or pass --model DIR), then for each preset and thread count (default 1 an
 --repeat, interleaved: ggquant, llama.cpp, and the kernels alone (the tensors that change type, read into
 memory first, untimed, quantized with the plan's types into a reused buffer); checks that the two output
 files are byte-identical (sha256); prints the ratios, GB/s of F16 input, ggquant's peak RSS (a child
-process, all threads) and the I/O floor (read of the mapped input + write of an equally large output).
+process, all threads) and the I/O floor (read of the mapped input + filling an equally large preallocated mapped output).
 
 Run: python benchmarks/bench_requantize.py [--model DIR] [--presets Q4_K_M,Q8_0] [--threads 1,N] [--repeat 3]
 Needs: llama-cpp-python (libllama; see tests/oracle/build_oracle.sh).
@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 from _common import best_times  # noqa: E402
-from bench_convert import io_floor  # noqa: E402
+from bench_convert import floor_seconds  # noqa: E402
 
 
 def _sha(p: Path) -> bytes:
@@ -66,7 +66,7 @@ def main() -> int:
         print(f"input: {args.model} -> F16 GGUF, {size / 2**20:.1f} MiB; best of {args.repeat}; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print("kernels = quantizing the tensors that change type from memory; floor = read the mapped input + "
-              "write the output (one thread); RSS = peak of a child process (all threads)")
+              "fill the output's preallocated mmap (one thread); RSS = peak of a child process (all threads)")
         print("| preset | threads | kernels s | ggquant s | ggquant / kernels | ggquant / floor | GB/s in | llama.cpp s "
               "| llama.cpp / ggquant | RSS MiB | identical |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -78,7 +78,7 @@ def main() -> int:
             work = [(src[p.name], p) for p in plan.tensors if ggquant.type_info(p.type).is_quantized]
             buf = np.ones(max(p.nbytes for p in plan.tensors), np.uint8)
             ggquant.quantize_file(f16, ours, preset)
-            floor = sum(float(x) for x in io_floor(str(f16), ours.stat().st_size, tmp).split()[:2])
+            floor = floor_seconds(str(f16), ours.stat().st_size, tmp)
             rss = _peak_rss(f16, ours, preset, threads[-1])
             for n in threads:
                 def kernels(n: int = n) -> None:
