@@ -1,5 +1,5 @@
 // x86 vector leaves that several families' lanes<W> policies share (quants-legacy-lanes.h,
-// quants-iq4-lanes.h, quants-iq1-lanes.h, mlx-quant-lanes.h). Only exact operations: single IEEE
+// quants-iq4-lanes.h, quants-iq1-lanes.h, quants-iq-grid-*.cpp, mlx-quant-lanes.h). Only exact operations: single IEEE
 // arithmetic operations, absolute values, maxima, minima (the same in any order for finite values),
 // byte packing. Internal linkage, and each part is compiled only in the translation units of its
 // instruction set.
