@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: best-of timings, and ggml's quantizer (the test oracle) to time against.
+"""What the benchmark scripts share: best-of timings, ggml's quantizer (the test oracle) to time against, and
+the command line of the scripts that score a model on a text.
 
 The scripts run as ``python benchmarks/bench_x.py``, which puts this folder on ``sys.path``.
 """
@@ -35,6 +36,17 @@ def best_times(fns: dict, repeat: int) -> dict:
             fn()
             best[k] = min(best[k], time.perf_counter() - t0)
     return best
+
+
+def scoring_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments of the scripts that score quantized models on a text (bench_quality.py,
+    bench_mlx_recipes.py): the model, the text, the context and the number of chunks, so that their rows compare."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("-f", "--file", required=True)
+    ap.add_argument("-c", "--ctx", type=int, default=512)
+    ap.add_argument("--chunks", type=int, default=8)
+    return ap
 
 
 def ggml_oracle_or_exit():

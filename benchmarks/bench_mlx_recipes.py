@@ -12,7 +12,6 @@ Needs: torch, transformers (ggquant[eval]).
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -23,6 +22,8 @@ from typing import Any
 
 import ggquant
 from ggquant.quality import Evaluator
+
+from _common import scoring_parser
 
 # label -> convert_mlx keyword arguments
 RULES: dict[str, dict[str, Any]] = {
@@ -37,11 +38,7 @@ RULES: dict[str, dict[str, Any]] = {
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("-f", "--file", required=True)
-    ap.add_argument("-c", "--ctx", type=int, default=512)
-    ap.add_argument("--chunks", type=int, default=8)
+    ap = scoring_parser(__doc__)
     args = ap.parse_args()
 
     ev = Evaluator(args.model, Path(args.file), ctx=args.ctx, n_chunks=args.chunks)

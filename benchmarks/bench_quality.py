@@ -17,7 +17,6 @@ llama-imatrix (``--llama-bin``) for --compare / --imatrix; matplotlib for --plot
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
@@ -33,6 +32,8 @@ import numpy as np
 import ggquant
 from ggquant.plan import PRESETS
 from ggquant.quality import Evaluator
+
+from _common import scoring_parser
 
 
 def _llama_perplexity(binary: Path, model: Path, text: Path, ctx: int, chunks: int, base: Path, kld: bool,
@@ -138,11 +139,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("-f", "--file", required=True)
-    ap.add_argument("-c", "--ctx", type=int, default=512)
-    ap.add_argument("--chunks", type=int, default=8)
+    ap = scoring_parser(__doc__)
     ap.add_argument("--presets", default="all", help="comma-separated, 'all' (every quantized preset) or 'none'")
     ap.add_argument("--compare", default="", help="presets to score with all three tools")
     ap.add_argument("--llama-bin", default=os.environ.get("LLAMA_BIN", ""), help="dir with llama-perplexity")

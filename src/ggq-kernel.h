@@ -5,6 +5,7 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -27,6 +28,31 @@ inline float f32_from_bits(uint32_t u) { return std::bit_cast<float>(u); }
 // for bit-equality.
 inline int nearest_int(float fval) { return (int)(f32_bits(fval + 12582912.f) & 0x007fffff) - 0x00400000; }
 
+// max |x[i]| as ggml's `if (amax < fabsf(x[i])) amax = fabsf(x[i])` scans find it (NaNs never win).
+inline float abs_max(const float * x, int n) {
+    float amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) amax = ax;
+    }
+    return amax;
+}
+
+// ggml's scan for the signed value of largest magnitude: the first x[i] with the largest |x[i]| (0 when
+// all are zero; NaNs never win), that magnitude in amax.
+inline float max_by_magnitude(const float * x, int n, float & amax) {
+    float max = 0;
+    amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    return max;
+}
+
 // Bytes of nrows rows of n_per_row values in blocks of QK values.
 template <typename Block, int QK>
 size_t rows_bytes(int64_t nrows, int64_t n_per_row) {
@@ -39,6 +65,14 @@ template <typename Block, int QK, row_quantize_t * Ref>
 size_t quantize_rows_ref(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float *) {
     Ref(src, dst, nrows * n_per_row);
     return rows_bytes<Block, QK>(nrows, n_per_row);
+}
+
+// The chunk quantizer of a type with a weighted variant: the row reference over all rows without
+// importance weights, the chunk quantizer Weighted with them.
+template <typename Block, int QK, row_quantize_t * Ref, chunk_quantize_t * Weighted>
+size_t quantize_rows_ref_or_weighted(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
+    if (imatrix) return Weighted(src, dst, nrows, n_per_row, imatrix);
+    return quantize_rows_ref<Block, QK, Ref>(src, dst, nrows, n_per_row, imatrix);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // x86 vector leaves that several families' lanes<W> policies share (quants-legacy-lanes.h,
-// quants-iq4-lanes.h, mlx-quant-lanes.h). Only exact operations: absolute values, maxima, minima
-// (the same in any order for finite values), byte packing. Internal linkage, and each part is
-// compiled only in the translation units of its instruction set.
+// quants-iq4-lanes.h, quants-iq1-lanes.h, quants-iq-grid-*.cpp, mlx-quant-lanes.h). Only exact operations: single IEEE
+// arithmetic operations, absolute values, maxima, minima (the same in any order for finite values),
+// byte packing. Internal linkage, and each part is compiled only in the translation units of its
+// instruction set.
 #pragma once
 
 #include <immintrin.h>
@@ -13,6 +14,16 @@ namespace {
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
 struct avx2 {
+    // one float vector, for the policies whose F is one register
+    using F = __m256;
+    static F load(const float * p) { return _mm256_loadu_ps(p); }
+    static void store(float * p, F v) { _mm256_storeu_ps(p, v); }
+    static F set1(float v) { return _mm256_set1_ps(v); }
+    static F add(F a, F b) { return _mm256_add_ps(a, b); }
+    static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F div(F a, F b) { return _mm256_div_ps(a, b); }
+
     static __m256 abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
     static float hmax(__m256 v) {
@@ -71,6 +82,24 @@ inline void pack_nibble_pairs32(const uint8_t * q, uint8_t * dst) {
 
 #if defined(__AVX512F__)
 struct avx512 {
+    using F = __m512;
+    static F load(const float * p) { return _mm512_loadu_ps(p); }
+    static void store(float * p, F v) { _mm512_storeu_ps(p, v); }
+    static F set1(float v) { return _mm512_set1_ps(v); }
+    static F add(F a, F b) { return _mm512_add_ps(a, b); }
+    static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static F div(F a, F b) { return _mm512_div_ps(a, b); }
+
+    // (extracts, not _mm512_reduce_min_ps: GCC 12 warns on that)
+    static float hmin(F v) {
+        const __m256 h = _mm256_min_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+        __m128 m = _mm_min_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+        return _mm_cvtss_f32(m);
+    }
+
     static float abs_max32(const float * x) {
         return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x)), _mm512_abs_ps(_mm512_loadu_ps(x + 16))));
     }
@@ -81,6 +110,16 @@ struct avx512 {
                (uint32_t)_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16)), vmax, _CMP_EQ_OQ) << 16;
     }
 };
+#endif
+
+#if defined(__AVX2__)
+// max_by_magnitude (ggq-kernel.h) of a block of 32 on the vector leaves of Isa: max |x[j]| (exact in
+// any order) into amax, and the first x[j] reaching it; +0 when all are zero.
+template <class Isa>
+float max_by_magnitude32(const float * x, float & amax) {
+    amax = Isa::abs_max32(x);
+    return amax > 0.0f ? x[__builtin_ctz(Isa::abs_hits32(x, amax))] : 0.0f;
+}
 #endif
 
 }  // namespace

@@ -1,4 +1,5 @@
 // AVX2 nearest-candidate search of the IQ grid quantizers (see quants-iq-grid-simd.h).
+#include "ggq-lanes-x86.h"
 #include "quants-iq-grid-simd.h"
 
 #include <immintrin.h>
@@ -24,10 +25,7 @@ uint32_t nearest_candidate_avx2(const float * q, uint32_t stride, uint32_t count
         const __m256 valid = _mm256_cmp_ps(lane, _mm256_set1_ps((float)(count - j)), _CMP_LT_OQ);
         vmin = _mm256_blendv_ps(vmin, _mm256_min_ps(acc, vmin), valid);
     }
-    __m128 m = _mm_min_ps(_mm256_castps256_ps128(vmin), _mm256_extractf128_ps(vmin, 1));
-    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
-    return first_index_of_min(_mm_cvtss_f32(m), d2);
+    return first_index_of_min(x86::avx2::hmin(vmin), d2);
 }
 
 const grid_lanes grid_lanes_avx2 = {nearest_run_dispatch<v8f, v8i>, round_levels_lanes<v8f, v8i>, level_sums_lanes<v8f>, 3};

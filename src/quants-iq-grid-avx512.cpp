@@ -1,4 +1,5 @@
 // AVX-512 nearest-candidate search of the IQ grid quantizers (see quants-iq-grid-simd.h).
+#include "ggq-lanes-x86.h"
 #include "quants-iq-grid-simd.h"
 
 #include <immintrin.h>
@@ -26,12 +27,7 @@ uint32_t nearest_candidate_avx512(const float * q, uint32_t stride, uint32_t cou
         _mm512_store_ps(d2 + j, acc);
         vmin = _mm512_mask_min_ps(vmin, valid, acc, vmin);  // a NaN lane keeps vmin
     }
-    // (extracts, not _mm512_reduce_min_ps / casts: GCC 12 warns on those)
-    const __m256 h = _mm256_min_ps(_mm512_extractf32x8_ps(vmin, 0), _mm512_extractf32x8_ps(vmin, 1));
-    __m128 m = _mm_min_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
-    return first_index_of_min(_mm_cvtss_f32(m), d2);
+    return first_index_of_min(x86::avx512::hmin(vmin), d2);
 }
 
 const grid_lanes grid_lanes_avx512 = {nearest_run_dispatch<v16f, v16i>, round_levels_lanes<v16f, v16i>, level_sums_lanes<v16f>, 4};

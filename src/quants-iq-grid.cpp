@@ -20,6 +20,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <stdexcept>
 #include <utility>
@@ -134,31 +135,19 @@ constexpr uint8_t k_levels_iq1[3] = {0xff, 0x00, 0x01};  // -1, 0, 1
 constexpr uint8_t k_levels_iq3xxs[8] = {0x04, 0x0c, 0x14, 0x1c, 0x24, 0x2c, 0x34, 0x3e};
 constexpr uint8_t k_levels_iq3s[8] = {0x01, 0x03, 0x05, 0x07, 0x09, 0x0b, 0x0d, 0x0f};
 
-// Function-local statics: built on first use, thread-safe (C++11 static initialisation).
-const lattice & lattice_iq2xxs() {
-    static const lattice g = build_lattice(iq2xxs_grid, 256, 8, 2, k_levels_iq2, 3, 2);
+// One lattice per grid: a function-local static, built on first use (thread-safe).
+template <const auto & Grid, int Dim, int Bits, const auto & Levels, int Nwant>
+const lattice & cached_lattice() {
+    static const lattice g = build_lattice(Grid, (int)std::size(Grid), Dim, Bits, Levels, (int)std::size(Levels), Nwant);
     return g;
 }
-const lattice & lattice_iq2xs() {
-    static const lattice g = build_lattice(iq2xs_grid, 512, 8, 2, k_levels_iq2, 3, 2);
-    return g;
-}
-const lattice & lattice_iq2s() {
-    static const lattice g = build_lattice(iq2s_grid, 1024, 8, 2, k_levels_iq2, 3, 1);
-    return g;
-}
-const lattice & lattice_iq1() {
-    static const lattice g = build_lattice(iq1s_grid, 2048, 8, 2, k_levels_iq1, 3, 3);
-    return g;
-}
-const lattice & lattice_iq3xxs() {
-    static const lattice g = build_lattice(iq3xxs_grid, 256, 4, 3, k_levels_iq3xxs, 8, 2);
-    return g;
-}
-const lattice & lattice_iq3s() {
-    static const lattice g = build_lattice(iq3s_grid, 512, 4, 3, k_levels_iq3s, 8, 3);
-    return g;
-}
+
+const lattice & lattice_iq2xxs() { return cached_lattice<iq2xxs_grid, 8, 2, k_levels_iq2, 2>(); }
+const lattice & lattice_iq2xs() { return cached_lattice<iq2xs_grid, 8, 2, k_levels_iq2, 2>(); }
+const lattice & lattice_iq2s() { return cached_lattice<iq2s_grid, 8, 2, k_levels_iq2, 1>(); }
+const lattice & lattice_iq1() { return cached_lattice<iq1s_grid, 8, 2, k_levels_iq1, 3>(); }
+const lattice & lattice_iq3xxs() { return cached_lattice<iq3xxs_grid, 4, 3, k_levels_iq3xxs, 2>(); }
+const lattice & lattice_iq3s() { return cached_lattice<iq3s_grid, 4, 3, k_levels_iq3s, 3>(); }
 
 template <int D>
 inline uint32_t key_of(const int8_t * L, int bits) {
@@ -464,6 +453,31 @@ inline void make_weights(const float * xb, const float * qw, float sigma2, float
 // Super-block scale index: nearest_int(0.5 * (id*s - 1)) clamped to [0, hi].
 inline int scale_code(float id, float s, int hi) { return clamp_int(nearest_int(0.5f * (id * s - 1)), 0, hi); }
 
+// The sub-block loop of the IQ2 / IQ3 row quantizers (N values a sub-block, grid points of D):
+// weights, grid search, then pack(ib, L, signs) for each sub-block the search keeps. Fills scales
+// (0 for a sub-block it drops) and returns the largest (0: the super-block stores nothing).
+template <int D, int N, class Pack>
+float search_sub_blocks(const lattice & g, const search_opts & opts, const float * x, const float * qw, float sigma2,
+                        bool quarter_sigma, const grid_search & search, float * scales, Pack && pack) {
+    float weight[N];
+    int8_t L[N];
+    uint8_t signs[N / 8];
+    float max_scale = 0;
+    for (int ib = 0; ib < QK_K / N; ++ib) {
+        const float * xb = x + N * ib;
+        make_weights(xb, qw ? qw + N * ib : nullptr, sigma2, weight, N, quarter_sigma);
+        float scale;
+        if (!search_block<D>(g, opts, xb, weight, scale, L, signs, search)) {
+            scales[ib] = 0;
+            continue;
+        }
+        pack(ib, L, signs);
+        scales[ib] = scale;
+        max_scale = fmax_c(max_scale, scale);
+    }
+    return max_scale;
+}
+
 constexpr search_opts k_opts_iq2xxs = {32, 3, 6, 0.1f, kq::GROUP_MAX_EPS, true, true, false, false, true};
 constexpr search_opts k_opts_iq2xs = {16, 3, 9, 0.1f, kq::GROUP_MAX_EPS, true, false, true, true, false};
 constexpr search_opts k_opts_iq2s = {16, 3, 9, 0.1f, 1e-8f, false, false, true, true, false};
@@ -472,29 +486,18 @@ constexpr search_opts k_opts_iq3s = {32, 8, 9, 0.2f, 0.0f, false, false, false, 
 
 void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq2xxs();
-    float scales[QK_K / 32], weight[32];
-    int8_t L[32];
-    uint8_t signs[4];
+    float scales[QK_K / 32];
     for (int64_t ibl = 0; ibl < nbl; ++ibl, x += QK_K, qw += QK_K) {
         uint32_t q2[QK_K / 16] = {};
         y[ibl].d = fp32_to_fp16(0.f);
-        float max_scale = 0;
         const float sigma2 = sum_squares(x, QK_K) / QK_K;
-        for (int ib = 0; ib < QK_K / 32; ++ib) {
-            const float * xb = x + 32 * ib;
-            make_weights(xb, qw + 32 * ib, sigma2, weight, 32, false);
-            float scale;
-            if (!search_block<8>(g, k_opts_iq2xxs, xb, weight, scale, L, signs, search)) {
-                scales[ib] = 0;
-                continue;
-            }
+        const float max_scale = search_sub_blocks<8, 32>(g, k_opts_iq2xxs, x, qw, sigma2, false, search, scales,
+                                                         [&](int ib, const int8_t * L, const uint8_t * signs) {
             for (int k = 0; k < 4; ++k) {
                 q2[2 * ib + 0] |= (uint32_t)grid_index_of<8>(g, L + 8 * k) << 8 * k;
                 q2[2 * ib + 1] |= (uint32_t)signs[k] << 7 * k;
             }
-            scales[ib] = scale;
-            max_scale = fmax_c(max_scale, scale);
-        }
+        });
         if (!max_scale) {
             std::memset(y[ibl].qs, 0, sizeof y[ibl].qs);
             continue;
@@ -509,27 +512,16 @@ void quantize_row_iq2_xxs(const float * x, block_iq2_xxs * y, int64_t nbl, const
 
 void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq2xs();
-    float scales[QK_K / 16], weight[16];
-    int8_t L[16];
-    uint8_t signs[2];
+    float scales[QK_K / 16];
     for (int64_t ibl = 0; ibl < nbl; ++ibl, x += QK_K, qw += QK_K) {
         uint16_t q2[QK_K / 8] = {};
         y[ibl].d = fp32_to_fp16(0.f);
         std::memset(y[ibl].scales, 0, sizeof y[ibl].scales);
-        float max_scale = 0;
         const float sigma2 = sum_squares(x, QK_K) / QK_K;
-        for (int ib = 0; ib < QK_K / 16; ++ib) {
-            const float * xb = x + 16 * ib;
-            make_weights(xb, qw + 16 * ib, sigma2, weight, 16, false);
-            float scale;
-            if (!search_block<8>(g, k_opts_iq2xs, xb, weight, scale, L, signs, search)) {
-                scales[ib] = 0;
-                continue;
-            }
+        const float max_scale = search_sub_blocks<8, 16>(g, k_opts_iq2xs, x, qw, sigma2, false, search, scales,
+                                                         [&](int ib, const int8_t * L, const uint8_t * signs) {
             for (int k = 0; k < 2; ++k) q2[2 * ib + k] = (uint16_t)(grid_index_of<8>(g, L + 8 * k) | (signs[k] << 9));
-            scales[ib] = scale;
-            max_scale = fmax_c(max_scale, scale);
-        }
+        });
         if (!max_scale) {
             std::memset(y[ibl].qs, 0, sizeof y[ibl].qs);
             continue;
@@ -547,21 +539,12 @@ void quantize_row_iq2_xs(const float * x, block_iq2_xs * y, int64_t nbl, const f
 
 void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq2s();
-    float scales[QK_K / 16], weight[16];
-    int8_t L[16];
-    uint8_t signs[2];
+    float scales[QK_K / 16];
     for (int64_t ibl = 0; ibl < nbl; ++ibl, x += QK_K) {
         std::memset(&y[ibl], 0, sizeof(block_iq2_s));
-        float max_scale = 0;
         const float sigma2 = 2 * sum_squares(x, QK_K) / QK_K;
-        for (int ib = 0; ib < QK_K / 16; ++ib) {
-            const float * xb = x + 16 * ib;
-            make_weights(xb, qw ? qw + QK_K * ibl + 16 * ib : nullptr, sigma2, weight, 16, true);
-            float scale;
-            if (!search_block<8>(g, k_opts_iq2s, xb, weight, scale, L, signs, search)) {
-                scales[ib] = 0;
-                continue;
-            }
+        const float max_scale = search_sub_blocks<8, 16>(g, k_opts_iq2s, x, qw ? qw + QK_K * ibl : nullptr, sigma2, true, search,
+                                                         scales, [&](int ib, const int8_t * L, const uint8_t * signs) {
             for (int k = 0; k < 2; ++k) {
                 const int gi = grid_index_of<8>(g, L + 8 * k);
                 const int i8 = 2 * ib + k;
@@ -569,9 +552,7 @@ void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const flo
                 y[ibl].qh[i8 / 4] |= (uint8_t)((gi >> 8) << 2 * (i8 % 4));
                 y[ibl].qs[QK_K / 8 + i8] = signs[k];
             }
-            scales[ib] = scale;
-            max_scale = fmax_c(max_scale, scale);
-        }
+        });
         if (!max_scale) {
             continue;
         }
@@ -587,28 +568,17 @@ void quantize_row_iq2_s(const float * x, block_iq2_s * y, int64_t nbl, const flo
 
 void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq3xxs();
-    float scales[QK_K / 32], weight[32];
-    int8_t L[32];
-    uint8_t signs[4];
+    float scales[QK_K / 32];
     for (int64_t ibl = 0; ibl < nbl; ++ibl, x += QK_K) {
         uint8_t q3[QK_K / 4] = {};
         uint32_t scales_and_signs[QK_K / 32] = {};
         y[ibl].d = fp32_to_fp16(0.f);
-        float max_scale = 0;
         const float sigma2 = 2 * sum_squares(x, QK_K) / QK_K;
-        for (int ib = 0; ib < QK_K / 32; ++ib) {
-            const float * xb = x + 32 * ib;
-            make_weights(xb, qw ? qw + QK_K * ibl + 32 * ib : nullptr, sigma2, weight, 32, false);
-            float scale;
-            if (!search_block<4>(g, k_opts_iq3xxs, xb, weight, scale, L, signs, search)) {
-                scales[ib] = 0;
-                continue;
-            }
+        const float max_scale = search_sub_blocks<4, 32>(g, k_opts_iq3xxs, x, qw ? qw + QK_K * ibl : nullptr, sigma2, false,
+                                                         search, scales, [&](int ib, const int8_t * L, const uint8_t * signs) {
             for (int k = 0; k < 8; ++k) q3[8 * ib + k] = (uint8_t)grid_index_of<4>(g, L + 4 * k);
             scales_and_signs[ib] = signs[0] | (signs[1] << 7) | (signs[2] << 14) | (signs[3] << 21);
-            scales[ib] = scale;
-            max_scale = fmax_c(max_scale, scale);
-        }
+        });
         if (!max_scale) {
             std::memset(y[ibl].qs, 0, sizeof y[ibl].qs);
             continue;
@@ -624,23 +594,15 @@ void quantize_row_iq3_xxs(const float * x, block_iq3_xxs * y, int64_t nbl, const
 
 void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const float * qw, const grid_search & search) {
     const lattice & g = lattice_iq3s();
-    float scales[QK_K / 32], weight[32];
-    int8_t L[32];
-    uint8_t signs[4];
+    float scales[QK_K / 32];
     for (int64_t ibl = 0; ibl < nbl; ++ibl, x += QK_K) {
         std::memset(&y[ibl], 0, sizeof(block_iq3_s));
         uint8_t * qs = y[ibl].qs;
         uint8_t * sg = y[ibl].signs;
-        float max_scale = 0;
         const float sigma2 = 2 * sum_squares(x, QK_K) / QK_K;
-        for (int ib = 0; ib < QK_K / 32; ++ib) {
-            const float * xb = x + 32 * ib;
-            make_weights(xb, qw ? qw + QK_K * ibl + 32 * ib : nullptr, sigma2, weight, 32, false);
-            float scale;
-            if (!search_block<4>(g, k_opts_iq3s, xb, weight, scale, L, signs, search)) {
-                scales[ib] = 0;
-                continue;  // as in ggml, the qs and signs cursors stay put
-            }
+        // as in ggml, the qs and signs cursors stay put over a dropped sub-block
+        const float max_scale = search_sub_blocks<4, 32>(g, k_opts_iq3s, x, qw ? qw + QK_K * ibl : nullptr, sigma2, false,
+                                                         search, scales, [&](int ib, const int8_t * L, const uint8_t * signs) {
             for (int k = 0; k < 8; ++k) {
                 const int gi = grid_index_of<4>(g, L + 4 * k);
                 qs[k] = (uint8_t)(gi & 255);
@@ -649,9 +611,7 @@ void quantize_row_iq3_s(const float * x, block_iq3_s * y, int64_t nbl, const flo
             qs += 8;
             std::memcpy(sg, signs, 4);
             sg += 4;
-            scales[ib] = scale;
-            max_scale = fmax_c(max_scale, scale);
-        }
+        });
         if (!max_scale) {
             continue;
         }

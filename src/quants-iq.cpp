@@ -23,14 +23,8 @@ namespace iq4 {
 // scale; writes L only on the ntry < 0 path (the callers with ntry > 0 recompute L).
 static float block_scale(const float * xb, const float * weight, uint8_t * Lb, int ntry) {
     const int8_t * values = kvalues_iq4nl;
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; ++j) {
-        const float ax = std::fabs(xb[j]);
-        if (ax > amax) {
-            amax = ax;
-            max = xb[j];
-        }
-    }
+    float amax;
+    const float max = max_by_magnitude(xb, 32, amax);
     if (amax < k_group_max_eps) {
         return 0.0f;
     }

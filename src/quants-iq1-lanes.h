@@ -16,6 +16,7 @@
 //   first smallest sum wins, as in ggml's strict scan.
 #pragma once
 
+#include "ggq-lanes-x86.h"
 #include "quants-iq-grid-simd.h"
 #include "quants-iq1.h"
 
@@ -32,16 +33,9 @@ template <int W>
 struct lanes;
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
+// F, load, store, set1, add, sub, mul, div and hmin from x86::avx2
 template <>
-struct lanes<8> {
-    using F = __m256;
-    static F load(const float * p) { return _mm256_loadu_ps(p); }
-    static void store(float * p, F v) { _mm256_storeu_ps(p, v); }
-    static F set1(float v) { return _mm256_set1_ps(v); }
-    static F add(F a, F b) { return _mm256_add_ps(a, b); }
-    static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
-    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-    static F div(F a, F b) { return _mm256_div_ps(a, b); }
+struct lanes<8> : x86::avx2 {
     static uint32_t gt(F a, F b) { return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
     // row[idx[j]] per lane j, idx: 8 bytes, each < 8
     static F lookup(const float * row, const uint8_t * idx) {
@@ -53,26 +47,13 @@ struct lanes<8> {
         const __m256 valid = _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps((float)nvalid), _CMP_LT_OQ);
         return _mm256_blendv_ps(vmin, _mm256_min_ps(acc, vmin), valid);
     }
-    static float hmin(F v) {
-        __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
-        return _mm_cvtss_f32(m);
-    }
 };
 #endif
 
 #if defined(__AVX512F__)
+// F, load, store, set1, add, sub, mul, div and hmin from x86::avx512
 template <>
-struct lanes<16> {
-    using F = __m512;
-    static F load(const float * p) { return _mm512_loadu_ps(p); }
-    static void store(float * p, F v) { _mm512_storeu_ps(p, v); }
-    static F set1(float v) { return _mm512_set1_ps(v); }
-    static F add(F a, F b) { return _mm512_add_ps(a, b); }
-    static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
-    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-    static F div(F a, F b) { return _mm512_div_ps(a, b); }
+struct lanes<16> : x86::avx512 {
     static uint32_t gt(F a, F b) { return (uint32_t)_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
     // row[idx[j]] per lane j, idx: 16 bytes, each < 8 (masked forms: GCC 12 warns on the plain ones)
     static F lookup(const float * row, const uint8_t * idx) {
@@ -90,14 +71,6 @@ struct lanes<16> {
     static F min_valid(F vmin, F acc, uint32_t nvalid) {
         const __mmask16 valid = nvalid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nvalid) - 1);
         return _mm512_mask_min_ps(vmin, valid, acc, vmin);  // a NaN acc keeps vmin
-    }
-    // (extracts, not _mm512_reduce_min_ps: GCC 12 warns on that)
-    static float hmin(F v) {
-        const __m256 h = _mm256_min_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
-        __m128 m = _mm_min_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
-        return _mm_cvtss_f32(m);
     }
 };
 #endif

@@ -97,16 +97,10 @@ struct lanes<8> {
 #endif
 
 #if defined(__AVX512F__)
+// F, load, set1, mul, add and store from x86::avx512
 template <>
-struct lanes<16> {
+struct lanes<16> : x86::avx512 {
     using isa = x86::avx512;
-    using F = __m512;
-
-    static F load(const float * p) { return _mm512_loadu_ps(p); }
-    static F set1(float v) { return _mm512_set1_ps(v); }
-    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-    static F add(F a, F b) { return _mm512_add_ps(a, b); }
-    static void store(float * p, F v) { _mm512_storeu_ps(p, v); }
 
     static F values() {
         return _mm512_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
@@ -150,15 +144,6 @@ struct lanes<16> {
 };
 #endif
 
-// max |xb[j]| of a block of 32, and the first xb[j] reaching it (the reference starts from +0 and
-// keeps the first strictly larger |x|): the same maximum and search as Q4_0's.
-template <class P>
-float abs_max32(const float * xb, float * max) {
-    const float amax = P::isa::abs_max32(xb);
-    *max = amax > 0.0f ? xb[__builtin_ctz(P::isa::abs_hits32(xb, amax))] : 0.0f;
-    return amax;
-}
-
 // Search weights of 32 values: qw * sqrt(sigma2 + x^2) with importance weights, else x^2.
 template <class P>
 void weights32(const float * xb, const float * qw, float sigma2, float * w) {
@@ -171,8 +156,8 @@ void weights32(const float * xb, const float * qw, float sigma2, float * w) {
 
 template <int W, class P = lanes<W>>
 float block_scale_simd(const float * xb, const float * weight) {
-    float max;
-    const float amax = abs_max32<P>(xb, &max);
+    float amax;  // the reference's scan for the signed value of largest magnitude, as Q4_0's
+    const float max = x86::max_by_magnitude32<typename P::isa>(xb, amax);
     if (amax < k_group_max_eps) {
         return 0.0f;
     }

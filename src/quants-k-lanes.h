@@ -141,14 +141,8 @@ struct lanes {
     // make_qx_quants with rmse_type 1 on W groups: weights qw[i], or x^2 when qw is null.
     // L[i] in [0, 2*nmax); tmp: scratch of n vectors; n <= 32. Returns the scales.
     static VF qx(int n, int nmax, const VF * x, const VF * qw, VI * L, VI * tmp) {
-        VF max = VF{};
-        VF amax = VF{};
-        for (int i = 0; i < n; ++i) {
-            const VF ax = vabs(x[i]);
-            const VI c = ax > amax;
-            amax = c ? ax : amax;
-            max = c ? x[i] : max;
-        }
+        VF amax;
+        const VF max = max_by_magnitude(n, x, amax);
         const VI zero = amax < GROUP_MAX_EPS;
         // the weights w and the products w*x (the first factor of w*x*l) once, for all 19 scales
         VF wv[32], wx[32];
@@ -200,14 +194,8 @@ struct lanes {
         VF sumlx[U], suml2[U];
         VI zero[U];
         for (int u = 0; u < U; ++u) {
-            VF max = VF{};
-            VF amax = VF{};
-            for (int i = 0; i < N; ++i) {
-                const VF ax = vabs(x[u][i]);
-                const VI c = ax > amax;
-                amax = c ? ax : amax;
-                max = c ? x[u][i] : max;
-            }
+            VF amax;
+            const VF max = max_by_magnitude(N, x[u], amax);
             zero[u] = amax < GROUP_MAX_EPS;
             const VF iscale = bc((float)(-nmax)) / max;
             sumlx[u] = VF{};
@@ -255,6 +243,25 @@ struct lanes {
         VF s = VF{};
         for (int i = 0; i < n; ++i) s += v[i];
         return s;
+    }
+
+    // The weighted searches' weights qw[i] * sqrt(sigma2 + x[i]^2) of n values; returns their sum.
+    static VF imatrix_weights(int n, const VF * x, const VF * qw, VF sigma2, VF * w) {
+        for (int i = 0; i < n; ++i) w[i] = qw[i] * vsqrt(sigma2 + x[i] * x[i]);
+        return lane_sum(n, w);
+    }
+
+    // The first x[i] of largest magnitude per lane (0 when all are zero), its magnitude in amax.
+    static VF max_by_magnitude(int n, const VF * x, VF & amax) {
+        VF max = VF{};
+        amax = VF{};
+        for (int i = 0; i < n; ++i) {
+            const VF ax = vabs(x[i]);
+            const VI c = ax > amax;
+            amax = c ? ax : amax;
+            max = c ? x[i] : max;
+        }
+        return max;
     }
 };
 
@@ -378,8 +385,7 @@ struct kquants {
                 [](const VF * x, const VF * qw, VF sigma2, VI * L, VF & scale, VF & min, VF & sw) {
                     VF w[16];
                     VI Laux[16];
-                    for (int i = 0; i < 16; ++i) w[i] = qw[i] * LN::vsqrt(sigma2 + x[i] * x[i]);
-                    sw = LN::lane_sum(16, w);
+                    sw = LN::imatrix_weights(16, x, qw, sigma2, w);
                     scale = LN::template qkx<true>(16, 3, x, w, L, Laux, &min, -0.9f, 0.05f, 36, false);
                 },
                 [&](int64_t s, const float * x, uint8_t * L, const float * sc, const float * mn, const float * sw) {
@@ -409,8 +415,7 @@ struct kquants {
                 [](const VF * x, const VF * qw, VF sigma2, VI * L, VF & scale, VF &, VF & sw) {
                     VF w[16];
                     VI tmp[16];
-                    for (int i = 0; i < 16; ++i) w[i] = qw[i] * LN::vsqrt(sigma2 + x[i] * x[i]);
-                    sw = LN::lane_sum(16, w);
+                    sw = LN::imatrix_weights(16, x, qw, sigma2, w);
                     scale = LN::qx(16, 4, x, w, L, tmp);
                 },
                 [&](int64_t s, const float * x, uint8_t * L, const float * sc, const float *, const float * sw) {
@@ -447,8 +452,7 @@ struct kquants {
                 [](const VF * x, const VF * qw, VF sigma2, VI * L, VF & scale, VF & min, VF & sw) {
                     VF w[32];
                     VI Laux[32];
-                    for (int i = 0; i < 32; ++i) w[i] = qw[i] * LN::vsqrt(sigma2 + x[i] * x[i]);
-                    sw = LN::lane_sum(32, w);
+                    sw = LN::imatrix_weights(32, x, qw, sigma2, w);
                     scale = LN::template qkx<true>(32, NMAX, x, w, L, Laux, &min, -0.9f, 0.05f, 36, false);
                 },
                 [&](int64_t s, const float * x, uint8_t * L, const float * sc, const float * mn, const float * sw) {

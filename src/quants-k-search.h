@@ -10,6 +10,8 @@
 // for the generic path.
 #pragma once
 
+#include "ggq-kernel.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -29,15 +31,8 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 // when qw is null); negative: one refinement step only. Returns the scale.
 static inline float make_qx_quants(int n, int nmax, const float * __restrict x, int8_t * __restrict L, int rmse_type,
                                    const float * __restrict qw) {
-    float max = 0;
-    float amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = max_by_magnitude(x, n, amax);
     if (amax < GROUP_MAX_EPS) {
         for (int i = 0; i < n; ++i) L[i] = 0;
         return 0.f;
@@ -113,15 +108,8 @@ static inline float make_qx_quants(int n, int nmax, const float * __restrict x, 
 // Q3_K's search: rounding to [-nmax, nmax-1] then up to 5 passes of coordinate descent on the
 // x^2-weighted error (do_rmse), stored +nmax in L. Returns the scale.
 static inline float make_q3_quants(int n, int nmax, const float * __restrict x, int8_t * __restrict L, bool do_rmse) {
-    float max = 0;
-    float amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = max_by_magnitude(x, n, amax);
     if (amax < GROUP_MAX_EPS) {
         for (int i = 0; i < n; ++i) L[i] = 0;
         return 0.f;

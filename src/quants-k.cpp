@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 namespace ggq {
 
@@ -19,13 +20,13 @@ using kq::imin;
 
 namespace {
 
-// Runs a per-row weighted quantizer over nrows rows.
-template <typename Block, typename RowFn>
-size_t quantize_rows_weighted(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix, RowFn row_fn) {
+// The weighted chunk quantizer of a K-quant: its row quantizer Impl, row by row.
+template <typename Block, void (*Impl)(const float *, Block *, int64_t, const float *)>
+size_t quantize_rows_weighted(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
     const size_t rsize = (size_t)(n_per_row / QK_K) * sizeof(Block);
     char * out = static_cast<char *>(dst);
     for (int64_t r = 0; r < nrows; ++r) {
-        row_fn(src + r * n_per_row, reinterpret_cast<Block *>(out + (size_t)r * rsize), n_per_row, imatrix);
+        Impl(src + r * n_per_row, reinterpret_cast<Block *>(out + (size_t)r * rsize), n_per_row, imatrix);
     }
     return (size_t)nrows * rsize;
 }
@@ -115,8 +116,9 @@ void finish_q3_K(const float * __restrict x, int8_t * __restrict L, block_q3_K &
     pack_2bit(reinterpret_cast<const uint8_t *>(L), b.qs);
 }
 
-// Q4_K tail: requantize with the stored scales/mins and pack nibbles.
-void finish_q4_K(const float * __restrict x, uint8_t * __restrict L, block_q4_K & b) {
+// Q4_K / Q5_K: requantize each sub-block of 32 with its stored scale and min.
+template <typename Block>
+void requantize_q45_K(const float * __restrict x, uint8_t * __restrict L, int nmax, const Block & b) {
     const float dall = fp16_to_fp32(b.d);
     const float mall = fp16_to_fp32(b.dmin);
     for (int j = 0; j < QK_K / 32; ++j) {
@@ -125,8 +127,13 @@ void finish_q4_K(const float * __restrict x, uint8_t * __restrict L, block_q4_K 
         const float d = dall * (float)sc;
         if (!d) continue;
         const float dm = mall * (float)m;
-        requantize_affine(x + 32 * j, L + 32 * j, 32, 15, d, dm);
+        requantize_affine(x + 32 * j, L + 32 * j, 32, nmax, d, dm);
     }
+}
+
+// Q4_K tail: requantize with the stored scales/mins and pack nibbles.
+void finish_q4_K(const float * __restrict x, uint8_t * __restrict L, block_q4_K & b) {
+    requantize_q45_K(x, L, 15, b);
     uint8_t * q = b.qs;
     for (int j = 0; j < QK_K; j += 64) {
         for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
@@ -136,16 +143,7 @@ void finish_q4_K(const float * __restrict x, uint8_t * __restrict L, block_q4_K 
 
 // Q5_K tail: as Q4_K with a fifth bit per value in qh.
 void finish_q5_K(const float * __restrict x, uint8_t * __restrict L, block_q5_K & b) {
-    const float dall = fp16_to_fp32(b.d);
-    const float mall = fp16_to_fp32(b.dmin);
-    for (int j = 0; j < QK_K / 32; ++j) {
-        uint8_t sc, m;
-        get_scale_min_k4(j, b.scales, &sc, &m);
-        const float d = dall * (float)sc;
-        if (!d) continue;
-        const float dm = mall * (float)m;
-        requantize_affine(x + 32 * j, L + 32 * j, 32, 31, d, dm);
-    }
+    requantize_q45_K(x, L, 31, b);
     uint8_t * qh = b.qh;
     uint8_t * ql = b.qs;
     std::memset(qh, 0, QK_K / 8);
@@ -173,15 +171,8 @@ void finish_q5_K(const float * __restrict x, uint8_t * __restrict L, block_q5_K 
 // Q6_K tail: from the sixteen sub-block scales, choose the block scale, store int8 scales,
 // requantize and pack. The block is all zero when every scale is negligible.
 void finish_q6_K_block(const float * __restrict x, int8_t * __restrict L, const float * scales, block_q6_K & b) {
-    float max_scale = 0;
-    float max_abs_scale = 0;
-    for (int ib = 0; ib < QK_K / 16; ++ib) {
-        const float abs_scale = std::fabs(scales[ib]);
-        if (abs_scale > max_abs_scale) {
-            max_abs_scale = abs_scale;
-            max_scale = scales[ib];
-        }
-    }
+    float max_abs_scale;
+    const float max_scale = max_by_magnitude(scales, QK_K / 16, max_abs_scale);
     if (max_abs_scale < kq::GROUP_MAX_EPS) {
         std::memset(&b, 0, sizeof(block_q6_K));
         b.d = fp32_to_fp16(0.f);
@@ -287,15 +278,8 @@ void finish_q2_K_impl(const float * x, uint8_t * L, const float * scales, const 
 }
 
 void finish_q3_K_ref(const float * x, int8_t * L, const float * scales, block_q3_K & b) {
-    float max_scale = 0;
-    float amax = 0;
-    for (int j = 0; j < QK_K / 16; ++j) {
-        const float scale = std::fabs(scales[j]);
-        if (scale > amax) {
-            amax = scale;
-            max_scale = scales[j];
-        }
-    }
+    float amax;
+    const float max_scale = max_by_magnitude(scales, QK_K / 16, amax);
     std::memset(b.scales, 0, 12);
     if (max_scale) {
         const float iscale = -32.f / max_scale;
@@ -452,25 +436,19 @@ void search_q45_K_impl(const float * x, uint8_t * L, float * scales, float * min
     }
 }
 
-void quantize_row_q4_K_impl(const float * x, block_q4_K * y, int64_t n_per_row, const float * quant_weights) {
+template <typename Block, int NMAX, void (*Finish)(const float *, uint8_t *, const float *, const float *, const float *, Block &)>
+void quantize_row_q45_K_impl(const float * x, Block * y, int64_t n_per_row, const float * quant_weights) {
     const int64_t nb = n_per_row / QK_K;
     uint8_t L[QK_K];
     float scales[QK_K / 32], mins[QK_K / 32], sw[QK_K / 32];
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_impl<15>(x, L, scales, mins, sw, i, quant_weights);
-        kq::finish_q4_K_impl(x, L, scales, mins, sw, y[i]);
+        search_q45_K_impl<NMAX>(x, L, scales, mins, sw, i, quant_weights);
+        Finish(x, L, scales, mins, sw, y[i]);
     }
 }
 
-void quantize_row_q5_K_impl(const float * x, block_q5_K * y, int64_t n_per_row, const float * quant_weights) {
-    const int64_t nb = n_per_row / QK_K;
-    uint8_t L[QK_K];
-    float scales[QK_K / 32], mins[QK_K / 32], sw[QK_K / 32];
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_impl<31>(x, L, scales, mins, sw, i, quant_weights);
-        kq::finish_q5_K_impl(x, L, scales, mins, sw, y[i]);
-    }
-}
+constexpr auto quantize_row_q4_K_impl = &quantize_row_q45_K_impl<block_q4_K, 15, kq::finish_q4_K_impl>;
+constexpr auto quantize_row_q5_K_impl = &quantize_row_q45_K_impl<block_q5_K, 31, kq::finish_q5_K_impl>;
 
 void quantize_row_q6_K_impl(const float * x, block_q6_K * y, int64_t n_per_row, const float * quant_weights) {
     const int64_t nb = n_per_row / QK_K;
@@ -495,6 +473,54 @@ void search_q45_K_ref(const float * x, uint8_t * L, float * scales, float * mins
         const float av_x = std::sqrt(sum_x2 / 32);
         for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
         scales[j] = kq::make_qkx2_quants(32, NMAX, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
+    }
+}
+
+template <typename Block, int NMAX, void (*Finish)(const float *, uint8_t *, const float *, const float *, Block &)>
+void quantize_row_q45_K_ref(const float * x, void * vy, int64_t k, float rmin, float rdelta, int nstep) {
+    auto * y = static_cast<Block *>(vy);
+    const int64_t nb = k / QK_K;
+    uint8_t L[QK_K];
+    float scales[QK_K / 32], mins[QK_K / 32];
+    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
+        search_q45_K_ref<NMAX>(x, L, scales, mins, rmin, rdelta, nstep);
+        Finish(x, L, scales, mins, y[i]);
+    }
+}
+
+// Q4_K / Q5_K (the fifth bit of value l of pair p in bit 2p or 2p+1 of qh[l]).
+template <typename Block>
+void dequantize_row_q45_K(const void * vx, float * y, int64_t k) {
+    constexpr bool Q5 = std::is_same_v<Block, block_q5_K>;
+    const auto * x = static_cast<const Block *>(vx);
+    const int64_t nb = k / QK_K;
+    for (int64_t i = 0; i < nb; ++i) {
+        const uint8_t * ql = x[i].qs;
+        const float d = fp16_to_fp32(x[i].d);
+        const float min = fp16_to_fp32(x[i].dmin);
+        int is = 0;
+        uint8_t sc, m;
+        uint8_t u1 = 1, u2 = 2;
+        for (int j = 0; j < QK_K; j += 64) {
+            get_scale_min_k4(is + 0, x[i].scales, &sc, &m);
+            const float d1 = d * (float)sc;
+            const float m1 = min * (float)m;
+            get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
+            const float d2 = d * (float)sc;
+            const float m2 = min * (float)m;
+            if constexpr (Q5) {
+                const uint8_t * qh = x[i].qh;
+                for (int l = 0; l < 32; ++l) *y++ = d1 * (float)((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+                for (int l = 0; l < 32; ++l) *y++ = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+                u1 = (uint8_t)(u1 << 2);
+                u2 = (uint8_t)(u2 << 2);
+            } else {
+                for (int l = 0; l < 32; ++l) *y++ = d1 * (float)(ql[l] & 0xF) - m1;
+                for (int l = 0; l < 32; ++l) *y++ = d2 * (float)(ql[l] >> 4) - m2;
+            }
+            ql += 32;
+            is += 2;
+        }
     }
 }
 
@@ -544,11 +570,8 @@ void dequantize_row_q2_K(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q2_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (!imatrix) {
-        quantize_row_q2_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q2_K, QK_K>(nrows, n_per_row);
-    }
-    return quantize_rows_weighted<block_q2_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q2_K_impl);
+    return quantize_rows_ref_or_weighted<block_q2_K, QK_K, quantize_row_q2_K_ref,
+                                         quantize_rows_weighted<block_q2_K, quantize_row_q2_K_impl>>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q3_K: 16 sub-blocks of 16, 3-bit values (2 low bits + hmask), signed 6-bit scales
@@ -591,105 +614,34 @@ void dequantize_row_q3_K(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q3_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (!imatrix) {
-        quantize_row_q3_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q3_K, QK_K>(nrows, n_per_row);
-    }
-    return quantize_rows_weighted<block_q3_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q3_K_impl);
+    return quantize_rows_ref_or_weighted<block_q3_K, QK_K, quantize_row_q3_K_ref,
+                                         quantize_rows_weighted<block_q3_K, quantize_row_q3_K_impl>>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q4_K: 8 sub-blocks of 32, 4-bit values, 6-bit scale and min per sub-block
 
 void quantize_row_q4_K_ref(const float * x, void * vy, int64_t k) {
-    auto * y = static_cast<block_q4_K *>(vy);
-    const int64_t nb = k / QK_K;
-    uint8_t L[QK_K];
-    float scales[QK_K / 32], mins[QK_K / 32];
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_ref<15>(x, L, scales, mins, -1.f, 0.1f, 20);
-        kq::finish_q4_K_ref(x, L, scales, mins, y[i]);
-    }
+    quantize_row_q45_K_ref<block_q4_K, 15, kq::finish_q4_K_ref>(x, vy, k, -1.f, 0.1f, 20);
 }
 
-void dequantize_row_q4_K(const void * vx, float * y, int64_t k) {
-    const auto * x = static_cast<const block_q4_K *>(vx);
-    const int64_t nb = k / QK_K;
-    for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t * q = x[i].qs;
-        const float d = fp16_to_fp32(x[i].d);
-        const float min = fp16_to_fp32(x[i].dmin);
-        int is = 0;
-        uint8_t sc, m;
-        for (int j = 0; j < QK_K; j += 64) {
-            get_scale_min_k4(is + 0, x[i].scales, &sc, &m);
-            const float d1 = d * (float)sc;
-            const float m1 = min * (float)m;
-            get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
-            const float d2 = d * (float)sc;
-            const float m2 = min * (float)m;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * (float)(q[l] & 0xF) - m1;
-            for (int l = 0; l < 32; ++l) *y++ = d2 * (float)(q[l] >> 4) - m2;
-            q += 32;
-            is += 2;
-        }
-    }
-}
+void dequantize_row_q4_K(const void * vx, float * y, int64_t k) { dequantize_row_q45_K<block_q4_K>(vx, y, k); }
 
 size_t quantize_q4_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (!imatrix) {
-        quantize_row_q4_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q4_K, QK_K>(nrows, n_per_row);
-    }
-    return quantize_rows_weighted<block_q4_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q4_K_impl);
+    return quantize_rows_ref_or_weighted<block_q4_K, QK_K, quantize_row_q4_K_ref,
+                                         quantize_rows_weighted<block_q4_K, quantize_row_q4_K_impl>>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q5_K: as Q4_K with a fifth bit per value
 
 void quantize_row_q5_K_ref(const float * x, void * vy, int64_t k) {
-    auto * y = static_cast<block_q5_K *>(vy);
-    const int64_t nb = k / QK_K;
-    uint8_t L[QK_K];
-    float scales[QK_K / 32], mins[QK_K / 32];
-    for (int64_t i = 0; i < nb; ++i, x += QK_K) {
-        search_q45_K_ref<31>(x, L, scales, mins, -0.5f, 0.1f, 15);
-        kq::finish_q5_K_ref(x, L, scales, mins, y[i]);
-    }
+    quantize_row_q45_K_ref<block_q5_K, 31, kq::finish_q5_K_ref>(x, vy, k, -0.5f, 0.1f, 15);
 }
 
-void dequantize_row_q5_K(const void * vx, float * y, int64_t k) {
-    const auto * x = static_cast<const block_q5_K *>(vx);
-    const int64_t nb = k / QK_K;
-    for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t * ql = x[i].qs;
-        const uint8_t * qh = x[i].qh;
-        const float d = fp16_to_fp32(x[i].d);
-        const float min = fp16_to_fp32(x[i].dmin);
-        int is = 0;
-        uint8_t sc, m;
-        uint8_t u1 = 1, u2 = 2;
-        for (int j = 0; j < QK_K; j += 64) {
-            get_scale_min_k4(is + 0, x[i].scales, &sc, &m);
-            const float d1 = d * (float)sc;
-            const float m1 = min * (float)m;
-            get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
-            const float d2 = d * (float)sc;
-            const float m2 = min * (float)m;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * (float)((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; ++l) *y++ = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-            ql += 32;
-            is += 2;
-            u1 = (uint8_t)(u1 << 2);
-            u2 = (uint8_t)(u2 << 2);
-        }
-    }
-}
+void dequantize_row_q5_K(const void * vx, float * y, int64_t k) { dequantize_row_q45_K<block_q5_K>(vx, y, k); }
 
 size_t quantize_q5_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (!imatrix) {
-        quantize_row_q5_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q5_K, QK_K>(nrows, n_per_row);
-    }
-    return quantize_rows_weighted<block_q5_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q5_K_impl);
+    return quantize_rows_ref_or_weighted<block_q5_K, QK_K, quantize_row_q5_K_ref,
+                                         quantize_rows_weighted<block_q5_K, quantize_row_q5_K_impl>>(src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q6_K: 16 sub-blocks of 16, 6-bit values, int8 scales
@@ -734,11 +686,8 @@ void dequantize_row_q6_K(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q6_K(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (!imatrix) {
-        quantize_row_q6_K_ref(src, dst, nrows * n_per_row);
-        return rows_bytes<block_q6_K, QK_K>(nrows, n_per_row);
-    }
-    return quantize_rows_weighted<block_q6_K>(src, dst, nrows, n_per_row, imatrix, quantize_row_q6_K_impl);
+    return quantize_rows_ref_or_weighted<block_q6_K, QK_K, quantize_row_q6_K_ref,
+                                         quantize_rows_weighted<block_q6_K, quantize_row_q6_K_impl>>(src, dst, nrows, n_per_row, imatrix);
 }
 
 }  // namespace ggq

@@ -31,8 +31,6 @@ struct lanes;
 template <>
 struct lanes<8> {
     using isa = x86::avx2;
-    static float abs_max(const float * x) { return isa::abs_max32(x); }
-    static uint32_t hits(const float * x, float amax) { return isa::abs_hits32(x, amax); }
 
     // roundf() (halves away from zero) for the float x: adding the largest float below 0.5 with x's
     // sign and truncating gives the same integer for every float, ties included.
@@ -88,8 +86,6 @@ struct lanes<8> {
 template <>
 struct lanes<16> {
     using isa = x86::avx512;
-    static float abs_max(const float * x) { return isa::abs_max32(x); }
-    static uint32_t hits(const float * x, float amax) { return isa::abs_hits32(x, amax); }
 
     static __m512i round_away_to_i32(__m512 x) {  // as lanes<8>::round_away_to_i32
         const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
@@ -130,8 +126,8 @@ struct lanes<16> {
 // The reference keeps the first value of largest magnitude, and +0 when all are zero.
 template <int W>
 float signed_max(const float * x) {
-    const float amax = lanes<W>::abs_max(x);
-    return amax > 0.0f ? x[__builtin_ctz(lanes<W>::hits(x, amax))] : 0.0f;
+    float amax;
+    return x86::max_by_magnitude32<typename lanes<W>::isa>(x, amax);
 }
 
 // Q8_0 (DIV = 127, scale numerator max |x|) and Q4_0 (DIV = -8, the signed value of largest
@@ -148,7 +144,7 @@ size_t quantize_unweighted(const float * src, void * dst, int64_t nrows, int64_t
         const int n = nb - i < W ? (int)(nb - i) : W;
         const float * x = src + i * 32;
         for (int b = 0; b < W; ++b) {
-            num[b] = b >= n ? 0.0f : q8 ? lanes<W>::abs_max(x + b * 32) : signed_max<W>(x + b * 32);
+            num[b] = b >= n ? 0.0f : q8 ? lanes<W>::isa::abs_max32(x + b * 32) : signed_max<W>(x + b * 32);
         }
         lanes<W>::group_scales(num, q8 ? 127.0f : -8.0f, dh, id);
         for (int b = 0; b < n; ++b) {

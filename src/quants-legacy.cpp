@@ -111,6 +111,16 @@ size_t legacy_rows_weighted(const float * src, void * dst, int64_t nrows, int64_
     return (size_t)nrows * (size_t)nb * sizeof(Block);
 }
 
+// The min and max of a block of 32 as ggml's scan finds them (FLT_MAX / -FLT_MAX if all are NaN).
+void min_max_32(const float * x, float & min, float & max) {
+    min = FLT_MAX;
+    max = -FLT_MAX;
+    for (int j = 0; j < 32; ++j) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+}
+
 }  // namespace
 
 // ===== F32 / F16 / BF16
@@ -165,14 +175,8 @@ void quantize_row_q4_0_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_q4_0 *>(vy);
     const int64_t nb = k / QK4_0;
     for (int64_t i = 0; i < nb; ++i, x += QK4_0) {
-        float amax = 0.0f;
-        float max = 0.0f;
-        for (int j = 0; j < QK4_0; ++j) {
-            if (amax < std::fabs(x[j])) {  // first of equal magnitudes wins
-                amax = std::fabs(x[j]);
-                max = x[j];
-            }
-        }
+        float amax;
+        const float max = max_by_magnitude(x, QK4_0, amax);  // first of equal magnitudes wins
         const float d = max / -8;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
@@ -199,10 +203,8 @@ void dequantize_row_q4_0(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q4_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (imatrix) {
-        return legacy_rows_weighted<block_q4_0, 8, false>(src, dst, nrows, n_per_row, imatrix);
-    }
-    return quantize_rows_ref<block_q4_0, QK4_0, quantize_row_q4_0_ref>(src, dst, nrows, n_per_row, imatrix);
+    return quantize_rows_ref_or_weighted<block_q4_0, QK4_0, quantize_row_q4_0_ref, legacy_rows_weighted<block_q4_0, 8, false>>(
+        src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q4_1: d = (max - min) / 15, m = min, q = (x - min)/d
@@ -211,12 +213,8 @@ void quantize_row_q4_1_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_q4_1 *>(vy);
     const int64_t nb = k / QK4_1;
     for (int64_t i = 0; i < nb; ++i, x += QK4_1) {
-        float min = FLT_MAX;
-        float max = -FLT_MAX;
-        for (int j = 0; j < QK4_1; ++j) {
-            if (x[j] < min) min = x[j];
-            if (x[j] > max) max = x[j];
-        }
+        float min, max;
+        min_max_32(x, min, max);
         const float d = (max - min) / 15;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
@@ -245,10 +243,8 @@ void dequantize_row_q4_1(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q4_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (imatrix) {
-        return legacy_rows_weighted<block_q4_1, 15, true>(src, dst, nrows, n_per_row, imatrix);
-    }
-    return quantize_rows_ref<block_q4_1, QK4_1, quantize_row_q4_1_ref>(src, dst, nrows, n_per_row, imatrix);
+    return quantize_rows_ref_or_weighted<block_q4_1, QK4_1, quantize_row_q4_1_ref, legacy_rows_weighted<block_q4_1, 15, true>>(
+        src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q5_0: d = max / -16, q = x/d + 16; the fifth bits go to qh
@@ -257,14 +253,8 @@ void quantize_row_q5_0_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_q5_0 *>(vy);
     const int64_t nb = k / QK5_0;
     for (int64_t i = 0; i < nb; ++i, x += QK5_0) {
-        float amax = 0.0f;
-        float max = 0.0f;
-        for (int j = 0; j < QK5_0; ++j) {
-            if (amax < std::fabs(x[j])) {
-                amax = std::fabs(x[j]);
-                max = x[j];
-            }
-        }
+        float amax;
+        const float max = max_by_magnitude(x, QK5_0, amax);  // first of equal magnitudes wins
         const float d = max / -16;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
@@ -299,10 +289,8 @@ void dequantize_row_q5_0(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q5_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (imatrix) {
-        return legacy_rows_weighted<block_q5_0, 16, false>(src, dst, nrows, n_per_row, imatrix);
-    }
-    return quantize_rows_ref<block_q5_0, QK5_0, quantize_row_q5_0_ref>(src, dst, nrows, n_per_row, imatrix);
+    return quantize_rows_ref_or_weighted<block_q5_0, QK5_0, quantize_row_q5_0_ref, legacy_rows_weighted<block_q5_0, 16, false>>(
+        src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q5_1: d = (max - min) / 31, m = min
@@ -311,12 +299,8 @@ void quantize_row_q5_1_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_q5_1 *>(vy);
     const int64_t nb = k / QK5_1;
     for (int64_t i = 0; i < nb; ++i, x += QK5_1) {
-        float min = FLT_MAX;
-        float max = -FLT_MAX;
-        for (int j = 0; j < QK5_1; ++j) {
-            if (x[j] < min) min = x[j];
-            if (x[j] > max) max = x[j];
-        }
+        float min, max;
+        min_max_32(x, min, max);
         const float d = (max - min) / 31;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
@@ -354,10 +338,8 @@ void dequantize_row_q5_1(const void * vx, float * y, int64_t k) {
 }
 
 size_t quantize_q5_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix) {
-    if (imatrix) {
-        return legacy_rows_weighted<block_q5_1, 31, true>(src, dst, nrows, n_per_row, imatrix);
-    }
-    return quantize_rows_ref<block_q5_1, QK5_1, quantize_row_q5_1_ref>(src, dst, nrows, n_per_row, imatrix);
+    return quantize_rows_ref_or_weighted<block_q5_1, QK5_1, quantize_row_q5_1_ref, legacy_rows_weighted<block_q5_1, 31, true>>(
+        src, dst, nrows, n_per_row, imatrix);
 }
 
 // ===== Q8_0: d = amax / 127, q = roundf(x/d)

@@ -217,12 +217,7 @@ size_t quantize_q1_0(const float * src, void * dst, int64_t nrows, int64_t n_per
 void quantize_row_q2_0_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_q2_0 *>(vy);
     for (int64_t i = 0; i < k / QK2_0; ++i, x += QK2_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK2_0; ++j) {
-            const float a = std::fabs(x[j]);
-            if (a > amax) amax = a;
-        }
-        const float d = amax;
+        const float d = abs_max(x, QK2_0);
         const float id = d > 0.0f ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
         std::memset(y[i].qs, 0, sizeof y[i].qs);
@@ -250,10 +245,7 @@ size_t quantize_q2_0(const float * src, void * dst, int64_t nrows, int64_t n_per
 void quantize_row_mxfp4_ref(const float * x, void * vy, int64_t k) {
     auto * y = static_cast<block_mxfp4 *>(vy);
     for (int64_t i = 0; i < k / QK_MXFP4; ++i, x += QK_MXFP4) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK_MXFP4; ++j) {
-            if (amax < std::fabs(x[j])) amax = std::fabs(x[j]);
-        }
+        const float amax = abs_max(x, QK_MXFP4);
         // the float -> uint8_t conversion of ggml's C code goes through a 32-bit integer on every
         // compiler that matters; spell that out (it only matters for tiny blocks that wrap)
         const uint8_t e = amax > 0.0f ? (uint8_t)(int32_t)(std::floor(std::log2(amax)) - 2 + 127) : 0;
@@ -287,11 +279,7 @@ void quantize_row_nvfp4_ref(const float * x, void * vy, int64_t k) {
     constexpr int nsub = QK_NVFP4 / QK_NVFP4_SUB;
     for (int64_t i = 0; i < k / QK_NVFP4; ++i) {
         for (int s = 0; s < nsub; ++s, x += QK_NVFP4_SUB) {
-            float amax = 0.0f;
-            for (int j = 0; j < QK_NVFP4_SUB; ++j) {
-                if (amax < std::fabs(x[j])) amax = std::fabs(x[j]);
-            }
-            const uint8_t ue = fp32_to_ue4m3(amax / 6.0f);  // the largest E2M1 value is 6
+            const uint8_t ue = fp32_to_ue4m3(abs_max(x, QK_NVFP4_SUB) / 6.0f);  // the largest E2M1 value is 6
             y[i].d[s] = ue;
             const float d = ue4m3_to_fp32(ue);
             for (int j = 0; j < QK_NVFP4_SUB / 2; ++j) {

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from ggquant import GGMLType, GGQuantError
 from ggquant.plan import LLAMA_FTYPE
+from helpers.gguf_files import assert_same_tensors, copy_model_dir, gguf_tensors
 
 gguf = pytest.importorskip("gguf")
 
@@ -64,12 +65,6 @@ def models(tmp_path_factory):
         return cache[key]
 
     return get
-
-
-def _tensors(path):
-    r = gguf.GGUFReader(str(path))
-    return {t.name: (GGMLType(int(t.tensor_type)), np.asarray(t.data).view(np.uint8).reshape(-1).copy())
-            for t in r.tensors}
 
 
 def _llama_logits(path, ids):
@@ -177,11 +172,7 @@ def test_presets_equal_llama_model_quantize(arch, models, tmp_path):
         theirs = tmp_path / f"llama-{preset}.gguf"
         ggquant.convert(d, ours, preset, quiet=True, pure=pure)
         llama_oracle.quantize_file(str(f32), str(theirs), LLAMA_FTYPE[preset], pure=pure)
-        a, b = _tensors(ours), _tensors(theirs)
-        assert set(a) == set(b)
-        for name in b:
-            assert a[name][0] == b[name][0], f"{preset} {name}: ggquant {a[name][0].name}, llama.cpp {b[name][0].name}"
-            assert np.array_equal(a[name][1], b[name][1]), f"{preset} {name} ({b[name][0].name}): bytes differ"
+        assert_same_tensors(ours, theirs, preset)
         ra, rb = gguf.GGUFReader(str(ours)), gguf.GGUFReader(str(theirs))
         assert int(ra.fields["general.file_type"].contents()) == int(rb.fields["general.file_type"].contents())
         checked.append(preset)
@@ -209,13 +200,10 @@ def test_imatrix_is_passed_to_the_kernels(models, tmp_path):
     # with an imatrix llama.cpp gives the first 1/8 of the ffn_down layers q4_1
     assert res.plan.tensor("blk.0.ffn_down.weight").type == GGMLType.Q4_1
     llama_oracle.quantize_file(str(f32), str(theirs), LLAMA_FTYPE["Q4_0"], imatrix=imx, tensor_types=keep_q8)
-    a, b = _tensors(ours), _tensors(theirs)
-    for name in b:
-        assert a[name][0] == b[name][0], name
-        assert np.array_equal(a[name][1], b[name][1]), f"{name}: bytes differ with imatrix"
+    a = assert_same_tensors(ours, theirs, "with imatrix")
     no_imx = tmp_path / "noimx.gguf"
     ggquant.convert(d, no_imx, "Q4_0", tensor_types=keep_q8, quiet=True)
-    assert not np.array_equal(_tensors(no_imx)["blk.1.attn_q.weight"][1], a["blk.1.attn_q.weight"][1])
+    assert not np.array_equal(gguf_tensors(no_imx)["blk.1.attn_q.weight"][1], a["blk.1.attn_q.weight"][1])
 
 
 @needs_hf
@@ -244,17 +232,11 @@ def test_inputs_sharded_bin_and_state_dict_give_identical_files(models, tmp_path
     sh = tmp_path / "sharded"
     model.save_pretrained(sh, max_shard_size="40KB")
     assert (sh / "model.safetensors.index.json").is_file()
-    for f in d.iterdir():
-        if f.name.startswith("tokenizer") or f.name.endswith(".jinja"):
-            (sh / f.name).write_bytes(f.read_bytes())
+    copy_model_dir(d, sh, lambda f: f.name.startswith("tokenizer") or f.name.endswith(".jinja"))
     ggquant.convert(sh, tmp_path / "sh.gguf", "Q8_0", quiet=True)
     # PyTorch .bin (torch.load(weights_only=True))
-    pb = tmp_path / "bin"
-    pb.mkdir()
+    pb = copy_model_dir(d, tmp_path / "bin", lambda f: not f.name.endswith(".safetensors"))
     torch.save(model.state_dict(), pb / "pytorch_model.bin")
-    for f in d.iterdir():
-        if not f.name.endswith(".safetensors"):
-            (pb / f.name).write_bytes(f.read_bytes())
     ggquant.convert(pb, tmp_path / "bin.gguf", "Q8_0", quiet=True)
     # state dicts from Python: torch tensors and NumPy arrays, with config and tokenizer directory
     sd = {k: v for k, v in model.state_dict().items()}
@@ -262,12 +244,8 @@ def test_inputs_sharded_bin_and_state_dict_give_identical_files(models, tmp_path
     npd = {k: v.numpy() for k, v in sd.items()}
     ggquant.convert(npd, tmp_path / "np.gguf", "Q8_0", config=json.loads((d / "config.json").read_text()),
                     tokenizer_dir=d, name="Llama", quiet=True)
-    ref_t = _tensors(ref)
     for name in ("sh", "bin", "sd", "np"):
-        got = _tensors(tmp_path / f"{name}.gguf")
-        assert set(got) == set(ref_t), name
-        for k in ref_t:
-            assert got[k][0] == ref_t[k][0] and np.array_equal(got[k][1], ref_t[k][1]), f"{name}: {k}"
+        assert_same_tensors(tmp_path / f"{name}.gguf", ref, name)
     assert (tmp_path / "sh.gguf").read_bytes() != b"" and len((tmp_path / "sh.gguf").read_bytes()) == len(want)
 
 
@@ -278,7 +256,7 @@ def test_bf16_checkpoint_is_read_exactly(models, tmp_path):
     d, model = models("qwen2", dtype="bfloat16")
     out = tmp_path / "f32.gguf"
     ggquant.convert(d, out, "F32", quiet=True)
-    t = _tensors(out)
+    t = gguf_tensors(out)
     w = model.model.layers[0].mlp.down_proj.weight.detach().float().numpy()
     assert np.array_equal(t["blk.0.ffn_down.weight"][1].view(np.float32).reshape(w.shape), w)
     assert str(model.dtype) == str(torch.bfloat16)
@@ -287,10 +265,7 @@ def test_bf16_checkpoint_is_read_exactly(models, tmp_path):
 @needs_hf
 def test_errors_name_the_problem(models, tmp_path):
     d, _ = models("llama")
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in d.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
+    bad = copy_model_dir(d, tmp_path / "bad")
     cfg = json.loads((d / "config.json").read_text())
     (bad / "config.json").write_text(json.dumps({**cfg, "architectures": ["GPTNeoXForCausalLM"]}))
     with pytest.raises(GGQuantError, match=r"GPTNeoXForCausalLM.*supported: .*LlamaForCausalLM.*Qwen2ForCausalLM"):
@@ -341,10 +316,7 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
         # and languages from the model card
         pytest.importorskip("yaml")
         src_dir, _ = models("qwen2")
-        d = tmp_path / "Qwen2.5-0.5B-Instruct"
-        d.mkdir()
-        for f in src_dir.iterdir():
-            (d / f.name).write_bytes(f.read_bytes())
+        d = copy_model_dir(src_dir, tmp_path / "Qwen2.5-0.5B-Instruct")
         (d / "README.md").write_text(
             "---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags:\n- chat\npipeline_tag: text-generation\n"
             "base_model: Qwen/Qwen2.5-0.5B\ndatasets:\n- HuggingFaceH4/ultrachat_200k\n"
@@ -355,10 +327,7 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
         arch = "qwen2"
     elif arch == "llama-spm-tokenizer-json":
         src_dir, _ = models("llama")
-        d = tmp_path / "llama-hf"
-        d.mkdir()
-        for f in src_dir.iterdir():
-            (d / f.name).write_bytes(f.read_bytes())
+        d = copy_model_dir(src_dir, tmp_path / "llama-hf")
         n = hf_models.spm_json_tokenizer(d, 384)
         cfg = json.loads((d / "config.json").read_text())
         (d / "config.json").write_text(json.dumps({**cfg, "bos_token_id": 1, "eos_token_id": 2, "vocab_size": n}))
@@ -376,10 +345,7 @@ def test_same_metadata_and_f32_tensors_as_convert_hf_to_gguf(arch, models, tmp_p
         return [(f.name, [int(t) for t in f.types], f.contents()) for f in r.fields.values() if not f.name.startswith("GGUF.")]
 
     assert kvs(a) == kvs(b)
-    ta, tb = _tensors(ours), _tensors(tmp_path / "ref.gguf")
-    assert set(ta) == set(tb)
-    for k in tb:
-        assert ta[k][0] == tb[k][0] and np.array_equal(ta[k][1], tb[k][1]), k
+    assert_same_tensors(ours, tmp_path / "ref.gguf", arch)
 
 
 @needs_hf
@@ -388,11 +354,7 @@ def test_fp8_checkpoint_needs_allow_requantize_and_is_dequantized(models, tmp_pa
     from safetensors.torch import save_file
 
     d, model = models("llama")
-    fp8 = tmp_path / "fp8"
-    fp8.mkdir()
-    for f in d.iterdir():
-        if not f.name.endswith(".safetensors"):
-            (fp8 / f.name).write_bytes(f.read_bytes())
+    fp8 = copy_model_dir(d, tmp_path / "fp8", lambda f: not f.name.endswith(".safetensors"))
     sd, expect = {}, {}
     for k, v in model.state_dict().items():
         v = v.detach().contiguous()
@@ -414,7 +376,7 @@ def test_fp8_checkpoint_needs_allow_requantize_and_is_dequantized(models, tmp_pa
     with pytest.raises(GGQuantError, match="already quantized"):
         ggquant.convert(fp8, tmp_path / "x.gguf", "F32")
     r = ggquant.convert(fp8, tmp_path / "x.gguf", "F32", allow_requantize=True, quiet=True)
-    t = _tensors(r.path)
+    t = gguf_tensors(r.path)
     w = expect["model.layers.1.mlp.down_proj.weight"].numpy()
     assert np.array_equal(t["blk.1.ffn_down.weight"][1].view(np.float32).reshape(w.shape), w)
     assert not any("scale" in n for n in t)
@@ -463,10 +425,8 @@ def test_in_memory_moe_state_dict_with_fused_experts(arch, models, tmp_path):
         pytest.skip("this transformers version keeps experts unfused in memory")
     name = gguf.GGUFReader(str(ref)).fields["general.name"].contents()
     ggquant.convert(sd, tmp_path / "sd.gguf", "Q8_0", config=d, tokenizer_dir=d, name=name, quiet=True)
-    a, b = _tensors(tmp_path / "sd.gguf"), _tensors(ref)  # same tensors (the order follows the input's)
-    assert set(a) == set(b) and {n for n in a if "_exps" in n}
-    for k in b:
-        assert a[k][0] == b[k][0] and np.array_equal(a[k][1], b[k][1]), k
+    a = assert_same_tensors(tmp_path / "sd.gguf", ref, arch)  # same tensors (the order follows the input's)
+    assert {n for n in a if "_exps" in n}
 
 
 @needs_hf
@@ -474,10 +434,7 @@ def test_nan_weight_error_names_file_and_tensor(models, tmp_path):
     from safetensors.numpy import load_file, save_file
 
     d, _ = models("qwen2")
-    bad = tmp_path / "nan"
-    bad.mkdir()
-    for f in d.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
+    bad = copy_model_dir(d, tmp_path / "nan")
     sd = load_file(str(d / "model.safetensors"))
     sd["model.layers.1.self_attn.o_proj.weight"][3, 5] = np.nan
     save_file(sd, str(bad / "model.safetensors"))

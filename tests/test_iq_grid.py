@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import hf_models
 import llama_oracle
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 from helpers.compare import assert_blocks_equal, assert_floats_bitwise_equal
 from helpers.data import imatrices
+from helpers.gguf_files import assert_same_tensors
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -180,12 +180,6 @@ IQ_PRESETS = ["IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "IQ3_S
 LLAMA_MISSING = llama_oracle.available()
 
 
-def _tensors(path: Path) -> dict[str, tuple[GGMLType, np.ndarray]]:
-    gguf = pytest.importorskip("gguf")
-    r = gguf.GGUFReader(str(path))
-    return {t.name: (GGMLType(int(t.tensor_type)), np.asarray(t.data).view(np.uint8).reshape(-1).copy()) for t in r.tensors}
-
-
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory):
     """A 4-layer llama (hidden 256, GQA 2) as an HF directory, its ggquant F32 GGUF and an imatrix."""
@@ -208,11 +202,7 @@ def test_preset_equals_llama_model_quantize(preset, tiny_llama, tmp_path):
     ours, theirs = tmp_path / "ours.gguf", tmp_path / "theirs.gguf"
     res = ggquant.convert(d, ours, preset, imatrix=imx, quiet=True)
     llama_oracle.quantize_file(str(f32), str(theirs), LLAMA_FTYPE[preset], imatrix=imx)
-    a, b = _tensors(ours), _tensors(theirs)
-    assert set(a) == set(b)
-    for name in b:
-        assert a[name][0] == b[name][0], f"{preset} {name}: ggquant {a[name][0].name}, llama.cpp {b[name][0].name}"
-        assert np.array_equal(a[name][1], b[name][1]), f"{preset} {name} ({b[name][0].name}): bytes differ"
+    assert_same_tensors(ours, theirs, preset)
     # the preset really uses the i-quants (or Q2_K for Q2_K_S) somewhere
     low = {GGMLType.IQ2_XXS, GGMLType.IQ2_XS, GGMLType.IQ2_S, GGMLType.IQ3_XXS, GGMLType.IQ3_S, GGMLType.IQ1_S,
            GGMLType.IQ1_M, GGMLType.Q2_K}

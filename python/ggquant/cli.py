@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Protocol
 
 from . import budget, precision
 from .calib_cache import CalibCache
@@ -84,16 +86,26 @@ def run_mlx_convert(args: argparse.Namespace) -> int:
     except GGQuantError as e:
         print(f"ggquant convert: error: {e}", file=sys.stderr)
         return 1
+    q = r.quantization
+    _report_result(args, r, [], lambda: (
+        f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {r.recipe}: {q['mode']} "
+        f"{q['bits']} bits / group {q['group_size']} by default) in {r.seconds:.1f} s"))
+    return 0
+
+
+class _Formattable(Protocol):
+    def format(self) -> str: ...
+
+
+def _report_result(args: argparse.Namespace, r: _Formattable, warns: list[str], wrote: Callable[[], str]) -> None:
+    """What a writing command prints: its warnings, then the plan (--dry-run) or the ``wrote ...`` line."""
+    if not args.quiet:
+        for w in warns:
+            print(f"warning: {w}", file=sys.stderr)
     if args.dry_run:
         print(r.format())
     elif not args.quiet:
-        q = r.quantization
-        print(
-            f"wrote {r.path} ({len(r.shards)} shard(s), {r.total_size:,} bytes of tensors, {r.recipe}: {q['mode']} "
-            f"{q['bits']} bits / group {q['group_size']} by default) in {r.seconds:.1f} s",
-            file=sys.stderr,
-        )
-    return 0
+        print(wrote(), file=sys.stderr)
 
 
 def _tensor_type_overrides(specs: list[str] | None) -> list[str]:
@@ -134,14 +146,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _report_convert(args: argparse.Namespace, r: ConversionResult) -> None:
-    for w in r.plan.warnings:
-        if not args.quiet:
-            print(f"warning: {w}", file=sys.stderr)
-    if args.dry_run:
-        print(r.format())
-    elif not args.quiet:
-        print(f"wrote {r.path} ({r.file_size:,} bytes, preset {r.plan.preset}, {r.plan.bits_per_weight:.2f} bpw) "
-              f"in {r.seconds:.1f} s", file=sys.stderr)
+    _report_result(args, r, r.plan.warnings, lambda: (
+        f"wrote {r.path} ({r.file_size:,} bytes, preset {r.plan.preset}, {r.plan.bits_per_weight:.2f} bpw) "
+        f"in {r.seconds:.1f} s"))
 
 
 # ---- reach: inspect, quantize (GGUF -> GGUF); logic in inspect_file.py / requantize.py
@@ -170,14 +177,9 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     except GGQuantError as e:
         print(f"ggquant quantize: error: {e}", file=sys.stderr)
         return 1
-    if not args.quiet:
-        for w in r.warnings:
-            print(f"warning: {w}", file=sys.stderr)
-    if args.dry_run:
-        print(r.format())
-    elif not args.quiet:
-        print(f"wrote {', '.join(r.paths)} ({r.tensor_bytes:,} bytes of tensor data, preset {r.plan.preset}, "
-              f"{r.plan.bits_per_weight:.2f} bpw) in {r.seconds:.1f} s", file=sys.stderr)
+    _report_result(args, r, r.warnings, lambda: (
+        f"wrote {', '.join(r.paths)} ({r.tensor_bytes:,} bytes of tensor data, preset {r.plan.preset}, "
+        f"{r.plan.bits_per_weight:.2f} bpw) in {r.seconds:.1f} s"))
     return 0
 
 

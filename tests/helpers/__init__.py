@@ -5,5 +5,6 @@
   and the one skip message used when they are missing (the ``ggml`` fixture in conftest.py).
 - :mod:`helpers.gil`: the "two Python threads inside a kernel at once" check.
 - :mod:`helpers.data`: inputs shared by kernel tests (random bytes read as blocks, importance vectors).
+- :mod:`helpers.gguf_files`: a GGUF file's tensors as bytes, two files compared tensor by tensor, model directory copies.
 - :mod:`helpers.mlx_data`: the deterministic matrices of the MLX-mode tests.
 """
