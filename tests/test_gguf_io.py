@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import ggquant
+from ggquant import _core
 from ggquant.gguf import GGUFReader, GGUFValueType, GGUFWriter, read_gguf_split
 
 VT = GGUFValueType
@@ -208,7 +209,9 @@ def test_tensor_buffers_fill_the_file_in_place(tmp_path, rng, split):
         bufs = {f"t{i}": w.tensor_buffer(f"t{i}") for i in reversed(range(5))}  # filled in any order
         assert all(b is not None and b.flags.writeable and b.size == 300 * 68 for b in bufs.values())
         for i in reversed(range(5)):
+            _core.prefault_for_write(bufs[f"t{i}"])  # as the converter's writer thread does ahead of the kernels
             bufs[f"t{i}"][:] = ggquant.quantize(x * i, "q8_0").reshape(-1)
+        _core.prefault_for_write(bufs["t4"])  # faulting in pages already written keeps them
         w.write_tensor("t0", bufs["t0"])
         w.write_tensor("t1", ggquant.quantize(x, "q8_0"))  # a buffer of the caller's is copied into place
         for i in (2, 3, 4):

@@ -75,6 +75,13 @@ void init_gguf(py::module_ & m) {
         return gguf_handle{std::move(f)};
     }, py::arg("path"));
 
+    m.def("prefault_for_write", [](const py::buffer & b) {
+        py::buffer_info info = b.request(true);
+        const size_t n = (size_t)(info.size * info.itemsize);
+        py::gil_scoped_release nogil;
+        ggq::prefault_for_write(info.ptr, n);
+    }, py::arg("buffer"));
+
     m.def("gguf_parse_bytes", [](const py::bytes & data) {
         const std::string s = data;  // for tests and fuzzing: validate without a file
         py::gil_scoped_release nogil;

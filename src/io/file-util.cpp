@@ -100,6 +100,18 @@ mapped_file::~mapped_file() {
 
 output_map::~output_map() { ::munmap(data_, size_); }
 
+void prefault_for_write(void * p, size_t n) {
+#if defined(MADV_POPULATE_WRITE)
+    static const uintptr_t page = (uintptr_t)::sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)p + page - 1) / page * page;
+    const uintptr_t hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) ::madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 atomic_file_writer::atomic_file_writer(const std::string & path) : path_(path) {
     check_path(path, "write");
     static std::atomic<unsigned> counter{0};

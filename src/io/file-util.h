@@ -57,6 +57,11 @@ private:
     size_t size_;
 };
 
+// Maps the whole pages inside [p, p + n) of a writable mapping now, ready for stores: a thread with
+// nothing else to do can take the page faults (and the zeroing of new pages) off the ones that will
+// write there. Best effort: without MADV_POPULATE_WRITE (Linux 5.14) it does nothing.
+void prefault_for_write(void * p, size_t n);
+
 class atomic_file_writer {
 public:
     // Creates a temporary file beside `path`. Nothing exists under `path` until commit().

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _core
 from ..batch import QuantJob, quantize_batch
 from ..errors import FormatError, GGQuantError
 from ..gguf import GGUFWriter
@@ -173,6 +174,11 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
     # only ggquant's own writer is known to be done with a buffer when write_tensor returns
     pool = _Pool(POOL_BYTES if all(isinstance(job.sink, GGUFWriter) for job in jobs) else 0)
     inflight: list[_Tensor] = []  # tensors with chunks not yet quantized, in order
+    ahead: dict[int, list[np.ndarray | None]] = {}  # the next tensor's places in the outputs
+
+    def places_of(i: int) -> list[np.ndarray | None]:
+        return [job.sink.tensor_buffer(job.tensors[i].name) for job in jobs]
+
     batch = _Batch()
     # written-behind bytes: one tensor of every output (double buffering), at least one batch's worth
     backlog_limit = max([BATCH_BYTES] + [sum(job.tensors[i].nbytes for job in jobs) for i in range(len(tensors))])
@@ -215,8 +221,14 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
         for i, ot in enumerate(tensors):
             planned = [job.tensors[i] for job in jobs]
             prog.start(planned[0].name, "/".join(dict.fromkeys(p.type.name for p in planned)))
-            # each output's own place for the tensor where it has one (a mapped file: no copy, no buffer)
-            places = [job.sink.tensor_buffer(p.name) for job, p in zip(jobs, planned)]
+            # each output's own place for the tensor where it has one (a mapped file: no copy, no buffer);
+            # the next tensor's places are faulted in by the writer thread meanwhile, off the kernels' time
+            places = ahead.pop(i) if i in ahead else places_of(i)
+            if i + 1 < len(tensors):
+                ahead[i + 1] = places_of(i + 1)
+                for b in ahead[i + 1]:
+                    if b is not None and b.size:
+                        writer.submit(_core.prefault_for_write, b)
             t = _Tensor(i, [pool.take(p.nbytes) if b is None else b for p, b in zip(planned, places)])
             inflight.append(t)
             pos = [0] * len(jobs)
