@@ -10,6 +10,7 @@ The bytes are those of quantizing each tensor alone (:func:`ggquant.quantize`), 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -175,6 +176,8 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
     pool = _Pool(POOL_BYTES if all(isinstance(job.sink, GGUFWriter) for job in jobs) else 0)
     inflight: list[_Tensor] = []  # tensors with chunks not yet quantized, in order
     ahead: dict[int, list[np.ndarray | None]] = {}  # the next tensor's places in the outputs
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    spare_core = (nthreads or _core.get_num_threads()) < cores
 
     def places_of(i: int) -> list[np.ndarray | None]:
         return [job.sink.tensor_buffer(job.tensors[i].name) for job in jobs]
@@ -222,9 +225,10 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
             planned = [job.tensors[i] for job in jobs]
             prog.start(planned[0].name, "/".join(dict.fromkeys(p.type.name for p in planned)))
             # each output's own place for the tensor where it has one (a mapped file: no copy, no buffer);
-            # the next tensor's places are faulted in by the writer thread meanwhile, off the kernels' time
+            # with a core to spare, the writer thread faults in the next tensor's places meanwhile, off the
+            # kernels' time (without one it would only take turns with a kernel thread and stall the rest)
             places = ahead.pop(i) if i in ahead else places_of(i)
-            if i + 1 < len(tensors):
+            if spare_core and i + 1 < len(tensors):
                 ahead[i + 1] = places_of(i + 1)
                 for b in ahead[i + 1]:
                     if b is not None and b.size:
