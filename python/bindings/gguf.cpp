@@ -119,8 +119,6 @@ void init_gguf(py::module_ & m) {
             py::gil_scoped_release nogil;
             w.write_tensor_data(p, n);
         })
-        // tensor i's place in the preallocated, mapped output (a writable uint8 array that keeps the
-        // mapping alive), or None where the file system cannot preallocate
         // tensor i's place in the preallocated, mapped output, or None where the file system cannot preallocate
         .def("tensor_buffer", [](ggq::gguf_writer & w, size_t i) -> py::object {
             uint8_t * p;

@@ -4,8 +4,8 @@ The reader memory-maps the file and validates every count, length and offset (as
 does, and a little stricter); a malformed file raises :class:`ggquant.GGUFError` naming the cause.
 The writer streams one tensor at a time into a temporary file and renames it into place at the end,
 so an error or interrupt never leaves a partial file; :meth:`GGUFWriter.tensor_buffer` lets tensors
-be produced in place in the preallocated, memory-mapped file instead of copied into it. Its layout is byte for byte that of ggml's
-and gguf-py's writers.
+be produced in place in the preallocated, memory-mapped file instead of copied into it. Its layout is
+byte for byte that of ggml's and gguf-py's writers.
 
 Example:
     >>> import numpy as np, os, tempfile, ggquant
@@ -542,16 +542,15 @@ class GGUFWriter:
 
         Example:
             >>> import numpy as np, os, tempfile, ggquant
+            >>> from ggquant.batch import QuantJob, quantize_batch
             >>> from ggquant.gguf import GGUFReader, GGUFWriter
             >>> path = os.path.join(tempfile.mkdtemp(), "inplace.gguf")
             >>> x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32)
             >>> with GGUFWriter(path) as w:
             ...     w.add_tensor_info("w", shape=(2, 32), type="q8_0")
-            ...     buf = w.tensor_buffer("w")
-            ...     out = ggquant.quantize(x, "q8_0") if buf is None else buf
-            ...     if buf is not None:
-            ...         out[:] = ggquant.quantize(x, "q8_0").reshape(-1)  # a kernel would write it here
-            ...     w.write_tensor("w", out)
+            ...     buf = w.tensor_buffer("w")  # None where the file system cannot preallocate
+            ...     quantize_batch([QuantJob(x, "q8_0", buf)])  # the kernel writes into the file
+            ...     w.write_tensor("w", buf)
             >>> with GGUFReader(path) as r:
             ...     bool((r.tensor("w").data == ggquant.quantize(x, "q8_0")).all())
             True

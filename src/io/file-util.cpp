@@ -208,12 +208,6 @@ const std::shared_ptr<output_map> & atomic_file_writer::map(uint64_t size) {
     return map_;
 }
 
-void atomic_file_writer::skip(size_t n) {
-    check_room(n);
-    if (!map_) fail(error_kind::io, "write", quote_untrusted(path_, 4096) + " is not mapped");
-    offset_ += n;
-}
-
 void atomic_file_writer::release(uint64_t lo, uint64_t hi) {
     if (!map_) return;
     static const uint64_t page = (uint64_t)::sysconf(_SC_PAGESIZE);
