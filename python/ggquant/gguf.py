@@ -549,7 +549,7 @@ class GGUFWriter:
             >>> with GGUFWriter(path) as w:
             ...     w.add_tensor_info("w", shape=(2, 32), type="q8_0")
             ...     buf = w.tensor_buffer("w")  # None where the file system cannot preallocate
-            ...     quantize_batch([QuantJob(x, "q8_0", buf)])  # the kernel writes into the file
+            ...     _ = quantize_batch([QuantJob(x, "q8_0", buf)])  # the kernel writes into the file
             ...     w.write_tensor("w", buf)
             >>> with GGUFReader(path) as r:
             ...     bool((r.tensor("w").data == ggquant.quantize(x, "q8_0")).all())
