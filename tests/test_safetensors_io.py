@@ -338,6 +338,18 @@ def test_tensor_buffers_fill_the_file_in_place(tmp_path, rng):
         assert not p.exists()
     assert p.read_bytes() == st_np.save(t)
     assert views["s"].tobytes() == t["s"].tobytes()  # a view past the writer reads the file, no crash
+    # mapped after bytes were written (and buffered) the plain way, as convert_mlx does when a kept
+    # tensor comes before the first quantized one
+    p2 = tmp_path / "late.safetensors"
+    with ggquant.SafetensorsWriter(p2, {k: (v.dtype, v.shape) for k, v in t.items()}) as w:
+        first, *rest = w.order
+        w.write(first, t[first])
+        for k in rest:
+            buf = w.tensor_buffer(k)
+            assert buf is not None
+            buf.view(t[k].dtype).reshape(t[k].shape)[...] = t[k]
+            w.write(k, buf.view(t[k].dtype).reshape(t[k].shape))
+    assert p2.read_bytes() == st_np.save(t)
 
 
 def test_streaming_writer_checks_declarations(tmp_path):

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
@@ -153,6 +154,7 @@ void atomic_file_writer::check_room(size_t n) const {
 }
 
 void atomic_file_writer::write(const void * data, size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
     check_room(n);
     const char * p = static_cast<const char *>(data);
     if (map_) {
@@ -183,8 +185,10 @@ void atomic_file_writer::write_zeros(size_t n) {
 }
 
 const std::shared_ptr<output_map> & atomic_file_writer::map(uint64_t size) {
+    std::lock_guard<std::mutex> lock(mu_);
     check_room(0);
-    if (map_) return map_;
+    if (map_tried_) return map_;
+    map_tried_ = true;
     if (size <= offset_) return map_;  // nothing left to produce in place (offset_ counts the buffered bytes)
     flush();
 #if defined(__linux__)
@@ -209,6 +213,7 @@ const std::shared_ptr<output_map> & atomic_file_writer::map(uint64_t size) {
 }
 
 void atomic_file_writer::release(uint64_t lo, uint64_t hi) {
+    std::lock_guard<std::mutex> lock(mu_);
     if (!map_) return;
     static const uint64_t page = (uint64_t)::sysconf(_SC_PAGESIZE);
     lo = (lo + page - 1) / page * page;
@@ -225,6 +230,7 @@ void atomic_file_writer::release(uint64_t lo, uint64_t hi) {
 }
 
 void atomic_file_writer::commit() {
+    std::lock_guard<std::mutex> lock(mu_);
     check_room(0);
     if (map_ && offset_ != map_->size()) {
         fail(error_kind::io, "write", quote_untrusted(path_, 4096) + ": only " + std::to_string(offset_) + " of the " +
@@ -246,6 +252,7 @@ void atomic_file_writer::commit() {
 }
 
 void atomic_file_writer::abort() {
+    std::lock_guard<std::mutex> lock(mu_);
     map_.reset();
     if (fd_ >= 0) {
         ::close(fd_);

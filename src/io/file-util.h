@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -98,7 +99,11 @@ private:
     uint64_t offset_ = 0;
     std::string buf_;
     std::shared_ptr<output_map> map_;
-    uint64_t released_ = 0;  // the mapped pages below this were dropped
+    bool map_tried_ = false;  // map() preallocates once; after a refusal the writer stays with write()
+    uint64_t released_ = 0;   // the mapped pages below this were dropped
+    // write/map/release/commit/abort may come from different threads (a converter's main thread asks
+    // for the next tensor's place while its writer thread writes the last one)
+    std::mutex mu_;
 };
 
 }  // namespace ggq
