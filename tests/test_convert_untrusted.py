@@ -183,6 +183,34 @@ def test_a_live_writers_temporary_is_left_alone(tiny, tmp_path):
     assert live.read_bytes() == b"someone else's"
 
 
+# ---- a disk without room: the output is preallocated, so this fails up front, cleanly
+
+_FULL = textwrap.dedent("""
+    import resource, sys
+    import ggquant
+    fmt, src, out = sys.argv[1:4]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))  # Python ignores SIGXFSZ: EFBIG
+    try:
+        if fmt == "gguf":
+            ggquant.convert(src, out, "F32", quiet=True)
+        else:
+            ggquant.convert_mlx(src, out, "mlx:int8", quiet=True)
+    except ggquant.GGQuantIOError as e:
+        print("refused:", e)
+""")
+
+
+@pytest.mark.parametrize("fmt", ["gguf", "mlx"])
+def test_full_disk_fails_before_writing_and_leaves_nothing(tiny, tmp_path, fmt):
+    out = tmp_path / ("out.gguf" if fmt == "gguf" else "out-mlx")
+    p = subprocess.run([sys.executable, "-c", _FULL, fmt, str(tiny), str(out)], env=_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "refused:" in p.stdout and "File too large" in p.stdout, p.stdout
+    assert out.name in p.stdout  # the message names the output
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---- a shard truncated by another process while the conversion reads it
 
 
