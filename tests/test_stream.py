@@ -217,6 +217,9 @@ def test_mlx_error_while_a_write_is_pending_leaves_no_directory(model_dirs, tmp_
     r = ggquant.convert_mlx(model_dirs["llama"], tmp_path / "ok", "int4", quiet=True, nthreads=1)
     assert (tmp_path / "ok" / "model.safetensors").stat().st_size == r.total_size + \
         8 + int.from_bytes((tmp_path / "ok" / "model.safetensors").read_bytes()[:8], "little")
+    # 1 thread (the writer faults in the next tensor's pages on the spare core) and 3 give the same bytes
+    ggquant.convert_mlx(model_dirs["llama"], tmp_path / "ok3", "int4", quiet=True, nthreads=3)
+    assert (tmp_path / "ok3" / "model.safetensors").read_bytes() == (tmp_path / "ok" / "model.safetensors").read_bytes()
 
 
 def test_precision_reads_raw_parts_as_their_values(rng):

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .. import _core
 from ..errors import FormatError, GGQuantError, GGQuantIOError, UnsupportedTypeError
 from ..fileio import fs_path, read_text_file, remove_stale_temporaries, unlink_committed
 from ..gguf import GGUFWriter
@@ -255,6 +257,21 @@ class ShardedSink:
             w.abort()
 
 
+def spare_core(nthreads: int | None) -> bool:
+    """Whether the kernels leave a core free (fewer threads than the cores this process may use)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (nthreads or _core.get_num_threads()) < cores
+
+
+def prefault_ahead(writer: Executor, places: Sequence[np.ndarray | None]) -> None:
+    """Have the writer thread fault in these output places (the next tensor's, in a mapped output file)
+    while the kernels work on this tensor, so that the kernels find the pages there. Call it only with a
+    :func:`spare_core`: without one the writer takes turns with a kernel thread and stalls the rest."""
+    for b in places:
+        if b is not None and b.size:
+            writer.submit(_core.prefault_for_write, b)
+
+
 def imatrix_weights(pt: PlannedTensor, imatrix: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
     """The importance weights of one planned tensor (``ne0`` values, ``ne0 * n_expert`` for experts), or None.
 
@@ -284,5 +301,5 @@ class Job:
     imatrix: Mapping[str, np.ndarray] | None = None
 
 
-__all__ = ["HFModel", "Job", "ShardedSink", "TensorSink", "atomic_directory",
-           "check_not_quantized", "imatrix_weights", "input_files", "load_config", "open_model"]
+__all__ = ["HFModel", "Job", "ShardedSink", "TensorSink", "atomic_directory", "check_not_quantized",
+           "imatrix_weights", "input_files", "load_config", "open_model", "prefault_ahead", "spare_core"]

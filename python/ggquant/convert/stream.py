@@ -10,14 +10,12 @@ The bytes are those of quantizing each tensor alone (:func:`ggquant.quantize`), 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import _core
 from ..batch import QuantJob, quantize_batch
 from ..errors import FormatError, GGQuantError
 from ..gguf import GGUFWriter
@@ -26,7 +24,7 @@ from ..hf.checkpoint import Checkpoint, release_pages, to_compute_dtype
 from ..progress import Progress
 from ..qtypes import GGMLType, type_info
 from ..quants import dequantize, row_size
-from .core import Job, imatrix_weights
+from .core import Job, imatrix_weights, prefault_ahead, spare_core
 
 #: source bytes per kernel call: small tensors are gathered up to this, big ones cut into row chunks
 #: of at most this (their mapped pages are released after each chunk)
@@ -176,8 +174,7 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
     pool = _Pool(POOL_BYTES if all(isinstance(job.sink, GGUFWriter) for job in jobs) else 0)
     inflight: list[_Tensor] = []  # tensors with chunks not yet quantized, in order
     ahead: dict[int, list[np.ndarray | None]] = {}  # the next tensor's places in the outputs
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    spare_core = (nthreads or _core.get_num_threads()) < cores
+    spare = spare_core(nthreads)
 
     def places_of(i: int) -> list[np.ndarray | None]:
         return [job.sink.tensor_buffer(job.tensors[i].name) for job in jobs]
@@ -228,11 +225,9 @@ def run_pass(tensors: Sequence[OutTensor], jobs: Sequence[Job], ck: Checkpoint |
             # with a core to spare, the writer thread faults in the next tensor's places meanwhile, off the
             # kernels' time (without one it would only take turns with a kernel thread and stall the rest)
             places = ahead.pop(i) if i in ahead else places_of(i)
-            if spare_core and i + 1 < len(tensors):
+            if spare and i + 1 < len(tensors):
                 ahead[i + 1] = places_of(i + 1)
-                for b in ahead[i + 1]:
-                    if b is not None and b.size:
-                        writer.submit(_core.prefault_for_write, b)
+                prefault_ahead(writer, ahead[i + 1])
             t = _Tensor(i, [pool.take(p.nbytes) if b is None else b for p, b in zip(planned, places)])
             inflight.append(t)
             pos = [0] * len(jobs)

@@ -41,7 +41,7 @@ from ..mlx_recipes import KERNEL_CODES as _KERNEL_CODES
 from ..mlx_recipes import MLXRecipe, TensorQuant, mlx_recipe
 from ..progress import Progress
 from ..safetensors import SafetensorsWriter, numpy_dtype
-from .core import atomic_directory, input_files, open_model
+from .core import atomic_directory, input_files, open_model, prefault_ahead, spare_core
 
 #: Shard size limit, as mlx_lm (5 GiB).
 MAX_SHARD_BYTES = 5 << 30
@@ -198,14 +198,17 @@ def _arrays(ck: Checkpoint, t: MLXTensorPlan, nthreads: int | None, w: Safetenso
 def _write(ck: Checkpoint, src: Path, tmp: Path, groups: list[list[MLXTensorPlan]], names: list[str],
            result: MLXConversionResult, nthreads: int | None, progress: Progress) -> None:
     # a writer thread writes each tensor while the next one is read and quantized (two in memory at most)
+    spare = spare_core(nthreads)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ggquant-writer") as writer:
         for fn, grp in zip(names, groups):
             decl = {o[0]: (o[1], o[2]) for t in grp for o in t.outputs}
             with SafetensorsWriter(tmp / fn, decl, {"format": "mlx"}) as w:
                 pending: tuple[Future[None], int] | None = None
                 try:
-                    for t in grp:
+                    for k, t in enumerate(grp):
                         progress.start(t.name, t.label)
+                        if spare and k + 1 < len(grp) and grp[k + 1].quantized:
+                            prefault_ahead(writer, [w.tensor_buffer(o[0]) for o in grp[k + 1].outputs])
                         arrays = _arrays(ck, t, nthreads, w)
                         if pending is not None:
                             pending[0].result()
