@@ -414,7 +414,7 @@ void safetensors_writer::write_tensor(std::string_view name, const void * data, 
                                              std::to_string(nbytes_[i]));
     }
     out_.write(data, nbytes);  // copies nothing where `data` is the tensor's place in the mapping
-    out_.release(data_start_ + offsets_[i], out_.offset());
+    out_.release(0, out_.offset());  // everything before is in place: tensors are written in order()
     ++next_;
 }
 

@@ -1,9 +1,10 @@
 """The converter's tensor loop, overlapped: source rows go from the memory map straight into the
 kernels (:func:`ggquant.batch.quantize_batch`: bf16/f16/FP8 read in place, no float32 copy), their
 blocks straight into each output file (a GGUF output is preallocated and mapped: the kernel threads
-write its pages, nothing is copied), and a writer thread writes finished tensors of other outputs
-while the next ones are quantized. Small tensors are quantized together in one parallel call; big ones in
-row chunks whose pages are released as they are done. One read of each tensor serves every output.
+write its pages, nothing is copied), and a writer thread hands finished tensors to the outputs (copying
+only into outputs that are not mapped) while the next ones are quantized; with a core to spare it also
+faults in the next tensor's pages. Small tensors are quantized together in one parallel call; big ones
+in row chunks whose pages are released as they are done. One read of each tensor serves every output.
 
 The bytes are those of quantizing each tensor alone (:func:`ggquant.quantize`), whatever the threads.
 """
