@@ -242,7 +242,6 @@ def test_tensor_buffer_abort_and_errors(tmp_path, rng):
 
 _FULL_DISK = """
 import os, resource, sys
-import numpy as np
 import ggquant
 from ggquant.gguf import GGUFWriter
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))  # Python ignores SIGXFSZ: writes get EFBIG
