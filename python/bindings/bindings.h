@@ -10,13 +10,21 @@
 
 namespace ggq_py {
 
-// A writable uint8 array of n bytes at p inside an output file's mapping (None where there is none):
-// the array keeps the mapping alive, so a view outliving its writer never points at unmapped memory.
-inline pybind11::object mapped_bytes(const std::shared_ptr<ggq::output_map> & map, uint8_t * p, size_t n) {
+// Tensor i's place in a writer's preallocated, mapped output: a writable uint8 array of its bytes
+// that keeps the mapping alive (a view outliving its writer never points at unmapped memory), or
+// None where the file system cannot preallocate. W: gguf_writer or safetensors_writer.
+template <typename W, typename NBytes>
+pybind11::object tensor_place(W & w, size_t i, NBytes nbytes) {
+    uint8_t * p;
+    {
+        pybind11::gil_scoped_release nogil;  // the first call preallocates the whole file
+        p = w.tensor_data(i);
+    }
+    const std::shared_ptr<ggq::output_map> & map = w.map_data();
     if (!map || p == nullptr) return pybind11::none();
     auto * owner = new std::shared_ptr<ggq::output_map>(map);
     pybind11::capsule base(owner, [](void * o) { delete static_cast<std::shared_ptr<ggq::output_map> *>(o); });
-    return pybind11::array_t<uint8_t>({(pybind11::ssize_t)n}, {(pybind11::ssize_t)1}, p, base);
+    return pybind11::array_t<uint8_t>({(pybind11::ssize_t)nbytes(i)}, {(pybind11::ssize_t)1}, p, base);
 }
 
 void init_errors(pybind11::module_ & m);

@@ -119,14 +119,8 @@ void init_gguf(py::module_ & m) {
             py::gil_scoped_release nogil;
             w.write_tensor_data(p, n);
         })
-        // tensor i's place in the preallocated, mapped output, or None where the file system cannot preallocate
-        .def("tensor_buffer", [](ggq::gguf_writer & w, size_t i) -> py::object {
-            uint8_t * p;
-            {
-                py::gil_scoped_release nogil;  // the first call preallocates the whole file
-                p = w.tensor_data(i);
-            }
-            return mapped_bytes(w.map_data(), p, (size_t)w.info(i).nbytes);
+        .def("tensor_buffer", [](ggq::gguf_writer & w, size_t i) {
+            return tensor_place(w, i, [&](size_t k) { return (size_t)w.info(k).nbytes; });
         }, py::arg("index"))
         .def("commit", [](ggq::gguf_writer & w) {
             py::gil_scoped_release nogil;

@@ -176,13 +176,8 @@ void init_safetensors(py::module_ & m) {
                  py::gil_scoped_release nogil;
                  w.commit();
              })
-        .def("tensor_buffer", [](safetensors_writer & w, size_t i) -> py::object {
-            uint8_t * p;
-            {
-                py::gil_scoped_release nogil;  // the first call preallocates the whole file
-                p = w.tensor_data(i);
-            }
-            return mapped_bytes(w.map_data(), p, (size_t)w.expected_nbytes(i));
+        .def("tensor_buffer", [](safetensors_writer & w, size_t i) {
+            return tensor_place(w, i, [&](size_t k) { return (size_t)w.expected_nbytes(k); });
         }, py::arg("index"))
         .def("release_tensor", &safetensors_writer::release_tensor, py::arg("index"))
         .def("abort", &safetensors_writer::abort);

@@ -348,7 +348,7 @@ class GGUFWriter:
         self._kvs: OrderedDict[str, tuple[GGUFValueType, GGUFValueType | None, int, bytes, list[bytes]]] = OrderedDict()
         self._tensors: list[_PendingTensor] = []
         self._index: dict[str, int] = {}  # name -> declaration index
-        self._shards: list[tuple[Any, list[int]]] | None = None  # (core writer, tensor indices)
+        self._shards: list[Any] | None = None  # one core writer per file, once the header is written
         self._slot: list[tuple[Any, int]] = []  # per tensor: (its shard's core writer, its index there)
         self._next = 0
         self._done = False
@@ -483,7 +483,7 @@ class GGUFWriter:
             for i, (path, idx) in enumerate(zip(paths, groups)):
                 remove_stale_temporaries(path)  # left by a writer that was killed
                 core = _core.GGUFWriterCore(os.fsencode(path), self.alignment)
-                self._shards.append((core, idx))
+                self._shards.append(core)
                 shard_kvs = kvs if i == 0 else [kv for kv in kvs if kv[0] == "general.alignment"]
                 for key, (vt, et, count, payload, strings) in shard_kvs:
                     core.add_kv(key, int(vt), -1 if et is None else int(et), count, payload, strings)
@@ -578,7 +578,7 @@ class GGUFWriter:
             raise GGUFError(f"only {self._next} of {len(self._tensors)} tensors were written; {missing!r} is missing")
         committed: list[str] = []
         try:
-            for (core, _), path in zip(self._shards, self.shard_paths()):  # type: ignore[arg-type]
+            for core, path in zip(self._shards, self.shard_paths()):  # type: ignore[arg-type]
                 core.commit()
                 committed.append(path)
         except GGQuantError:
@@ -589,7 +589,7 @@ class GGUFWriter:
 
     def abort(self) -> None:
         """Discard everything written so far; no output file remains."""
-        for core, _ in self._shards or []:
+        for core in self._shards or []:
             core.abort()
         self._done = True
 

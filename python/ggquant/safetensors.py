@@ -393,7 +393,6 @@ class SafetensorsWriter:
         self._order: list[str] = self._w.order()
         self._pending: dict[str, np.ndarray] = {}
         self._index = {name: i for i, name in enumerate(self._dtypes)}  # name -> declaration index
-        self._places: dict[str, int] = {}  # name -> address of the tensor_buffer handed out
         self._done = False
 
     @property
@@ -430,8 +429,7 @@ class SafetensorsWriter:
             if name in self._pending or self._order.index(name) < self._w.n_written:
                 raise SafetensorsError(f"[safetensors_write] tensor {name!r} was already written")
             self._pending[name] = array
-            if self._places.get(name) == array.__array_interface__["data"][0]:  # in place: its pages can go now
-                self._w.release_tensor(self._index[name])
+            self._w.release_tensor(self._index[name])  # filled in place, its pages can go now (else a no-op)
             return
         self._w.write_tensor(name, _bytes_view(array))
         while self._w.n_written < len(self._order) and self._order[self._w.n_written] in self._pending:
@@ -467,8 +465,6 @@ class SafetensorsWriter:
         except GGQuantError:
             self.abort()
             raise
-        if buf is not None:
-            self._places[name] = buf.__array_interface__["data"][0]
         return buf
 
     def commit(self) -> None:

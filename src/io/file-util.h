@@ -80,12 +80,12 @@ public:
 
     // Preallocates the file to `size` bytes (what is written so far included) and maps it writable,
     // so that the rest can be produced in place: no copy through a buffer, page faults spread over
-    // whichever threads write. Null where the file system cannot preallocate (the writer then goes
-    // on with write()); error_kind::io when the disk has no room. Mapped, the writer never writes
-    // past `size`, and bytes placed through the mapping count once `write` (given their address,
-    // it copies nothing) passes them.
+    // whichever threads write. Tried once: later calls return the same mapping. Null where the file
+    // system cannot preallocate or nothing is left to write (the writer then goes on with write());
+    // error_kind::io when the disk has no room. Mapped, the writer never writes past `size`, and
+    // bytes placed through the mapping count once `write` (given their address, it copies nothing)
+    // passes them.
     const std::shared_ptr<output_map> & map(uint64_t size);
-    const std::shared_ptr<output_map> & mapping() const { return map_; }
     void release(uint64_t lo, uint64_t hi);  // done with bytes [lo, hi): drop the whole pages among them from this process
 
 private:

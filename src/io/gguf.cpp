@@ -367,8 +367,7 @@ void gguf_writer::write_header() {
 
 const std::shared_ptr<output_map> & gguf_writer::map_data() {
     write_header();
-    if (!out_.mapping() && data_size_ > 0) out_.map(data_start_ + data_size_);
-    return out_.mapping();
+    return out_.map(data_start_ + data_size_);
 }
 
 uint8_t * gguf_writer::tensor_data(size_t i) {

@@ -418,10 +418,7 @@ void safetensors_writer::write_tensor(std::string_view name, const void * data, 
     ++next_;
 }
 
-const std::shared_ptr<output_map> & safetensors_writer::map_data() {
-    if (!out_.mapping() && data_size_ > 0) out_.map(data_start_ + data_size_);
-    return out_.mapping();
-}
+const std::shared_ptr<output_map> & safetensors_writer::map_data() { return out_.map(data_start_ + data_size_); }
 
 uint8_t * safetensors_writer::tensor_data(size_t spec_index) {
     if (spec_index >= specs_.size()) {
