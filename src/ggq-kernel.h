@@ -28,16 +28,6 @@ inline float f32_from_bits(uint32_t u) { return std::bit_cast<float>(u); }
 // for bit-equality.
 inline int nearest_int(float fval) { return (int)(f32_bits(fval + 12582912.f) & 0x007fffff) - 0x00400000; }
 
-// max |x[i]| as ggml's `if (amax < fabsf(x[i])) amax = fabsf(x[i])` scans find it (NaNs never win).
-inline float abs_max(const float * x, int n) {
-    float amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) amax = ax;
-    }
-    return amax;
-}
-
 // ggml's scan for the signed value of largest magnitude: the first x[i] with the largest |x[i]| (0 when
 // all are zero; NaNs never win), that magnitude in amax.
 inline float max_by_magnitude(const float * x, int n, float & amax) {
@@ -51,6 +41,13 @@ inline float max_by_magnitude(const float * x, int n, float & amax) {
         }
     }
     return max;
+}
+
+// max |x[i]| as ggml's `if (amax < fabsf(x[i])) amax = fabsf(x[i])` scans find it (NaNs never win).
+inline float abs_max(const float * x, int n) {
+    float amax;
+    max_by_magnitude(x, n, amax);
+    return amax;
 }
 
 // Bytes of nrows rows of n_per_row values in blocks of QK values.
